@@ -1,0 +1,1 @@
+"""The ``pyspalloc`` command line."""
