@@ -1,0 +1,33 @@
+"""Persistence of the service: SQLAlchemy 2 models behind the :class:`Store` facade."""
+
+from __future__ import annotations
+
+from pyspalloc.server.store.accounts import AccountsMixin, SessionInfo, UserInfo
+from pyspalloc.server.store.jobs import JobInfo, JobsMixin, QueuedRequest, RequestSpec
+from pyspalloc.server.store.machines import BoardInfo, MachineInfo, MachinesMixin
+from pyspalloc.server.store.models import JobState, TrustLevel
+
+
+class Store(AccountsMixin, MachinesMixin, JobsMixin):
+    """The service database: one engine URL, SQLite (WAL) or PostgreSQL.
+
+    Parameters
+    ----------
+    url:
+        SQLAlchemy URL, e.g. ``sqlite:////path/db.sqlite3`` or
+        ``postgresql+psycopg://user@host/db``. Tables are created if missing.
+    """
+
+
+__all__ = [
+    "BoardInfo",
+    "JobInfo",
+    "JobState",
+    "MachineInfo",
+    "QueuedRequest",
+    "RequestSpec",
+    "SessionInfo",
+    "Store",
+    "TrustLevel",
+    "UserInfo",
+]

@@ -1,0 +1,213 @@
+"""Users, groups, bearer tokens and HTTP sessions."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from sqlalchemy import delete, func, select
+
+from pyspalloc.server.store.base import StoreBase
+from pyspalloc.server.store.models import (
+    GroupRow,
+    MembershipRow,
+    SessionRow,
+    TokenRow,
+    TrustLevel,
+    UserRow,
+)
+
+#: a session's last-access time is only rewritten when it is older than this (s)
+_TOUCH_INTERVAL = 15.0
+
+
+@dataclass(frozen=True)
+class UserInfo:
+    """A user as the service sees it."""
+
+    id: int
+    name: str
+    trust: TrustLevel
+    disabled: bool
+    password_hash: str | None
+    failures: int
+    locked_until: float
+
+    @property
+    def is_admin(self) -> bool:
+        """Whether the user has the ADMIN role."""
+        return self.trust >= TrustLevel.ADMIN
+
+
+@dataclass(frozen=True)
+class SessionInfo:
+    """An HTTP session (``user`` is None before login)."""
+
+    key: str
+    csrf: str
+    user: UserInfo | None
+
+
+def _user(row: UserRow) -> UserInfo:
+    return UserInfo(
+        row.id,
+        row.name,
+        TrustLevel(row.trust),
+        row.disabled,
+        row.password_hash,
+        row.failures,
+        row.locked_until,
+    )
+
+
+class AccountsMixin(StoreBase):
+    """User, group, token and session persistence."""
+
+    # ---- users -------------------------------------------------------------------
+    def count_users(self) -> int:
+        """Return the number of users."""
+        with self._read() as s:
+            return int(s.scalar(select(func.count()).select_from(UserRow)) or 0)
+
+    def create_user(
+        self, name: str, password_hash: str | None, trust: TrustLevel = TrustLevel.USER
+    ) -> UserInfo:
+        """Create a user and a personal group of the same name.
+
+        Raises
+        ------
+        ValueError
+            If the name is taken.
+        """
+        with self._write() as s:
+            if s.scalar(select(UserRow).where(UserRow.name == name)) is not None:
+                raise ValueError(f"user {name!r} already exists")
+            row = UserRow(
+                name=name, password_hash=password_hash, trust=int(trust), created=time.time()
+            )
+            s.add(row)
+            group = s.scalar(select(GroupRow).where(GroupRow.name == name))
+            if group is None:
+                group = GroupRow(name=name, quota=None)
+                s.add(group)
+            s.flush()
+            s.add(MembershipRow(user_id=row.id, group_id=group.id))
+            return _user(row)
+
+    def get_user(self, name: str) -> UserInfo | None:
+        """Return the user called ``name``, if any."""
+        with self._read() as s:
+            row = s.scalar(select(UserRow).where(UserRow.name == name))
+            return None if row is None else _user(row)
+
+    def get_user_by_id(self, user_id: int) -> UserInfo | None:
+        """Return the user with this id, if any."""
+        with self._read() as s:
+            row = s.get(UserRow, user_id)
+            return None if row is None else _user(row)
+
+    def list_users(self) -> list[UserInfo]:
+        """Return all users, by name."""
+        with self._read() as s:
+            return [_user(r) for r in s.scalars(select(UserRow).order_by(UserRow.name))]
+
+    def update_user(
+        self,
+        name: str,
+        *,
+        password_hash: str | None = None,
+        disabled: bool | None = None,
+        trust: TrustLevel | None = None,
+    ) -> UserInfo | None:
+        """Change a user's password hash, disabled flag or trust; None if no such user."""
+        with self._write() as s:
+            row = s.scalar(select(UserRow).where(UserRow.name == name))
+            if row is None:
+                return None
+            if password_hash is not None:
+                row.password_hash = password_hash
+            if disabled is not None:
+                row.disabled = disabled
+            if trust is not None:
+                row.trust = int(trust)
+            return _user(row)
+
+    def record_login(self, user_id: int, ok: bool, max_failures: int, lock_for: float) -> None:
+        """Count a failed login (locking at ``max_failures``) or reset on success."""
+        with self._write() as s:
+            row = s.get(UserRow, user_id)
+            if row is None:
+                return
+            if ok:
+                row.failures = 0
+                return
+            row.failures += 1
+            if row.failures >= max_failures:
+                row.locked_until = time.time() + lock_for
+                row.failures = 0
+
+    def user_group(self, user_id: int) -> int | None:
+        """Return the id of the user's only group, or None if not exactly one."""
+        with self._read() as s:
+            ids = list(
+                s.scalars(select(MembershipRow.group_id).where(MembershipRow.user_id == user_id))
+            )
+            return ids[0] if len(ids) == 1 else None
+
+    # ---- tokens ------------------------------------------------------------------
+    def add_token(self, user_id: int, token_hash: str) -> None:
+        """Store the hash of a new bearer token of the user."""
+        with self._write() as s:
+            s.add(TokenRow(user_id=user_id, token_hash=token_hash, created=time.time()))
+
+    def user_for_token(self, token_hash: str) -> UserInfo | None:
+        """Return the owner of the token with this hash, if any."""
+        with self._read() as s:
+            row = s.scalar(
+                select(UserRow)
+                .join(TokenRow, TokenRow.user_id == UserRow.id)
+                .where(TokenRow.token_hash == token_hash)
+            )
+            return None if row is None else _user(row)
+
+    # ---- sessions ----------------------------------------------------------------
+    def create_session(self, key: str, csrf: str, user_id: int | None) -> None:
+        """Create a session with the hashed id ``key``."""
+        now = time.time()
+        with self._write() as s:
+            s.add(SessionRow(key=key, user_id=user_id, csrf=csrf, created=now, last_access=now))
+
+    def get_session(self, key: str, idle_timeout: float) -> SessionInfo | None:
+        """Return the live session ``key`` and refresh its idle timer; None if expired."""
+        now = time.time()
+        with self._read() as s:
+            row = s.get(SessionRow, key)
+            if row is None or row.last_access + idle_timeout < now:
+                return None
+            user = None
+            if row.user_id is not None:
+                urow = s.get(UserRow, row.user_id)
+                if urow is None:
+                    return None
+                user = _user(urow)
+            stale = row.last_access + _TOUCH_INTERVAL < now
+            info = SessionInfo(row.key, row.csrf, user)
+        if stale:
+            with self._write() as s:
+                row = s.get(SessionRow, key)
+                if row is not None:
+                    row.last_access = now
+        return info
+
+    def delete_session(self, key: str) -> None:
+        """Forget a session."""
+        with self._write() as s:
+            s.execute(delete(SessionRow).where(SessionRow.key == key))
+
+    def purge_sessions(self, idle_timeout: float) -> int:
+        """Delete sessions idle for longer than ``idle_timeout``; return how many."""
+        with self._write() as s:
+            result = s.execute(
+                delete(SessionRow).where(SessionRow.last_access < time.time() - idle_timeout)
+            )
+            return int(getattr(result, "rowcount", 0) or 0)

@@ -1,0 +1,348 @@
+"""Jobs, their queued requests and their board allocations."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from sqlalchemy import func, select, update
+
+from pyspalloc.server.store.base import StoreBase
+from pyspalloc.server.store.machines import BoardInfo, board_info
+from pyspalloc.server.store.models import (
+    BoardAllocationRow,
+    BoardRow,
+    JobRequestRow,
+    JobRow,
+    JobState,
+    MachineRow,
+    UserRow,
+)
+
+
+@dataclass(frozen=True)
+class JobInfo:
+    """A job as read from the database."""
+
+    id: int
+    machine_id: int
+    machine_name: str
+    owner_id: int
+    owner: str
+    state: JobState
+    keepalive_interval: float
+    keepalive_time: float
+    keepalive_host: str | None
+    create_time: float
+    finish_time: float | None
+    reason: str | None
+    original_request: str
+    width: int | None
+    height: int | None
+    depth: int | None
+    root_id: int | None
+    power_target: bool
+    from_queue: bool
+
+
+@dataclass(frozen=True)
+class RequestSpec:
+    """What a job asks for (``board_id`` already resolved)."""
+
+    num_boards: int | None = None
+    width: int | None = None
+    height: int | None = None
+    board_id: int | None = None
+    max_dead_boards: int = 0
+
+
+@dataclass(frozen=True)
+class QueuedRequest:
+    """A waiting allocation request."""
+
+    job_id: int
+    machine_id: int
+    spec: RequestSpec
+    priority: float
+    importance: float
+
+
+def _job(row: JobRow, machine: str, owner: str) -> JobInfo:
+    return JobInfo(
+        row.id,
+        row.machine_id,
+        machine,
+        row.owner_id,
+        owner,
+        JobState(row.state),
+        row.keepalive_interval,
+        row.keepalive_time,
+        row.keepalive_host,
+        row.create_time,
+        row.finish_time,
+        row.reason,
+        row.original_request,
+        row.width,
+        row.height,
+        row.depth,
+        row.root_id,
+        row.power_target,
+        row.from_queue,
+    )
+
+
+_JOB_SELECT = (
+    select(JobRow, MachineRow.name, UserRow.name)
+    .join(MachineRow, MachineRow.id == JobRow.machine_id)
+    .join(UserRow, UserRow.id == JobRow.owner_id)
+)
+
+
+class JobsMixin(StoreBase):
+    """Job persistence; every method is one committed transaction."""
+
+    def create_job(
+        self,
+        *,
+        machine_id: int,
+        owner_id: int,
+        group_id: int | None,
+        keepalive_interval: float,
+        keepalive_host: str | None,
+        original_request: str,
+        spec: RequestSpec,
+        priority: float,
+    ) -> JobInfo:
+        """Insert a QUEUED job and its request."""
+        now = time.time()
+        with self._write() as s:
+            row = JobRow(
+                machine_id=machine_id,
+                owner_id=owner_id,
+                group_id=group_id,
+                state=int(JobState.QUEUED),
+                keepalive_interval=keepalive_interval,
+                keepalive_time=now,
+                keepalive_host=keepalive_host,
+                create_time=now,
+                original_request=original_request,
+                power_target=True,
+                from_queue=True,
+            )
+            s.add(row)
+            s.flush()
+            s.add(
+                JobRequestRow(
+                    job_id=row.id,
+                    num_boards=spec.num_boards,
+                    width=spec.width,
+                    height=spec.height,
+                    board_id=spec.board_id,
+                    max_dead_boards=spec.max_dead_boards,
+                    priority=priority,
+                    importance=0.0,
+                )
+            )
+            job_id = row.id
+        job = self.get_job(job_id)
+        assert job is not None
+        return job
+
+    def get_job(self, job_id: int) -> JobInfo | None:
+        """Return a job by id."""
+        with self._read() as s:
+            found = s.execute(_JOB_SELECT.where(JobRow.id == job_id)).first()
+            return None if found is None else _job(*found)
+
+    def list_jobs(
+        self, *, deleted: bool, limit: int, start: int, owner_id: int | None = None
+    ) -> list[int]:
+        """Return job ids, newest first (only ``owner_id``'s when given)."""
+        query = select(JobRow.id).order_by(JobRow.id.desc()).limit(limit).offset(start)
+        if not deleted:
+            query = query.where(JobRow.state != int(JobState.DESTROYED))
+        if owner_id is not None:
+            query = query.where(JobRow.owner_id == owner_id)
+        with self._read() as s:
+            return list(s.scalars(query))
+
+    def jobs_in_states(self, *states: JobState) -> list[JobInfo]:
+        """Return the jobs in any of ``states``, oldest first."""
+        with self._read() as s:
+            rows = s.execute(
+                _JOB_SELECT.where(JobRow.state.in_([int(x) for x in states])).order_by(JobRow.id)
+            )
+            return [_job(*r) for r in rows]
+
+    def keepalive(self, job_id: int, host: str | None) -> None:
+        """Record an access to a live job."""
+        with self._write() as s:
+            s.execute(
+                update(JobRow)
+                .where(JobRow.id == job_id, JobRow.state != int(JobState.DESTROYED))
+                .values(keepalive_time=time.time(), keepalive_host=host)
+            )
+
+    def expired_jobs(self, now: float) -> list[int]:
+        """Return live jobs whose keepalive deadline has passed."""
+        with self._read() as s:
+            return list(
+                s.scalars(
+                    select(JobRow.id).where(
+                        JobRow.state != int(JobState.DESTROYED),
+                        JobRow.keepalive_time + JobRow.keepalive_interval < now,
+                    )
+                )
+            )
+
+    def destroy_job(self, job_id: int, reason: str) -> bool:
+        """Mark a job DESTROYED now; return False if it already was (or is unknown)."""
+        with self._write() as s:
+            row = s.get(JobRow, job_id)
+            if row is None or row.state == int(JobState.DESTROYED):
+                return False
+            row.state = int(JobState.DESTROYED)
+            row.finish_time = time.time()
+            row.reason = reason
+            req = s.get(JobRequestRow, job_id)
+            if req is not None:
+                s.delete(req)
+            return True
+
+    def held_boards(self, job_id: int) -> list[BoardInfo]:
+        """Return the boards a job holds now, by triad x, then y, then z."""
+        with self._read() as s:
+            rows = s.scalars(
+                select(BoardRow)
+                .where(BoardRow.job_id == job_id)
+                .order_by(BoardRow.x, BoardRow.y, BoardRow.z)
+            )
+            return [board_info(r) for r in rows]
+
+    def queued_requests(self) -> list[QueuedRequest]:
+        """Return waiting requests by decreasing importance, then age."""
+        with self._read() as s:
+            rows = s.execute(
+                select(JobRequestRow, JobRow.machine_id)
+                .join(JobRow, JobRow.id == JobRequestRow.job_id)
+                .where(JobRow.state == int(JobState.QUEUED))
+                .order_by(JobRequestRow.importance.desc(), JobRequestRow.job_id)
+            )
+            return [
+                QueuedRequest(
+                    r.job_id,
+                    machine_id,
+                    RequestSpec(r.num_boards, r.width, r.height, r.board_id, r.max_dead_boards),
+                    r.priority,
+                    r.importance,
+                )
+                for r, machine_id in rows
+            ]
+
+    def age_requests(self, job_ids: list[int]) -> None:
+        """Add each request's priority to its importance (one allocator pass waited)."""
+        if not job_ids:
+            return
+        with self._write() as s:
+            s.execute(
+                update(JobRequestRow)
+                .where(JobRequestRow.job_id.in_(job_ids))
+                .values(importance=JobRequestRow.importance + JobRequestRow.priority)
+            )
+
+    def allocate(
+        self, job_id: int, board_ids: list[int], root_id: int, width: int, height: int, depth: int
+    ) -> bool:
+        """Give boards to a QUEUED job and move it to POWER.
+
+        Returns
+        -------
+        bool
+            False (and nothing changed) if the job is no longer queued or a board is taken.
+        """
+        now = time.time()
+        with self._write() as s:
+            row = s.get(JobRow, job_id)
+            if row is None or row.state != int(JobState.QUEUED):
+                return False
+            taken = s.scalar(
+                select(func.count())
+                .select_from(BoardRow)
+                .where(BoardRow.id.in_(board_ids), BoardRow.job_id.is_not(None))
+            )
+            if taken:
+                return False
+            s.execute(update(BoardRow).where(BoardRow.id.in_(board_ids)).values(job_id=job_id))
+            for board_id in board_ids:
+                s.add(BoardAllocationRow(job_id=job_id, board_id=board_id, time=now))
+            row.width, row.height, row.depth, row.root_id = width, height, depth, root_id
+            row.allocation_time = now
+            row.state = int(JobState.POWER)
+            row.power_target, row.from_queue = True, True
+            req = s.get(JobRequestRow, job_id)
+            if req is not None:
+                s.delete(req)
+            return True
+
+    def start_power(self, job_id: int, on: bool) -> bool:
+        """Begin a user power change of an allocated live job (state -> POWER)."""
+        with self._write() as s:
+            row = s.get(JobRow, job_id)
+            if row is None or row.root_id is None or row.state == int(JobState.DESTROYED):
+                return False
+            row.state = int(JobState.POWER)
+            row.power_target, row.from_queue = on, False
+            return True
+
+    def power_done(self, job_id: int, on: bool) -> bool:
+        """Record that a job's boards are now on (or off); POWER -> READY."""
+        with self._write() as s:
+            row = s.get(JobRow, job_id)
+            if row is None or row.state != int(JobState.POWER):
+                return False
+            s.execute(update(BoardRow).where(BoardRow.job_id == job_id).values(powered=on))
+            row.state = int(JobState.READY)
+            return True
+
+    def requeue(self, job_id: int, spec: RequestSpec, priority: float) -> bool:
+        """Put a job whose power-on failed back in the queue (boards must be freed)."""
+        with self._write() as s:
+            row = s.get(JobRow, job_id)
+            if row is None or row.state == int(JobState.DESTROYED):
+                return False
+            row.state = int(JobState.QUEUED)
+            row.width = row.height = row.depth = row.root_id = None
+            if s.get(JobRequestRow, job_id) is None:
+                s.add(
+                    JobRequestRow(
+                        job_id=job_id,
+                        num_boards=spec.num_boards,
+                        width=spec.width,
+                        height=spec.height,
+                        board_id=spec.board_id,
+                        max_dead_boards=spec.max_dead_boards,
+                        priority=priority,
+                        importance=0.0,
+                    )
+                )
+            return True
+
+    def release_boards(self, job_id: int, board_ids: list[int]) -> None:
+        """Record that these boards of the job are powered off, and free them."""
+        now = time.time()
+        with self._write() as s:
+            s.execute(
+                update(BoardRow)
+                .where(BoardRow.job_id == job_id, BoardRow.id.in_(board_ids))
+                .values(job_id=None, powered=False, power_off_time=now)
+            )
+
+    def allocation_history(self, job_id: int) -> list[BoardInfo]:
+        """Return every board ever allocated to the job."""
+        with self._read() as s:
+            rows = s.scalars(
+                select(BoardRow)
+                .join(BoardAllocationRow, BoardAllocationRow.board_id == BoardRow.id)
+                .where(BoardAllocationRow.job_id == job_id)
+            )
+            return [board_info(r) for r in rows]

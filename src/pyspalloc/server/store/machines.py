@@ -1,0 +1,227 @@
+"""Machines, boards, BMPs, dead links and board reports."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from sqlalchemy import delete, func, select
+
+from pyspalloc.server.store.base import StoreBase
+from pyspalloc.server.store.models import (
+    BmpRow,
+    BoardReportRow,
+    BoardRow,
+    DeadLinkRow,
+    MachineRow,
+)
+
+if TYPE_CHECKING:
+    from pyspalloc.geometry import MachineDefinition
+
+
+@dataclass(frozen=True)
+class MachineInfo:
+    """A machine row."""
+
+    id: int
+    name: str
+    tags: tuple[str, ...]
+    width: int
+    height: int
+    in_service: bool
+
+
+@dataclass(frozen=True)
+class BoardInfo:
+    """A board row."""
+
+    id: int
+    machine_id: int
+    x: int
+    y: int
+    z: int
+    cabinet: int
+    frame: int
+    board: int
+    address: str | None
+    functioning: bool
+    job_id: int | None
+    powered: bool
+    power_off_time: float
+
+    @property
+    def triad(self) -> tuple[int, int, int]:
+        """The logical coordinates."""
+        return (self.x, self.y, self.z)
+
+
+def _machine(row: MachineRow) -> MachineInfo:
+    return MachineInfo(
+        row.id, row.name, tuple(json.loads(row.tags)), row.width, row.height, row.in_service
+    )
+
+
+def board_info(row: BoardRow) -> BoardInfo:
+    """Convert a board row into a detached :class:`BoardInfo`."""
+    return BoardInfo(
+        row.id,
+        row.machine_id,
+        row.x,
+        row.y,
+        row.z,
+        row.cabinet,
+        row.frame,
+        row.board_num,
+        row.address,
+        row.functioning,
+        row.job_id,
+        row.powered,
+        row.power_off_time,
+    )
+
+
+class MachinesMixin(StoreBase):
+    """Machine and board persistence."""
+
+    def sync_machine(self, definition: MachineDefinition) -> MachineInfo:
+        """Record (or update) a machine definition, keeping the boards' job and power state.
+
+        Parameters
+        ----------
+        definition:
+            The machine, as :mod:`pyspalloc.geometry` describes it.
+
+        Returns
+        -------
+        MachineInfo
+            The machine's row.
+        """
+        with self._write() as s:
+            m = s.scalar(select(MachineRow).where(MachineRow.name == definition.name))
+            if m is None:
+                m = MachineRow(
+                    name=definition.name, width=definition.width, height=definition.height
+                )
+                s.add(m)
+            m.tags = json.dumps(list(definition.tags))
+            m.width, m.height, m.in_service = definition.width, definition.height, True
+            s.flush()
+            bmps = {
+                (b.cabinet, b.frame): b
+                for b in s.scalars(select(BmpRow).where(BmpRow.machine_id == m.id))
+            }
+            for (cabinet, frame), ip in definition.bmp_ips.items():
+                bmp = bmps.get((cabinet, frame))
+                if bmp is None:
+                    bmp = BmpRow(machine_id=m.id, cabinet=cabinet, frame=frame, address=ip)
+                    s.add(bmp)
+                    bmps[(cabinet, frame)] = bmp
+                bmp.address = ip
+            s.flush()
+            rows = {
+                (b.x, b.y, b.z): b
+                for b in s.scalars(select(BoardRow).where(BoardRow.machine_id == m.id))
+            }
+            for triad, bd in definition.boards.items():
+                key = (int(triad[0]), int(triad[1]), int(triad[2]))
+                cabinet, frame, number = (int(v) for v in bd.physical)
+                row = rows.get(key)
+                if row is None:
+                    row = BoardRow(
+                        machine_id=m.id,
+                        x=key[0],
+                        y=key[1],
+                        z=key[2],
+                        functioning=True,
+                        powered=False,
+                        power_off_time=0.0,
+                        cabinet=cabinet,
+                        frame=frame,
+                        board_num=number,
+                    )
+                    s.add(row)
+                    rows[key] = row
+                row.cabinet, row.frame, row.board_num = cabinet, frame, number
+                row.address = bd.ip
+                bmp = bmps.get((cabinet, frame))
+                row.bmp_id = None if bmp is None else bmp.id
+                if not bd.functioning:
+                    row.functioning = False
+            s.flush()
+            s.execute(delete(DeadLinkRow).where(DeadLinkRow.machine_id == m.id))
+            for triad, direction in definition.dead_links:
+                row = rows.get((int(triad[0]), int(triad[1]), int(triad[2])))
+                if row is not None:
+                    s.add(DeadLinkRow(machine_id=m.id, board_id=row.id, direction=int(direction)))
+            return _machine(m)
+
+    def machines(self) -> list[MachineInfo]:
+        """Return the in-service machines, ordered by name."""
+        with self._read() as s:
+            rows = s.scalars(
+                select(MachineRow).where(MachineRow.in_service).order_by(MachineRow.name)
+            )
+            return [_machine(r) for r in rows]
+
+    def machine(self, name: str) -> MachineInfo | None:
+        """Return the in-service machine called ``name``."""
+        with self._read() as s:
+            row = s.scalar(select(MachineRow).where(MachineRow.name == name, MachineRow.in_service))
+            return None if row is None else _machine(row)
+
+    def machine_by_id(self, machine_id: int) -> MachineInfo | None:
+        """Return the machine with this id."""
+        with self._read() as s:
+            row = s.get(MachineRow, machine_id)
+            return None if row is None else _machine(row)
+
+    def boards(self, machine_id: int) -> list[BoardInfo]:
+        """Return every board of a machine."""
+        with self._read() as s:
+            rows = s.scalars(select(BoardRow).where(BoardRow.machine_id == machine_id))
+            return [board_info(r) for r in rows]
+
+    def board(self, board_id: int) -> BoardInfo | None:
+        """Return one board by id."""
+        with self._read() as s:
+            row = s.get(BoardRow, board_id)
+            return None if row is None else board_info(row)
+
+    def dead_links(self, machine_id: int) -> list[tuple[BoardInfo, int]]:
+        """Return the dead links of a machine as (board, direction) ends."""
+        with self._read() as s:
+            rows = s.execute(
+                select(BoardRow, DeadLinkRow.direction)
+                .join(DeadLinkRow, DeadLinkRow.board_id == BoardRow.id)
+                .where(DeadLinkRow.machine_id == machine_id)
+            )
+            return [(board_info(b), int(d)) for b, d in rows]
+
+    def report_board(
+        self, board_id: int, job_id: int | None, user_id: int | None, issue: str, threshold: int
+    ) -> bool:
+        """Record a problem report; return True if the board was taken out of service."""
+        with self._write() as s:
+            s.add(
+                BoardReportRow(
+                    board_id=board_id,
+                    job_id=job_id,
+                    reporter_id=user_id,
+                    issue=issue,
+                    time=time.time(),
+                )
+            )
+            s.flush()
+            count = s.scalar(
+                select(func.count())
+                .select_from(BoardReportRow)
+                .where(BoardReportRow.board_id == board_id)
+            )
+            board = s.get(BoardRow, board_id)
+            if board is not None and board.functioning and int(count or 0) >= threshold:
+                board.functioning = False
+                return True
+            return False
