@@ -1,0 +1,368 @@
+"""The SCP engine: one windowed burst function that every operation calls.
+
+:func:`scp_stream` sends a (possibly lazy) sequence of SCP requests over one
+:class:`~pyspalloc.transceiver.connections.Connection`, keeping at most ``window``
+requests in flight, and hands each RC_OK reply to a callback. Each request has its own
+timer: a lost reply costs one ``timeout`` for that request only, and only that request
+is resent. Retry result codes (``RETRY_RESULTS``) are resent after a short, bounded
+back-off. Every request is tried at most ``1 + retries`` times.
+
+One connection must carry only one burst at a time (replies are matched by sequence
+number, and a second concurrent burst would steal them); :class:`~.Transceiver` holds a
+lock per connection for this.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from pyspalloc.exceptions import (
+    SpinnmanException,
+    SpinnmanGenericProcessException,
+    SpinnmanInvalidParameterException,
+    SpinnmanIOException,
+    SpinnmanTimeoutException,
+    SpinnmanUnexpectedResponseCodeException,
+)
+from pyspalloc.transceiver.connections import Connection
+from pyspalloc.wire.errors import WireFormatError
+from pyspalloc.wire.scp import (
+    RETRY_RESULTS,
+    SCPCommand,
+    SCPRequest,
+    SCPResponse,
+    SCPResult,
+    scp_request,
+    with_sequence,
+)
+from pyspalloc.wire.sdp import SDPFlag
+
+__all__ = [
+    "EngineOptions",
+    "ReplyCallback",
+    "ErrorCallback",
+    "make_request",
+    "next_sequence",
+    "scp_burst",
+    "scp_call",
+    "scp_stream",
+]
+
+#: Called with (index of the request in the burst, its RC_OK reply).
+ReplyCallback = Callable[[int, SCPResponse], None]
+#: Called with (index, request, error) when a request fails and errors are not raised.
+ErrorCallback = Callable[[int, SCPRequest, SpinnmanException], None]
+
+#: First back-off after a retry code; doubles on each further retry code.
+RETRY_BACKOFF = 0.005
+#: The longest back-off after a retry code.
+MAX_RETRY_BACKOFF = 0.1
+
+_sequence_counter = itertools.count()
+_sequence_lock = threading.Lock()
+
+
+def next_sequence() -> int:
+    """Return the next process-wide SCP sequence number (wraps at 65536)."""
+    with _sequence_lock:
+        return next(_sequence_counter) & 0xFFFF
+
+
+@dataclass(frozen=True)
+class EngineOptions:
+    """How hard the engine tries.
+
+    Parameters
+    ----------
+    window:
+        Most requests in flight at once (a real board has 8 transient tags).
+    timeout:
+        Seconds to wait for each request's reply before resending it.
+    retries:
+        Resends allowed per request after the first attempt.
+    """
+
+    window: int = 8
+    timeout: float = 1.0
+    retries: int = 10
+
+    def __post_init__(self) -> None:
+        if self.window < 1:
+            raise SpinnmanInvalidParameterException("window", self.window, "must be >= 1")
+        if self.timeout <= 0:
+            raise SpinnmanInvalidParameterException("timeout", self.timeout, "must be > 0")
+        if self.retries < 0:
+            raise SpinnmanInvalidParameterException("retries", self.retries, "must be >= 0")
+
+
+def make_request(
+    connection: Connection,
+    x: int,
+    y: int,
+    p: int,
+    command: int,
+    arg1: int = 0,
+    arg2: int = 0,
+    arg3: int = 0,
+    data: bytes = b"",
+) -> SCPRequest:
+    """An SCP request to core (x, y, p), sent from ``connection``'s chip."""
+    return scp_request(
+        x,
+        y,
+        p,
+        command,
+        arg1,
+        arg2,
+        arg3,
+        data,
+        flags=SDPFlag.REPLY_EXPECTED,
+        src_x=connection.chip_x & 0xFF,
+        src_y=connection.chip_y & 0xFF,
+    )
+
+
+def describe(request: SCPRequest) -> str:
+    """``"READ to 0,0,0"``: the command name and destination core of ``request``."""
+    try:
+        name = SCPCommand(request.command).name
+    except ValueError:
+        name = f"command {request.command}"
+    header = request.header
+    return f"{name} to {header.dest_x},{header.dest_y},{header.dest_cpu}"
+
+
+class _InFlight:
+    """One outstanding request."""
+
+    __slots__ = ("attempts", "awaiting", "data", "deadline", "index", "reasons", "request")
+
+    def __init__(self, index: int, request: SCPRequest, data: bytes, deadline: float) -> None:
+        self.index = index
+        self.request = request
+        self.data = data
+        self.deadline = deadline
+        self.attempts = 1
+        self.awaiting = True  # False while backing off before a resend
+        self.reasons: list[str] = []
+
+
+def _failure(flight: _InFlight, timeout: float, retries: int) -> SpinnmanException:
+    what = describe(flight.request)
+    header = flight.request.header
+    if all(reason == "timeout" for reason in flight.reasons):
+        return SpinnmanTimeoutException(
+            what,
+            timeout,
+            f"{what}: no reply in {flight.attempts} attempts of {timeout} s",
+        )
+    error = SpinnmanIOException(
+        f"{what}: failed after {flight.attempts} attempts ({retries} retries): "
+        + ", ".join(flight.reasons)
+    )
+    return SpinnmanGenericProcessException(
+        error, header.dest_x, header.dest_y, header.dest_cpu, f"{error}"
+    )
+
+
+def _bad_result(request: SCPRequest, result: SCPResult) -> SpinnmanException:
+    header = request.header
+    what = describe(request)
+    try:
+        name = SCPCommand(request.command).name
+    except ValueError:
+        name = str(request.command)
+    error = SpinnmanUnexpectedResponseCodeException(what, name, result.name)
+    return SpinnmanGenericProcessException(
+        error, header.dest_x, header.dest_y, header.dest_cpu, f"{error}"
+    )
+
+
+def scp_stream(
+    connection: Connection,
+    requests: Iterable[SCPRequest],
+    on_reply: ReplyCallback,
+    *,
+    window: int = 8,
+    timeout: float = 1.0,
+    retries: int = 10,
+    on_error: ErrorCallback | None = None,
+) -> int:
+    """Send ``requests`` through ``connection``, calling ``on_reply`` for each RC_OK reply.
+
+    Parameters
+    ----------
+    connection:
+        Any :class:`~pyspalloc.transceiver.connections.Connection`.
+    requests:
+        The requests; consumed lazily, so a generator can stream a large transfer. Their
+        sequence numbers are replaced.
+    on_reply:
+        ``on_reply(index, response)`` for each successful reply, in arrival order.
+    window:
+        Most requests in flight at once.
+    timeout:
+        Seconds to wait for each reply before resending that request.
+    retries:
+        Resends allowed per request.
+    on_error:
+        If given, a failed request is reported here and the burst goes on; otherwise
+        the first failure is raised.
+
+    Returns
+    -------
+    int
+        The number of requests taken from ``requests``.
+
+    Raises
+    ------
+    SpinnmanTimeoutException
+        A request got no reply in any of its attempts.
+    SpinnmanGenericProcessException
+        A request was answered with a non-retry error code (wrapping
+        :class:`SpinnmanUnexpectedResponseCodeException`), kept getting retry codes, or
+        the connection failed (wrapping :class:`SpinnmanIOException`).
+    """
+    EngineOptions(window, timeout, retries)  # validates
+    clock = time.monotonic
+    pending: dict[int, _InFlight] = {}
+    source = enumerate(requests)
+    exhausted = False
+    taken = 0
+
+    def fail(flight: _InFlight, error: SpinnmanException) -> None:
+        del pending[flight.request.sequence]
+        if on_error is None:
+            raise error
+        on_error(flight.index, flight.request, error)
+
+    def send(flight: _InFlight) -> None:
+        try:
+            connection.send(flight.data)
+        except SpinnmanIOException as error:
+            header = flight.request.header
+            fail(
+                flight,
+                SpinnmanGenericProcessException(
+                    error,
+                    header.dest_x,
+                    header.dest_y,
+                    header.dest_cpu,
+                    f"{describe(flight.request)}: {error}",
+                ),
+            )
+
+    while True:
+        # Top up the window.
+        while not exhausted and len(pending) < window:
+            try:
+                index, request = next(source)
+            except StopIteration:
+                exhausted = True
+                break
+            taken += 1
+            sequence = next_sequence()
+            while sequence in pending:
+                sequence = next_sequence()
+            request = with_sequence(request, sequence)
+            flight = _InFlight(index, request, request.to_bytes(), clock() + timeout)
+            pending[sequence] = flight
+            send(flight)
+        if not pending:
+            return taken
+
+        # Deal with every request whose timer has run out.
+        now = clock()
+        earliest = min(flight.deadline for flight in pending.values())
+        if earliest <= now:
+            for flight in [f for f in pending.values() if f.deadline <= now]:
+                if flight.awaiting:
+                    flight.reasons.append("timeout")
+                    if flight.attempts > retries:
+                        fail(flight, _failure(flight, timeout, retries))
+                        continue
+                    flight.attempts += 1
+                flight.awaiting = True
+                flight.deadline = now + timeout
+                send(flight)
+            continue
+
+        # Wait for a reply, at most until the earliest timer runs out.
+        try:
+            data = connection.receive(earliest - now)
+        except SpinnmanTimeoutException:
+            continue
+        except SpinnmanIOException as error:
+            flight = next(iter(pending.values()))
+            header = flight.request.header
+            wrapped = SpinnmanGenericProcessException(
+                error,
+                header.dest_x,
+                header.dest_y,
+                header.dest_cpu,
+                f"{describe(flight.request)}: {error}",
+            )
+            if on_error is None:
+                raise wrapped from error
+            for flight in list(pending.values()):
+                fail(flight, wrapped)
+            continue
+        try:
+            response = SCPResponse.from_bytes(data)
+        except WireFormatError:
+            continue  # not an SCP reply: ignore it
+        flight_or_none = pending.get(response.sequence)
+        if flight_or_none is None or not flight_or_none.awaiting:
+            continue  # unknown, duplicate or stale reply
+        flight = flight_or_none
+        result = response.result
+        if result == SCPResult.RC_OK:
+            del pending[response.sequence]
+            on_reply(flight.index, response)
+        elif result in RETRY_RESULTS:
+            flight.reasons.append(result.name)
+            if flight.attempts > retries:
+                fail(flight, _failure(flight, timeout, retries))
+                continue
+            flight.attempts += 1
+            backoff = min(RETRY_BACKOFF * 2 ** (len(flight.reasons) - 1), MAX_RETRY_BACKOFF)
+            flight.awaiting = False
+            flight.deadline = clock() + backoff
+        else:
+            fail(flight, _bad_result(flight.request, result))
+
+
+def scp_burst(
+    connection: Connection,
+    requests: Iterable[SCPRequest],
+    *,
+    window: int = 8,
+    timeout: float = 1.0,
+    retries: int = 10,
+) -> list[SCPResponse]:
+    """Send ``requests`` and return their RC_OK replies in request order.
+
+    See :func:`scp_stream` for the parameters and the errors raised.
+    """
+    replies: dict[int, SCPResponse] = {}
+
+    def keep(index: int, response: SCPResponse) -> None:
+        replies[index] = response
+
+    count = scp_stream(connection, requests, keep, window=window, timeout=timeout, retries=retries)
+    return [replies[index] for index in range(count)]
+
+
+def scp_call(
+    connection: Connection,
+    request: SCPRequest,
+    *,
+    timeout: float = 1.0,
+    retries: int = 10,
+) -> SCPResponse:
+    """Send one request and return its RC_OK reply (see :func:`scp_stream`)."""
+    return scp_burst(connection, [request], window=1, timeout=timeout, retries=retries)[0]

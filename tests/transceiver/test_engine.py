@@ -1,0 +1,225 @@
+"""The SCP engine against a scripted responder: window, loss, duplicates, retry codes."""
+
+from __future__ import annotations
+
+import random
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+from pyspalloc.exceptions import (
+    SpinnmanGenericProcessException,
+    SpinnmanTimeoutException,
+    SpinnmanUnexpectedResponseCodeException,
+)
+from pyspalloc.transceiver import engine
+from pyspalloc.transceiver.connections import UDPConnection
+from pyspalloc.transceiver.engine import make_request, scp_burst, scp_call, scp_stream
+from pyspalloc.wire.scp import SCPCommand, SCPRequest, SCPResponse, SCPResult, reply_to
+
+from .responder import Responder, echo_policy
+
+
+@pytest.fixture
+def make_responder() -> Iterator[type[Responder]]:
+    made: list[Responder] = []
+
+    def factory(*args: object, **kwargs: object) -> Responder:
+        responder = Responder(*args, **kwargs)  # type: ignore[arg-type]
+        made.append(responder)
+        return responder
+
+    yield factory  # type: ignore[misc]
+    for responder in made:
+        responder.close()
+
+
+def connect(responder: Responder) -> UDPConnection:
+    return UDPConnection(responder.host, responder.port)
+
+
+def reads(connection: UDPConnection, count: int) -> list[SCPRequest]:
+    return [make_request(connection, 0, 0, 0, SCPCommand.READ, i, 4, 2) for i in range(count)]
+
+
+def args_of(replies: list[SCPResponse]) -> list[int]:
+    return [reply.args(1)[0] for reply in replies]
+
+
+def test_burst_returns_replies_in_request_order(make_responder: type[Responder]) -> None:
+    responder = make_responder()
+    with connect(responder) as connection:
+        replies = scp_burst(connection, reads(connection, 100))
+    assert args_of(replies) == list(range(100))
+
+
+def test_window_is_never_exceeded(make_responder: type[Responder]) -> None:
+    responder = make_responder(hold=0.02)
+    with connect(responder) as connection:
+        replies = scp_burst(connection, reads(connection, 40), window=8)
+    assert args_of(replies) == list(range(40))
+    assert responder.max_outstanding == 8
+
+
+def test_smaller_window(make_responder: type[Responder]) -> None:
+    responder = make_responder(hold=0.02)
+    with connect(responder) as connection:
+        scp_burst(connection, reads(connection, 10), window=3)
+    assert responder.max_outstanding == 3
+
+
+def test_lost_replies_are_resent_with_the_same_bytes(make_responder: type[Responder]) -> None:
+    # Drop the first answer to every third request.
+    def policy(request: SCPRequest, seen: int) -> list[SCPResponse]:
+        if request.arg1 % 3 == 0 and seen == 0:
+            return []
+        return echo_policy(request, seen)
+
+    responder = make_responder(policy)
+    with connect(responder) as connection:
+        replies = scp_burst(connection, reads(connection, 30), timeout=0.05)
+    assert args_of(replies) == list(range(30))
+    by_seq: dict[int, list[bytes]] = {}
+    for request in responder.received:
+        by_seq.setdefault(request.sequence, []).append(request.to_bytes())
+    resent = [copies for copies in by_seq.values() if len(copies) > 1]
+    assert len(resent) == 10
+    assert all(len(set(copies)) == 1 for copies in resent)
+
+
+def test_random_loss_is_survived(make_responder: type[Responder]) -> None:
+    chance = random.Random(5)
+    lock = threading.Lock()
+
+    def policy(request: SCPRequest, seen: int) -> list[SCPResponse]:
+        with lock:
+            lost = chance.random() < 0.2
+        return [] if lost else echo_policy(request, seen)
+
+    responder = make_responder(policy)
+    with connect(responder) as connection:
+        replies = scp_burst(connection, reads(connection, 200), timeout=0.02, retries=20)
+    assert args_of(replies) == list(range(200))
+
+
+def test_duplicate_and_unknown_replies_are_dropped(make_responder: type[Responder]) -> None:
+    def policy(request: SCPRequest, seen: int) -> list[SCPResponse]:
+        stray = reply_to(request, SCPResult.RC_OK, b"\xee" * 4, 0, 0)
+        stray = SCPResponse(
+            stray.header, stray.result, (request.sequence + 30000) & 0xFFFF, stray.payload
+        )
+        good = echo_policy(request, seen)[0]
+        return [stray, good, good, good]
+
+    responder = make_responder(policy)
+    with connect(responder) as connection:
+        replies = scp_burst(connection, reads(connection, 50))
+        # The duplicates of the last burst must not confuse the next one.
+        again = scp_burst(connection, reads(connection, 50))
+    assert args_of(replies) == list(range(50))
+    assert args_of(again) == list(range(50))
+
+
+def test_timeout_after_bounded_retries(make_responder: type[Responder]) -> None:
+    responder = make_responder(lambda request, seen: [])
+    with connect(responder) as connection, pytest.raises(SpinnmanTimeoutException):
+        scp_call(connection, reads(connection, 1)[0], timeout=0.02, retries=3)
+    assert len(responder.received) == 4
+    assert len({request.sequence for request in responder.received}) == 1
+
+
+def test_retry_codes_are_honoured(make_responder: type[Responder]) -> None:
+    codes = [SCPResult.RC_TIMEOUT, SCPResult.RC_P2P_BUSY, SCPResult.RC_LEN]
+
+    def policy(request: SCPRequest, seen: int) -> list[SCPResponse]:
+        if seen < len(codes):
+            return [reply_to(request, codes[seen], b"", 0, 0)]
+        return echo_policy(request, seen)
+
+    responder = make_responder(policy)
+    with connect(responder) as connection:
+        replies = scp_burst(connection, reads(connection, 5))
+    assert args_of(replies) == list(range(5))
+    assert len(responder.received) == 5 * 4
+
+
+def test_retry_codes_run_out(make_responder: type[Responder]) -> None:
+    def policy(request: SCPRequest, seen: int) -> list[SCPResponse]:
+        return [reply_to(request, SCPResult.RC_P2P_TIMEOUT, b"", 0, 0)]
+
+    responder = make_responder(policy)
+    with connect(responder) as connection, pytest.raises(SpinnmanGenericProcessException) as info:
+        scp_call(connection, reads(connection, 1)[0], retries=2)
+    assert "RC_P2P_TIMEOUT" in str(info.value)
+    assert len(responder.received) == 3
+
+
+def test_error_code_names_core_and_command(make_responder: type[Responder]) -> None:
+    def policy(request: SCPRequest, seen: int) -> list[SCPResponse]:
+        return [reply_to(request, SCPResult.RC_ARG, b"", 0, 0)]
+
+    responder = make_responder(policy)
+    with connect(responder) as connection:
+        request = make_request(connection, 3, 4, 5, SCPCommand.WRITE, 0, 4, 2, b"abcd")
+        with pytest.raises(SpinnmanGenericProcessException) as info:
+            scp_call(connection, request)
+    error = info.value
+    assert (error.x, error.y, error.p) == (3, 4, 5)
+    assert isinstance(error.exception, SpinnmanUnexpectedResponseCodeException)
+    assert "WRITE" in str(error) and "RC_ARG" in str(error)
+    assert len(responder.received) == 1
+
+
+def test_on_error_reports_and_continues(make_responder: type[Responder]) -> None:
+    def policy(request: SCPRequest, seen: int) -> list[SCPResponse]:
+        if request.arg1 == 7:
+            return [reply_to(request, SCPResult.RC_ROUTE, b"", 0, 0)]
+        return echo_policy(request, seen)
+
+    responder = make_responder(policy)
+    failed: list[int] = []
+    got: dict[int, int] = {}
+    with connect(responder) as connection:
+        scp_stream(
+            connection,
+            reads(connection, 12),
+            lambda index, reply: got.__setitem__(index, reply.args(1)[0]),
+            on_error=lambda index, request, error: failed.append(index),
+        )
+    assert failed == [7]
+    assert sorted(got) == [i for i in range(12) if i != 7]
+
+
+def test_sequence_numbers_wrap(make_responder: type[Responder]) -> None:
+    responder = make_responder()
+    engine._sequence_counter = iter(range(65530, 65550))  # type: ignore[assignment]
+    try:
+        with connect(responder) as connection:
+            replies = scp_burst(connection, reads(connection, 12))
+    finally:
+        import itertools
+
+        engine._sequence_counter = itertools.count()
+    assert args_of(replies) == list(range(12))
+    assert [request.sequence for request in responder.received] == [
+        *range(65530, 65536),
+        *range(6),
+    ]
+
+
+def test_lazy_requests_are_consumed_as_the_window_allows(
+    make_responder: type[Responder],
+) -> None:
+    responder = make_responder()
+    produced: list[int] = []
+    with connect(responder) as connection:
+
+        def generate() -> Iterator[SCPRequest]:
+            for request in reads(connection, 20):
+                produced.append(request.arg1)
+                yield request
+
+        count = scp_stream(connection, generate(), lambda index, reply: None)
+    assert count == 20
+    assert produced == list(range(20))
