@@ -1,0 +1,157 @@
+"""UDP channels of the proxy websocket: one asyncio datagram endpoint per channel."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import socket
+import struct
+import threading
+from collections.abc import Callable
+from typing import cast
+
+log = logging.getLogger(__name__)
+
+#: the first two words of every server -> client MSG frame
+_MSG_HEADER = struct.Struct("<2I")
+_MSG = 2
+_U32_MAX = 0xFFFFFFFF
+
+
+class ChannelIds:
+    """A thread-safe counter of channel ids: starts at 1, never yields 0, wraps at 2**32."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counter = itertools.count(1)
+
+    def next(self) -> int:
+        """Return the next channel id (1..2**32-1)."""
+        with self._lock:
+            value = next(self._counter)
+            if value > _U32_MAX:
+                self._counter = itertools.count(2)
+                value = 1
+            return value
+
+
+#: the one counter shared by every websocket of the service (web-api.md §6.2)
+CHANNEL_IDS = ChannelIds()
+
+
+class ChannelProtocol(asyncio.DatagramProtocol):
+    """Receives datagrams of one channel and hands them on as ready MSG frames.
+
+    Parameters
+    ----------
+    channel_id:
+        The channel's id, put in every frame.
+    deliver:
+        Called with each complete MSG frame (header + datagram).
+    sources:
+        For an unbound channel, the source IPs whose datagrams are forwarded; ``None``
+        for a connected channel (the kernel already filters by peer address).
+    """
+
+    __slots__ = ("_deliver", "_header", "_sources", "transport")
+
+    def __init__(
+        self,
+        channel_id: int,
+        deliver: Callable[[bytes], None],
+        sources: frozenset[str] | None = None,
+    ) -> None:
+        self._header = _MSG_HEADER.pack(_MSG, channel_id)
+        self._deliver = deliver
+        self._sources = sources
+        self.transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        """Remember the transport."""
+        self.transport = cast(asyncio.DatagramTransport, transport)  # uvloop's is no subclass
+
+    def datagram_received(self, data: bytes, addr: tuple[str | object, ...]) -> None:
+        """Forward a datagram (whole, up to 64 KiB) as a MSG frame."""
+        sources = self._sources
+        if sources is not None and addr[0] not in sources:
+            return
+        self._deliver(self._header + data)
+
+    def error_received(self, exc: Exception) -> None:
+        """Ignore ICMP errors (e.g. port unreachable); the channel stays usable."""
+        log.debug("proxy channel error: %s", exc)
+
+
+class Channel:
+    """One open channel: its transport and whether it is connected to a board."""
+
+    __slots__ = ("bound", "id", "transport")
+
+    def __init__(self, channel_id: int, transport: asyncio.DatagramTransport, bound: bool) -> None:
+        self.id = channel_id
+        self.transport = transport
+        self.bound = bound
+
+    def close(self) -> None:
+        """Close the socket (idempotent)."""
+        self.transport.close()
+
+
+async def open_bound(
+    channel_id: int, ip: str, port: int, deliver: Callable[[bytes], None]
+) -> Channel:
+    """Open a channel connected to ``(ip, port)``.
+
+    Raises
+    ------
+    OSError
+        If the socket cannot be made.
+    """
+    loop = asyncio.get_running_loop()
+    transport, _ = await loop.create_datagram_endpoint(
+        lambda: ChannelProtocol(channel_id, deliver),
+        remote_addr=(ip, port),
+        family=socket.AF_INET,
+    )
+    return Channel(channel_id, transport, bound=True)
+
+
+async def open_unbound(
+    channel_id: int, host: str, sources: frozenset[str], deliver: Callable[[bytes], None]
+) -> tuple[Channel, str, int]:
+    """Open a listening channel on ``host`` (ephemeral port) that accepts ``sources``.
+
+    Returns
+    -------
+    tuple
+        The channel, and the IPv4 address and port it listens on.
+
+    Raises
+    ------
+    OSError
+        If the socket cannot be made.
+    """
+    loop = asyncio.get_running_loop()
+    transport, _ = await loop.create_datagram_endpoint(
+        lambda: ChannelProtocol(channel_id, deliver, sources),
+        local_addr=(host, 0),
+        family=socket.AF_INET,
+    )
+    address, port = transport.get_extra_info("sockname")[:2]
+    return Channel(channel_id, transport, bound=False), str(address), int(port)
+
+
+def local_address_towards(ip: str, port: int = 17893) -> str:
+    """Return the local IPv4 address the kernel would use to reach ``ip``.
+
+    This is the address a board can send IP-tagged traffic back to (no packet is sent).
+
+    Raises
+    ------
+    OSError
+        If there is no route to ``ip``.
+    """
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.connect((ip, port))
+        return str(probe.getsockname()[0])
