@@ -19,12 +19,15 @@ from pyspalloc.geometry import (
     Chip,
     Direction,
     Triad,
+    allocation_chip_size,
     board_chip_to_machine,
     builtin_machine,
     chip_to_board,
     ethernet_chip,
     fpga_for,
     fpga_stop_address,
+    job_chip_to_machine,
+    machine_chip_to_job,
     neighbour,
 )
 
@@ -139,3 +142,16 @@ def test_neighbours_match_ethernet_chip_vectors() -> None:
             there = ethernet_chip(neighbour(triad, d, width, height))
             dx, dy = BOARD_LINK_CHIP_DELTAS[d]
             assert ((here.x + dx) % 240, (here.y + dy) % 240) == there
+
+
+def test_job_chips_and_sizes() -> None:
+    root = Triad(2, 0, 0)
+    machine_chip = job_chip_to_machine(root, Chip(13, 5), 20, 20)
+    assert machine_chip == Chip(37, 5)
+    assert machine_chip_to_job(root, machine_chip, 20, 20) == Chip(13, 5)
+    assert machine_chip_to_job(Triad(19, 19, 0), Chip(4, 8), 20, 20) == Chip(16, 20)
+    assert job_chip_to_machine(Triad(19, 19, 0), Chip(16, 20), 20, 20) == Chip(4, 8)
+    assert allocation_chip_size(10, 10, 3, 20, 20) == (124, 124)
+    assert allocation_chip_size(20, 10, 3, 20, 20) == (240, 124)
+    assert allocation_chip_size(3, 1, 3, 20, 20) == (40, 16)
+    assert allocation_chip_size(1, 1, 1, 20, 20) == (8, 8)

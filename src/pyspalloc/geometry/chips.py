@@ -5,6 +5,9 @@ from __future__ import annotations
 from pyspalloc.geometry.coords import TRIAD_CHIPS, Chip, Triad
 
 __all__ = [
+    "allocation_chip_size",
+    "job_chip_to_machine",
+    "machine_chip_to_job",
     "BOARD_CHIPS",
     "BOARD_CHIP_SET",
     "ETHERNET_OFFSETS",
@@ -109,3 +112,34 @@ def machine_chip_size(width: int, height: int, *, single_board: bool = False) ->
     if single_board:
         return Chip(8, 8)
     return Chip(TRIAD_CHIPS * width, TRIAD_CHIPS * height)
+
+
+def allocation_chip_size(
+    width: int, height: int, depth: int, machine_width: int, machine_height: int
+) -> Chip:
+    """Return a job's size in chips as the v1 protocol reports it.
+
+    8 x 8 for a single board (``depth == 1``); otherwise ``12 w`` (plus 4 unless the job
+    spans the whole machine width and so wraps) by ``12 h`` (likewise).
+    """
+    if depth == 1:
+        return Chip(8, 8)
+    return Chip(
+        TRIAD_CHIPS * width + (0 if width >= machine_width else 4),
+        TRIAD_CHIPS * height + (0 if height >= machine_height else 4),
+    )
+
+
+def job_chip_to_machine(root: Triad, chip: Chip, width: int, height: int) -> Chip:
+    """Return the machine chip at job-relative ``chip`` of a job rooted at board ``root``.
+
+    ``width``, ``height`` are the machine's size in triads; the result wraps.
+    """
+    return board_chip_to_machine(root, chip, width, height)
+
+
+def machine_chip_to_job(root: Triad, chip: Chip, width: int, height: int) -> Chip:
+    """Return the job-relative coordinates of machine ``chip`` for a job rooted at ``root``."""
+    ex, ey = ethernet_chip(root)
+    cx, cy = chip
+    return Chip((cx - ex) % (TRIAD_CHIPS * width), (cy - ey) % (TRIAD_CHIPS * height))

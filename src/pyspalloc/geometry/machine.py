@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from pyspalloc.geometry.chips import chip_to_board, ethernet_chip
 from pyspalloc.geometry.coords import TRIAD_CHIPS, Chip, Direction, Physical, Triad, neighbour
@@ -80,6 +81,8 @@ class MachineDefinition:
         Links listed as dead, as (board, direction) seen from one end.
     bmp_ips:
         BMP address per ``(cabinet, frame)``.
+
+    Treat an instance as immutable: lookups are indexed when it is created.
     """
 
     name: str
@@ -142,18 +145,18 @@ class MachineDefinition:
                 for z in range(3):
                     yield Triad(x, y, z)
 
-    @property
+    @cached_property
     def functioning_boards(self) -> frozenset[Triad]:
         """Boards that exist and are not dead."""
         return frozenset(t for t, b in self.boards.items() if b.functioning)
 
-    @property
+    @cached_property
     def dead_boards(self) -> frozenset[Triad]:
         """Slots with no location or whose board is not functioning."""
         live = self.functioning_boards
         return frozenset(t for t in self.all_triads() if t not in live)
 
-    @property
+    @cached_property
     def frames(self) -> dict[tuple[int, int], Frame]:
         """Boards grouped per ``(cabinet, frame)``, sorted by slot, with the BMP address."""
         grouped: dict[tuple[int, int], list[BoardDefinition]] = {}

@@ -39,6 +39,7 @@ __all__ = [
 ]
 
 _DIRECTIONS = tuple(Direction)
+_OPPOSITES = tuple(d.opposite for d in Direction)
 
 
 class RequestKind(enum.Enum):
@@ -228,12 +229,15 @@ class Allocator:
         self.functioning: frozenset[Triad] = machine.functioning_boards
         w, h = self.width, self.height
         # Per functioning board and direction: the neighbour if the link is live, else None.
-        self._links: dict[Triad, tuple[Triad | None, ...]] = {
-            t: tuple(
-                neighbour(t, d, w, h) if machine.live_link(t, d) else None for d in _DIRECTIONS
-            )
-            for t in self.functioning
-        }
+        live, dead = self.functioning, machine.dead_links
+        self._links: dict[Triad, tuple[Triad | None, ...]] = {}
+        for t in live:
+            ends: list[Triad | None] = []
+            for d, back in zip(_DIRECTIONS, _OPPOSITES, strict=True):
+                other = neighbour(t, d, w, h)
+                ok = other in live and (t, d) not in dead and (other, back) not in dead
+                ends.append(other if ok else None)
+            self._links[t] = tuple(ends)
         self._possible: dict[AllocationRequest, bool] = {}
 
     # ---- queries -----------------------------------------------------------------
