@@ -96,7 +96,10 @@ class MachineDefinition:
     _by_physical: dict[Physical, BoardDefinition] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "tags", tuple(self.tags))
+        tags = self.tags
+        object.__setattr__(
+            self, "tags", tuple(sorted(tags) if isinstance(tags, set | frozenset) else tags)
+        )
         object.__setattr__(
             self, "dead_links", frozenset((Triad(*t), Direction(d)) for t, d in self.dead_links)
         )
@@ -205,16 +208,16 @@ class MachineDefinition:
 
     def is_functioning(self, triad: Triad) -> bool:
         """True if ``triad`` has a location and is not dead."""
-        board = self.boards.get(Triad(*triad))
-        return board is not None and board.functioning
+        return triad in self.functioning_boards
 
     def live_link(self, triad: Triad, direction: Direction) -> bool:
         """True if both ends of the link exist and work and neither end lists it dead."""
-        triad, direction = Triad(*triad), Direction(direction)
+        live, dead = self.functioning_boards, self.dead_links
+        if triad not in live:
+            return False
         other = neighbour(triad, direction, self.width, self.height)
         return (
-            self.is_functioning(triad)
-            and self.is_functioning(other)
-            and (triad, direction) not in self.dead_links
-            and (other, direction.opposite) not in self.dead_links
+            other in live
+            and (triad, direction) not in dead
+            and (other, (direction + 3) % 6) not in dead
         )
