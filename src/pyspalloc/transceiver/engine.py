@@ -42,6 +42,7 @@ from pyspalloc.wire.scp import (
 from pyspalloc.wire.sdp import SDPFlag
 
 __all__ = [
+    "DEFAULT_OPTIONS",
     "EngineOptions",
     "ReplyCallback",
     "ErrorCallback",
@@ -97,6 +98,10 @@ class EngineOptions:
             raise SpinnmanInvalidParameterException("timeout", self.timeout, "must be > 0")
         if self.retries < 0:
             raise SpinnmanInvalidParameterException("retries", self.retries, "must be >= 0")
+
+
+#: The defaults: a window of 8, 1 s per attempt, 10 retries.
+DEFAULT_OPTIONS = EngineOptions()
 
 
 def make_request(
