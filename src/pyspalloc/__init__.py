@@ -4,4 +4,25 @@ The client API mirrors ``spinnman.spalloc``; the service is wire-compatible with
 Java Spalloc server; the virtual machine speaks the real SpiNNaker UDP protocols.
 """
 
+from pyspalloc.client import (
+    AbstractSpallocClient,
+    SpallocClient,
+    SpallocJob,
+    SpallocMachine,
+    SpallocState,
+    is_server_address,
+)
+from pyspalloc.exceptions import SpallocException
+
 __version__ = "0.1.0"
+
+__all__ = [
+    "AbstractSpallocClient",
+    "SpallocClient",
+    "SpallocException",
+    "SpallocJob",
+    "SpallocMachine",
+    "SpallocState",
+    "__version__",
+    "is_server_address",
+]

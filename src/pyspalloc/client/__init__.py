@@ -1,0 +1,25 @@
+"""The Spalloc client: the API of ``spinnman.spalloc``.
+
+The main class is :class:`SpallocClient`; it logs in, lists machines and jobs and
+creates :class:`SpallocJob` handles.
+"""
+
+from pyspalloc.client.client import AbstractSpallocClient, SpallocClient
+from pyspalloc.client.job import SpallocJob
+from pyspalloc.client.machine import SpallocMachine
+from pyspalloc.client.session import Session, SessionAware, SpallocHTTPError
+from pyspalloc.client.state import SpallocState
+from pyspalloc.client.utils import ServiceVersion, is_server_address
+
+__all__ = [
+    "AbstractSpallocClient",
+    "ServiceVersion",
+    "Session",
+    "SessionAware",
+    "SpallocClient",
+    "SpallocHTTPError",
+    "SpallocJob",
+    "SpallocMachine",
+    "SpallocState",
+    "is_server_address",
+]

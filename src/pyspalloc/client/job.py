@@ -1,0 +1,450 @@
+"""Spalloc jobs: the abstract API and its REST implementation.
+
+The proxy modules are imported lazily: a job opens one
+:class:`~pyspalloc.client.proxy.ProxyConnection` (``job.get_proxy()``) on first use
+and wraps its channels in the classes of :mod:`pyspalloc.client.connections` and
+:mod:`pyspalloc.client.listeners`; :mod:`pyspalloc.client.transceiver` builds
+``SpallocTransceiver(job)``.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from pyspalloc.client.keepalive import KeepaliveThread
+from pyspalloc.client.session import Session, SessionAware
+from pyspalloc.client.state import SpallocState
+from pyspalloc.client.utils import join_url
+from pyspalloc.exceptions import SpallocException, SpinnmanTimeoutException
+
+if TYPE_CHECKING:
+    from pyspalloc.client.connections import (
+        SpallocBootConnection,
+        SpallocEIEIOConnection,
+        SpallocSCPConnection,
+    )
+    from pyspalloc.client.listeners import SpallocEIEIOListener, SpallocUDPListener
+    from pyspalloc.client.proxy import ProxyConnection
+    from pyspalloc.client.transceiver import SpallocTransceiver
+
+#: the SCP UDP port of a board
+SCP_PORT = 17893
+#: the boot UDP port of a board
+BOOT_PORT = 54321
+#: HTTP timeout of one long poll (the service holds it for up to 30 s)
+LONG_POLL_TIMEOUT = 45.0
+
+
+class SpallocJob(ABC):
+    """Represents a job in Spalloc. Don't make this yourself; use the client."""
+
+    @abstractmethod
+    def get_state(self, wait_for_change: bool = False) -> SpallocState:
+        """Get the current state of the job (after a long poll if ``wait_for_change``)."""
+
+    @abstractmethod
+    def get_root_host(self) -> str | None:
+        """Get the IP address of the root board, or ``None`` if not allocated."""
+
+    @abstractmethod
+    def get_connections(self) -> dict[tuple[int, int], str]:
+        """Get the map from board Ethernet-chip coordinates to IP addresses.
+
+        Empty if nothing is allocated.
+        """
+
+    @abstractmethod
+    def connect_to_board(self, x: int, y: int, port: int = SCP_PORT) -> SpallocSCPConnection:
+        """Open a proxied connection to the board whose Ethernet chip is ``(x, y)``."""
+
+    @abstractmethod
+    def connect_for_booting(self) -> SpallocBootConnection:
+        """Open a proxied boot connection to the job's root board."""
+
+    @abstractmethod
+    def open_eieio_connection(self, x: int, y: int) -> SpallocEIEIOConnection:
+        """Open a proxied EIEIO connection bound to the board at ``(x, y)``."""
+
+    @abstractmethod
+    def open_eieio_listener_connection(self) -> SpallocEIEIOListener:
+        """Open a proxied EIEIO connection that listens to all the job's boards."""
+
+    @abstractmethod
+    def open_udp_listener_connection(self) -> SpallocUDPListener:
+        """Open a proxied UDP connection that listens to all the job's boards."""
+
+    @abstractmethod
+    def wait_for_state_change(
+        self, old_state: SpallocState, timeout: float | None = None
+    ) -> SpallocState:
+        """Wait until the job is not in ``old_state`` (or is DESTROYED).
+
+        Returns the state then, or the current state when ``timeout`` seconds pass.
+        """
+
+    @abstractmethod
+    def wait_until_ready(self, timeout: float | None = None, n_retries: int | None = None) -> None:
+        """Wait until the job is READY.
+
+        Raises ``SpallocException`` if it is destroyed, and
+        ``SpinnmanTimeoutException`` after ``timeout`` seconds or ``n_retries`` waits.
+        """
+
+    @abstractmethod
+    def destroy(self, reason: str = "finished") -> None:
+        """Destroy the job, saying why."""
+
+    @abstractmethod
+    def create_transceiver(self) -> SpallocTransceiver:
+        """Create a transceiver that talks to the job's boards through the proxy."""
+
+    @abstractmethod
+    def get_session_credentials_for_db(self) -> Mapping[tuple[str, str], str]:
+        """Get the credentials to write into a ``proxy_configuration`` table.
+
+        Keys are ``(kind, name)``: ``("SPALLOC", "service uri")``,
+        ``("SPALLOC", "job uri")``, ``("COOKIE", name)`` and ``("HEADER", name)``.
+        """
+
+    @abstractmethod
+    def where_is_machine(self, x: int, y: int) -> tuple[int, int, int] | None:
+        """Get ``(cabinet, frame, board)`` of the board holding job chip ``(x, y)``."""
+
+    @abstractmethod
+    def read_data(self, x: int, y: int, address: int, size: int) -> bytes:
+        """Read ``size`` bytes at ``address`` of job chip ``(x, y)`` (via the service)."""
+
+    @abstractmethod
+    def write_data(self, x: int, y: int, address: int, data: bytes) -> None:
+        """Write ``data`` at ``address`` of job chip ``(x, y)`` (via the service)."""
+
+    @abstractmethod
+    def reset_routing(self, custom_filters: Mapping[int, Any]) -> None:
+        """Clear the routes, reset router diagnostics and set diagnostic filters.
+
+        ``custom_filters`` maps a filter index to an int filter word or an object with
+        a ``filter_word`` attribute.
+        """
+
+    def __enter__(self) -> SpallocJob:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        reason = (
+            "finished" if exc_value is None else f"{type(exc_value).__name__}: {exc_value}"[:250]
+        )
+        try:
+            self.destroy(reason)
+        except Exception:
+            pass  # the original exception (if any) matters more
+
+
+class _SpallocJob(SessionAware, SpallocJob):
+    """A job reached through the REST API.
+
+    Parameters
+    ----------
+    session:
+        The session to use.
+    job_url:
+        The job's URL.
+    """
+
+    def __init__(self, session: Session, job_url: str):
+        super().__init__(session, job_url)
+        self._machine_url = join_url(self._url, "machine")
+        self._chip_url = join_url(self._url, "chip")
+        self._memory_url = join_url(self._url, "memory")
+        self._router_url = join_url(self._url, "router")
+        self._keepalive: KeepaliveThread | None = None
+        self._proxy: ProxyConnection | None = None
+        self._proxy_lock = threading.Lock()
+        self._boards: dict[tuple[int, int], str] = {}
+
+    # ------------------------------------------------------------ introspection
+
+    @property
+    def url(self) -> str:
+        """The job's URL (ends in ``/``)."""
+        return self._url
+
+    @property
+    def session(self) -> Session:
+        """The session this job talks through."""
+        return self._session
+
+    @property
+    def job_id(self) -> int | None:
+        """The job's id (the last segment of its URL), if numeric."""
+        last = self._url.rstrip("/").rsplit("/", 1)[-1]
+        return int(last) if last.isdigit() else None
+
+    @property
+    def keepalive_active(self) -> bool:
+        """Whether this object is sending keepalives for the job."""
+        return self._keepalive is not None and not self._keepalive.stopped
+
+    @property
+    def keepalive_failed(self) -> bool:
+        """Whether keepalives are failing (or stopped because they failed)."""
+        return self._keepalive is not None and self._keepalive.failed
+
+    @property
+    def keepalive_error(self) -> BaseException | None:
+        """The last keepalive failure, if any."""
+        return None if self._keepalive is None else self._keepalive.error
+
+    def _start_keepalive(self, interval: float) -> None:
+        """Start sending keepalives every ``interval / 2`` seconds (for created jobs)."""
+        if self._keepalive is None:
+            self._keepalive = KeepaliveThread(self._session, self._url, interval)
+            self._keepalive.start()
+
+    def _stop_keepalive(self) -> None:
+        if self._keepalive is not None:
+            self._keepalive.stop()
+
+    # ------------------------------------------------------------ state
+
+    def get_state_json(self, wait: bool = False, timeout: float | None = None) -> dict[str, Any]:
+        """Get the job's state object (``GET`` the job URL).
+
+        Parameters
+        ----------
+        wait:
+            Long-poll: the service answers on the next change or after about 30 s.
+        timeout:
+            HTTP timeout; defaults to 10 s, or :data:`LONG_POLL_TIMEOUT` when waiting.
+
+        Returns
+        -------
+        dict
+            The job's JSON (``state``, ``proxy-ref``, ``reason``, ...).
+        """
+        if timeout is None:
+            timeout = LONG_POLL_TIMEOUT if wait else 10.0
+        reply = self._session.get(self._url, timeout=timeout, wait=str(wait).lower())
+        result: dict[str, Any] = reply.json()
+        return result
+
+    def get_state(self, wait_for_change: bool = False) -> SpallocState:
+        return SpallocState.from_name(self.get_state_json(wait=wait_for_change).get("state"))
+
+    def get_proxy_url(self) -> str:
+        """Get the job's proxy websocket URL (``proxy-ref``; needs POWER or READY).
+
+        Raises
+        ------
+        SpallocException
+            If the service offers no proxy for the job now.
+        """
+        ref = self.get_state_json().get("proxy-ref")
+        if not ref:
+            raise SpallocException(f"no proxy available for {self._url} in its current state")
+        return str(ref)
+
+    def wait_for_state_change(
+        self, old_state: SpallocState, timeout: float | None = None
+    ) -> SpallocState:
+        if old_state == SpallocState.DESTROYED:
+            return old_state
+        deadline = None if timeout is None else time.monotonic() + timeout
+        pause = 0.25
+        while True:
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                return self.get_state()
+            poll = LONG_POLL_TIMEOUT if remaining is None else min(LONG_POLL_TIMEOUT, remaining)
+            started = time.monotonic()
+            try:
+                state = SpallocState.from_name(
+                    self.get_state_json(wait=True, timeout=max(poll, 0.1)).get("state")
+                )
+            except SpinnmanTimeoutException:
+                continue
+            if state != old_state:
+                return state
+            if time.monotonic() - started < 1.0:
+                # the service did not hold the long poll: do not busy-poll it
+                time.sleep(pause if remaining is None else max(0.0, min(pause, remaining)))
+                pause = min(pause * 2, 5.0)
+            else:
+                pause = 0.25
+
+    def wait_until_ready(self, timeout: float | None = None, n_retries: int | None = None) -> None:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        state = self.get_state()
+        retries = 0
+        while state != SpallocState.READY:
+            if state == SpallocState.DESTROYED:
+                reason = self.get_state_json().get("reason") or "no reason given"
+                raise SpallocException(f"job {self._url} was destroyed: {reason}")
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if (remaining is not None and remaining <= 0) or (
+                n_retries is not None and retries >= n_retries
+            ):
+                raise SpinnmanTimeoutException(
+                    f"job {self._url} to become ready (still {state.name})", timeout
+                )
+            retries += 1
+            state = self.wait_for_state_change(state, remaining)
+
+    def destroy(self, reason: str = "finished") -> None:
+        self._stop_keepalive()
+        self._close_proxy()
+        self._session.delete(self._url, reason=str(reason))
+
+    def close(self) -> None:
+        """Stop keepalives and close the proxy, leaving the job itself alone."""
+        self._stop_keepalive()
+        self._close_proxy()
+
+    # ------------------------------------------------------------ allocation
+
+    def _allocation(self) -> dict[str, Any] | None:
+        reply = self._session.get(self._machine_url)
+        if reply.status_code == 204 or not reply.content:
+            return None
+        result: dict[str, Any] = reply.json()
+        return result
+
+    def get_connections(self) -> dict[tuple[int, int], str]:
+        allocation = self._allocation()
+        if allocation is None:
+            return {}
+        return {(int(x), int(y)): str(host) for (x, y), host in allocation.get("connections") or ()}
+
+    def get_root_host(self) -> str | None:
+        return self.get_connections().get((0, 0))
+
+    def where_is_machine(self, x: int, y: int) -> tuple[int, int, int] | None:
+        reply = self._session.get(self._chip_url, x=int(x), y=int(y))
+        if reply.status_code == 204 or not reply.content:
+            return None
+        coords = reply.json().get("physical-board-coordinates")
+        if not coords:
+            return None
+        cabinet, frame, board = (int(c) for c in coords)
+        return cabinet, frame, board
+
+    def get_session_credentials_for_db(self) -> Mapping[tuple[str, str], str]:
+        config: dict[tuple[str, str], str] = {
+            ("SPALLOC", "service uri"): self._service_url,
+            ("SPALLOC", "job uri"): self._url,
+        }
+        cookies, headers = self._session_credentials
+        for name, value in cookies.items():
+            config["COOKIE", name] = value
+        for name, value in headers.items():
+            # bearer tokens are never written out; the session cookie extends the login
+            if name.lower() != "authorization":
+                config["HEADER", name] = value
+        return config
+
+    # ------------------------------------------------------------ memory and routers
+
+    def read_data(self, x: int, y: int, address: int, size: int) -> bytes:
+        reply = self._session.get(
+            self._memory_url,
+            timeout=10 + size / 100_000,
+            x=int(x),
+            y=int(y),
+            address=int(address),
+            size=int(size),
+        )
+        if len(reply.content) != size:
+            raise SpallocException(f"asked for {size} bytes but got {len(reply.content)}")
+        return reply.content
+
+    def write_data(self, x: int, y: int, address: int, data: bytes) -> None:
+        self._session.post_raw(
+            self._memory_url,
+            bytes(data),
+            timeout=10 + len(data) / 100_000,
+            x=int(x),
+            y=int(y),
+            address=int(address),
+        )
+
+    def reset_routing(self, custom_filters: Mapping[int, Any]) -> None:
+        query: dict[str, Any] = {}
+        for index, diagnostic_filter in custom_filters.items():
+            word = getattr(diagnostic_filter, "filter_word", diagnostic_filter)
+            query[str(int(index))] = str(int(word) & 0xFFFFFFFF)
+        self._session.delete(self._router_url, timeout=30, **query)
+
+    # ------------------------------------------------------------ proxied connections
+
+    def get_proxy(self) -> ProxyConnection:
+        """Return the job's proxy connection, opening its websocket on first use.
+
+        Raises
+        ------
+        SpallocException
+            If the job has no proxy now (it is not in state POWER or READY).
+        """
+        with self._proxy_lock:
+            if self._proxy is None or self._proxy.is_dead:
+                from pyspalloc.client.proxy import ProxyConnection
+
+                url = self.get_proxy_url()
+                self._boards = self.get_connections()
+                self._proxy = ProxyConnection(url, session=self._session)
+            return self._proxy
+
+    def _close_proxy(self) -> None:
+        with self._proxy_lock:
+            proxy, self._proxy = self._proxy, None
+        if proxy is not None:
+            proxy.close()
+
+    def connect_to_board(self, x: int, y: int, port: int = SCP_PORT) -> SpallocSCPConnection:
+        from pyspalloc.client.connections import SpallocSCPConnection
+
+        channel = self.get_proxy().open_channel(x, y, port)
+        return SpallocSCPConnection(channel, self._boards.get((x, y)))
+
+    def connect_for_booting(self) -> SpallocBootConnection:
+        from pyspalloc.client.connections import SpallocBootConnection
+
+        channel = self.get_proxy().open_channel(0, 0, BOOT_PORT)
+        return SpallocBootConnection(channel, self._boards.get((0, 0)))
+
+    def open_eieio_connection(self, x: int, y: int) -> SpallocEIEIOConnection:
+        from pyspalloc.client.connections import SpallocEIEIOConnection
+
+        channel = self.get_proxy().open_channel(x, y, SCP_PORT)
+        return SpallocEIEIOConnection(channel, self._boards.get((x, y)))
+
+    def open_eieio_listener_connection(self) -> SpallocEIEIOListener:
+        from pyspalloc.client.listeners import SpallocEIEIOListener
+
+        channel = self.get_proxy().open_unbound()
+        return SpallocEIEIOListener(channel, self._boards)
+
+    def open_udp_listener_connection(self) -> SpallocUDPListener:
+        from pyspalloc.client.listeners import SpallocUDPListener
+
+        channel = self.get_proxy().open_unbound()
+        return SpallocUDPListener(channel, self._boards)
+
+    def create_transceiver(self) -> SpallocTransceiver:
+        state = self.get_state()
+        if state != SpallocState.READY:
+            raise SpallocException(f"job {self._url} is {state.name}, not READY")
+        from pyspalloc.client.transceiver import SpallocTransceiver
+
+        return SpallocTransceiver(self)
+
+    def __repr__(self) -> str:
+        return f"SpallocJob({self._url})"
