@@ -1,0 +1,278 @@
+"""Job sub-resources: allocation, power, chip, report-issue, memory, router (§4.8-4.12)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from fastapi import APIRouter
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+
+from pyspalloc.geometry import (
+    Chip,
+    MachineDefinition,
+    Physical,
+    Triad,
+    chip_to_board,
+    ethernet_chip,
+)
+from pyspalloc.server.api.common import (
+    SRV,
+    ApiError,
+    bad,
+    caller_of,
+    client_host,
+    ctx_of,
+    int_param,
+    json_response,
+    srv_url,
+)
+from pyspalloc.server.api.jobview import (
+    connections,
+    job_boards,
+    job_url,
+    machine_of,
+    parse_job_id,
+    visible_job,
+)
+from pyspalloc.server.auth import Caller
+from pyspalloc.server.context import ServiceContext
+from pyspalloc.server.store import BoardInfo, JobInfo, JobState, TrustLevel
+
+router = APIRouter()
+JOB = SRV + "/jobs/{job}"
+
+
+def _job(request: Request, job: str, touch: bool) -> tuple[ServiceContext, Caller, JobInfo]:
+    caller = caller_of(request, TrustLevel.USER)
+    ctx = ctx_of(request)
+    found = visible_job(ctx, caller, parse_job_id(job))
+    if touch:
+        ctx.store.keepalive(found.id, client_host(request))
+    return ctx, caller, found
+
+
+@router.get(JOB + "/machine")
+def get_allocation(request: Request, job: str) -> Response:
+    """Return the job's boards and connections (204 before allocation)."""
+    ctx, _, found = _job(request, job, True)
+    if found.width is None or found.height is None:
+        return Response(status_code=204)
+    machine = machine_of(ctx, found)
+    name = machine.name if machine else ""
+    conns: list[Any] = []
+    boards: list[Any] = []
+    live = connections(ctx, found)
+    if live is not None:
+        conns = [[[c.x, c.y], ip] for c, ip, _ in live[2]]
+        boards = [list(b.triad) for _, _, b in live[2]]
+    return json_response(
+        {
+            "width": found.width, "height": found.height, "depth": found.depth,
+            "machine-name": name, "connections": conns, "boards": boards,
+            "power": job_url(request, found.id) + "/machine/power",
+            "machine-ref": f"{srv_url(request)}/machines/{name}",
+        }
+    )  # fmt: skip
+
+
+@router.get(JOB + "/machine/power")
+def get_power(request: Request, job: str) -> Response:
+    """Return ``ON`` if every allocated board is powered, else ``OFF``."""
+    ctx, _, found = _job(request, job, True)
+    if found.root_id is None:
+        return Response(status_code=204)
+    held = ctx.store.held_boards(found.id)
+    on = bool(held) and all(b.powered for b in held) and found.state != JobState.DESTROYED
+    return json_response({"power": "ON" if on else "OFF"})
+
+
+async def _body_json(request: Request) -> Any:
+    try:
+        return json.loads((await request.body()).decode("utf-8") or "null")
+    except (ValueError, UnicodeDecodeError):
+        raise bad("request body is not valid JSON") from None
+
+
+def _set_power(request: Request, job: str, body: Any) -> Response:
+    ctx, _, found = _job(request, job, True)
+    power = body.get("power") if isinstance(body, dict) else None
+    if isinstance(body, dict):
+        for key in body:
+            if key != "power":
+                raise bad(f"unrecognized field {key}")
+    if not isinstance(power, str) or power.upper() not in ("ON", "OFF"):
+        raise bad("power must be specified")
+    if found.root_id is None:
+        return Response(status_code=204)
+    if found.state == JobState.DESTROYED:
+        raise bad("job is destroyed")
+    ctx.lifecycle.set_power(found.id, power.upper() == "ON")
+    return Response(status_code=202)
+
+
+@router.post(JOB + "/machine/power")
+async def post_power(request: Request, job: str) -> Response:
+    """Start a power change of the job's boards (202)."""
+    body = await _body_json(request)
+    return await run_in_threadpool(_set_power, request, job, body)
+
+
+@router.get(JOB + "/chip")
+def where_is_chip(request: Request, job: str) -> Response:
+    """Locate a job-relative chip (204 if it is not in the job)."""
+    ctx, _, found = _job(request, job, True)
+    x, y = int_param(request, "x", 0), int_param(request, "y", 0)
+    live = connections(ctx, found)
+    if live is None:
+        return Response(status_code=204)
+    machine, root, conns = live
+    rx, ry = ethernet_chip(Triad(*root.triad))
+    cw, ch = machine.chip_width, machine.chip_height
+    if not (0 <= x < cw and 0 <= y < ch):
+        return Response(status_code=204)
+    triad, _ = chip_to_board(Chip((x + rx) % cw, (y + ry) % ch), machine.width, machine.height)
+    for rel, _, board in conns:
+        if board.triad == tuple(triad):
+            return json_response(
+                {
+                    "machine": machine.name,
+                    "machine-ref": f"{srv_url(request)}/machines/{machine.name}",
+                    "chip": [x, y], "board-chip": [rel.x, rel.y],
+                    "logical-board-coordinates": list(board.triad),
+                    "physical-board-coordinates": [board.cabinet, board.frame, board.board],
+                    "job-id": found.id, "job-ref": job_url(request, found.id),
+                    "job-chip": [x, y],
+                }
+            )  # fmt: skip
+    return Response(status_code=204)
+
+
+def _locate(
+    entry: dict[str, Any],
+    machine: MachineDefinition,
+    held: dict[tuple[int, int, int], BoardInfo],
+    by_chip: dict[tuple[int, int], BoardInfo],
+) -> BoardInfo | None:
+    if "chip" in entry:
+        cx, cy = entry["chip"]
+        return by_chip.get((int(cx), int(cy)))
+    found = None
+    if "x" in entry:
+        found = machine.board(Triad(int(entry["x"]), int(entry["y"]), int(entry.get("z", 0))))
+    elif "cabinet" in entry:
+        found = machine.board_at_physical(
+            Physical(int(entry["cabinet"]), int(entry["frame"]), int(entry["board"]))
+        )
+    elif "address" in entry:
+        found = machine.board_at_ip(str(entry["address"]))
+    else:
+        raise KeyError("locator")
+    if found is None:
+        return None
+    t = found.triad
+    return held.get((t.x, t.y, t.z))
+
+
+def _report(request: Request, job: str, body: Any) -> Response:
+    ctx, caller, found = _job(request, job, False)
+    if not isinstance(body, dict):
+        raise bad("request body must be a JSON object")
+    for key in body:
+        if key not in ("issue", "boards"):
+            raise bad(f"unrecognized field {key}")
+    issue, boards = body.get("issue"), body.get("boards")
+    if not isinstance(issue, str) or not isinstance(boards, list):
+        raise bad("issue and boards must be given")
+    live = connections(ctx, found)
+    if live is None:
+        return json_response({"action": f"job {found.id} has no allocation"})
+    machine, _, conns = live
+    held = {b.triad: b for _, _, b in conns}
+    by_chip = {(c.x, c.y): b for c, _, b in conns}
+    taken = 0
+    for entry in boards:
+        if not isinstance(entry, dict):
+            raise bad("boards must be a list of objects")
+        try:
+            board = _locate(entry, machine, held, by_chip)
+        except (KeyError, TypeError, ValueError):
+            raise bad("boards: each needs chip, x/y/z, cabinet/frame/board or address") from None
+        if board is None:
+            return json_response({"action": f"board {entry} not in job {found.id}"})
+        if ctx.store.report_board(
+            board.id, found.id, caller.user.id, issue, ctx.config.report_action_threshold
+        ):
+            taken += 1
+    action = f"{taken} boards taken out of service" if taken else "report noted"
+    return json_response({"action": action})
+
+
+@router.post(JOB + "/report-issue")
+async def report_issue(request: Request, job: str) -> Response:
+    """Record a problem with some of the job's boards."""
+    body = await _body_json(request)
+    return await run_in_threadpool(_report, request, job, body)
+
+
+def _operations(request: Request, job: str) -> tuple[ServiceContext, dict[tuple[int, int], str]]:
+    ctx, _, found = _job(request, job, False)
+    boards = job_boards(ctx, found)
+    if not boards:
+        raise ApiError(500, "unexpected server problem: IllegalState: Job is not active!")
+    if ctx.operations is None:
+        raise ApiError(
+            500, "unexpected server problem: Unsupported: server-side operations unavailable"
+        )
+    return ctx, boards
+
+
+def _read_memory(request: Request, job: str) -> Response:
+    ctx, boards = _operations(request, job)
+    x, y = int_param(request, "x", 0), int_param(request, "y", 0)
+    address, size = int_param(request, "address"), int_param(request, "size")
+    assert ctx.operations is not None
+    data = ctx.operations.read_memory(boards, x, y, address, size)
+    return Response(bytes(data), media_type="application/octet-stream")
+
+
+@router.get(JOB + "/memory")
+def read_memory(request: Request, job: str) -> Response:
+    """Read ``size`` bytes of a chip's memory on the server side."""
+    return _read_memory(request, job)
+
+
+def _write_memory(request: Request, job: str, data: bytes) -> Response:
+    ctx, boards = _operations(request, job)
+    x, y = int_param(request, "x", 0), int_param(request, "y", 0)
+    address = int_param(request, "address")
+    assert ctx.operations is not None
+    ctx.operations.write_memory(boards, x, y, address, data)
+    return Response(status_code=202)
+
+
+@router.post(JOB + "/memory")
+async def write_memory(request: Request, job: str) -> Response:
+    """Write the body to a chip's memory on the server side (202)."""
+    data = await request.body()
+    return await run_in_threadpool(_write_memory, request, job, data)
+
+
+@router.delete(JOB + "/router")
+def reset_router(request: Request, job: str) -> Response:
+    """Clear routing tables and counters, install diagnostic filters (202)."""
+    filters: dict[int, int] = {}
+    for key, value in request.query_params.multi_items():
+        try:
+            index, word = int(key), int(value)
+        except ValueError:
+            raise bad(f"router filter {key} must be integer index=word") from None
+        if index in filters:
+            raise bad(f"router filter {key} given twice")
+        filters[index] = word
+    ctx, boards = _operations(request, job)
+    assert ctx.operations is not None
+    ctx.operations.reset_router(boards, filters)
+    return Response(status_code=202)

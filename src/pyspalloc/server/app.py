@@ -1,0 +1,284 @@
+"""The FastAPI application of the service: routes, middleware, errors, websocket seam.
+
+Seams for the other service modules:
+
+* power: :class:`pyspalloc.server.controller.MachineController` (see there);
+* server-side SCP: :class:`pyspalloc.server.controller.JobOperations`;
+* proxy: ``/spalloc/proxy/{job_id}`` authenticates the handshake (cookie, bearer or
+  Basic), checks the caller may use the job, then awaits
+  ``pyspalloc.server.proxy.serve_proxy(websocket, job_id, boards, registry,
+  options=ProxyOptions(local_host=...), job_alive=...)``; the lifecycle calls
+  ``registry.close_job(job_id)`` when a job is destroyed or re-queued.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
+
+from fastapi import FastAPI, WebSocket
+from fastapi.exceptions import RequestValidationError
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from pyspalloc.geometry import MachineDefinition
+from pyspalloc.server.api import job_resources, jobs, root
+from pyspalloc.server.api import machines as machines_api
+from pyspalloc.server.api.common import ApiError, text_response
+from pyspalloc.server.api.jobview import job_boards, visible_job
+from pyspalloc.server.auth import (
+    REALM,
+    SESSION_COOKIE,
+    Authenticator,
+    CsrfFailure,
+    Forbidden,
+    NotAuthenticated,
+    hash_password,
+)
+from pyspalloc.server.config import ServiceConfig
+from pyspalloc.server.context import ServiceContext
+from pyspalloc.server.controller import MachineController, make_controller, make_job_operations
+from pyspalloc.server.events import EventHub
+from pyspalloc.server.lifecycle import Lifecycle
+from pyspalloc.server.store import JobState, Store, TrustLevel
+from pyspalloc.server.web import pages
+
+if TYPE_CHECKING:
+    from pyspalloc.server.proxy import ProxyRegistry
+
+log = logging.getLogger(__name__)
+
+_SLASHES = re.compile(r"/{2,}")
+LOGIN_REQUIRED = (
+    "log in required, either with BASIC auth or HBP/EBRAINS bearer token (if they are enabled)"
+)
+
+
+class PathAndCookieMiddleware:
+    """Collapses ``//`` and drops trailing slashes; sets the JSESSIONID a route asked for."""
+
+    def __init__(self, app: ASGIApp, secure: bool) -> None:
+        self.app = app
+        self.secure = secure
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        path = _SLASHES.sub("/", scope["path"])
+        if len(path) > 1:
+            path = path.rstrip("/") or "/"
+        scope["path"] = path
+        scope["raw_path"] = path.encode("utf-8")
+        state = scope.setdefault("state", {})
+
+        async def wrapped(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                session_id = state.get("set_session_cookie")
+                if session_id:
+                    cookie = Response()
+                    cookie.set_cookie(
+                        SESSION_COOKIE, session_id, path="/", httponly=True,
+                        secure=self.secure, samesite="lax",
+                    )  # fmt: skip
+                    headers = list(message.get("headers", []))
+                    headers = [h for h in headers if h[0].lower() != b"set-cookie"
+                               or not h[1].startswith(SESSION_COOKIE.encode() + b"=")]  # fmt: skip
+                    headers += [h for h in cookie.raw_headers if h[0] == b"set-cookie"]
+                    message["headers"] = headers
+            await send(message)
+
+        await self.app(scope, receive, wrapped)
+
+
+def _wants_html(request: Request) -> bool:
+    accept = request.headers.get("accept", "")
+    return "text/html" in accept and "x-requested-with" not in request.headers
+
+
+def _install_handlers(app: FastAPI, debug: bool) -> None:
+    @app.exception_handler(ApiError)
+    async def api_error(_: Request, error: ApiError) -> Response:
+        return text_response(error.message, error.status)
+
+    @app.exception_handler(NotAuthenticated)
+    async def not_authenticated(request: Request, _: NotAuthenticated) -> Response:
+        if _wants_html(request):
+            return RedirectResponse(pages.LOGIN_PAGE, status_code=302)
+        response = text_response(LOGIN_REQUIRED, 401)
+        response.headers.append("WWW-Authenticate", f'Basic realm="{REALM}"')
+        response.headers.append(
+            "WWW-Authenticate",
+            f'Bearer realm="{REALM}", scope="openid, profile, roles, email, team, group"',
+        )
+        return response
+
+    @app.exception_handler(CsrfFailure)
+    async def csrf_failure(_: Request, __: CsrfFailure) -> Response:
+        return text_response("invalid or missing CSRF token", 403)
+
+    @app.exception_handler(Forbidden)
+    async def forbidden(_: Request, __: Forbidden) -> Response:
+        return text_response("computer says no", 403)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_: Request, error: RequestValidationError) -> Response:
+        errors = error.errors()
+        where = ".".join(str(p) for p in errors[0].get("loc", ())) if errors else "request"
+        return text_response(f"bad request: {where}", 400)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, error: StarletteHTTPException) -> Response:
+        message = "not found" if error.status_code == 404 else str(error.detail)
+        return text_response(message, error.status_code)
+
+    @app.exception_handler(Exception)
+    async def unexpected(_: Request, error: Exception) -> Response:
+        log.exception("unexpected error")
+        name = type(error).__name__.replace("Exception", "").replace("Error", "") or "Error"
+        return text_response(f"unexpected server problem: {name}: {error}", 500)
+
+
+def _proxy_registry() -> ProxyRegistry | None:
+    try:
+        from pyspalloc.server.proxy import ProxyRegistry
+    except ImportError:
+        return None
+    return ProxyRegistry()
+
+
+def _install_proxy(app: FastAPI, registry: ProxyRegistry | None) -> None:
+    @app.websocket("/spalloc/proxy/{job_id}")
+    async def proxy(websocket: WebSocket, job_id: str) -> None:
+        ctx: ServiceContext = websocket.app.state.ctx
+
+        def authorise() -> tuple[int, dict[tuple[int, int], str]] | None:
+            try:
+                caller = ctx.auth.authenticate(websocket, "GET")
+                job = visible_job(ctx, caller, int(job_id))
+            except (NotAuthenticated, ApiError, ValueError):
+                return None
+            return job.id, job_boards(ctx, job)
+
+        found = await run_in_threadpool(authorise)
+        if found is None or registry is None or not ctx.config.proxy_enable:
+            await websocket.close(code=1008)
+            return
+        number, boards = found
+        if not boards:
+            await websocket.accept()
+            await websocket.close(code=1011, reason="job has no allocation")
+            return
+        from pyspalloc.server.proxy import ProxyOptions, serve_proxy
+
+        def alive() -> bool:
+            job = ctx.store.get_job(number)
+            return job is not None and job.state in (JobState.POWER, JobState.READY)
+
+        await serve_proxy(
+            websocket,
+            number,
+            boards,
+            registry,
+            options=ProxyOptions(local_host=ctx.config.proxy_local_host),
+            job_alive=alive,
+        )
+
+
+def ensure_admin(store: Store) -> str | None:
+    """Create ``admin`` with a random password if there are no users; return the password."""
+    if store.count_users():
+        return None
+    password = secrets.token_urlsafe(12)
+    store.create_user("admin", hash_password(password), TrustLevel.ADMIN)
+    return password
+
+
+def load_machines(config: ServiceConfig) -> dict[str, MachineDefinition]:
+    """Read every machine spec of the configuration."""
+    from pyspalloc.geometry import machine_from_spec
+
+    found: dict[str, MachineDefinition] = {}
+    for spec in config.machines:
+        for machine in machine_from_spec(spec, config.virtual_address_base):
+            found[machine.name] = machine
+    return found
+
+
+def create_app(
+    config: ServiceConfig,
+    *,
+    machines: dict[str, MachineDefinition] | None = None,
+    controller: MachineController | None = None,
+    store: Store | None = None,
+) -> FastAPI:
+    """Build the service application (the lifecycle starts with the app's lifespan).
+
+    Parameters
+    ----------
+    config:
+        Service configuration.
+    machines:
+        Machine definitions by name; default: those of ``config.machines``.
+    controller:
+        Power controller; default: ``make_controller(config.controller)``.
+    store:
+        Database; default: a :class:`Store` on ``config.database_url()``.
+    """
+    if store is None:
+        config.data_dir.mkdir(parents=True, exist_ok=True)
+        store = Store(config.database_url())
+    if machines is None:
+        machines = load_machines(config)
+    for machine in machines.values():
+        store.sync_machine(machine)
+    events = EventHub()
+    lifecycle = Lifecycle(
+        store, machines, controller or make_controller(config.controller), events, config
+    )
+    registry = _proxy_registry()
+    if registry is not None:
+        lifecycle.job_end_listeners.append(registry.close_job)
+    ctx = ServiceContext(
+        config=config,
+        store=store,
+        auth=Authenticator(store, config),
+        events=events,
+        lifecycle=lifecycle,
+        machines=machines,
+        operations=make_job_operations(),
+    )
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        lifecycle.start()
+        try:
+            yield
+        finally:
+            if registry is not None:
+                registry.close_all()
+            await run_in_threadpool(lifecycle.stop)
+
+    app = FastAPI(
+        title="pyspalloc",
+        version=".".join(str(v) for v in config.version),
+        openapi_url="/spalloc/srv/openapi.json",
+        docs_url="/spalloc/srv/swagger",
+        redoc_url=None,
+        redirect_slashes=False,
+        lifespan=lifespan,
+    )
+    app.state.ctx = ctx
+    for module in (root, machines_api, jobs, job_resources, pages):
+        app.include_router(module.router)
+    _install_handlers(app, config.debug)
+    _install_proxy(app, registry)
+    app.add_middleware(PathAndCookieMiddleware, secure=config.tls)
+    return app

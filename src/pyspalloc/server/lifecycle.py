@@ -1,0 +1,319 @@
+"""Job lifecycle: QUEUED -> POWER -> READY -> DESTROYED, allocation and keepalive expiry.
+
+One worker thread runs the allocator (at once when woken, and every
+``allocator_period``) and the keepalive expiry check (every ``expiry_period``). Power
+changes run on a small thread pool through a :class:`MachineController`; the changes of
+one job are serialised. Every state change is committed before anyone is told.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING
+
+from pyspalloc.geometry import MachineDefinition, Triad
+from pyspalloc.server.allocator import AllocationRequest, Allocator, perimeter_for
+from pyspalloc.server.controller import (
+    InstantMachineController,
+    JobOperations,
+    MachineController,
+    make_controller,
+)
+from pyspalloc.server.events import EventHub
+from pyspalloc.server.store import JobInfo, JobState, RequestSpec, Store
+
+if TYPE_CHECKING:
+    from pyspalloc.server.config import ServiceConfig
+
+__all__ = [
+    "POWER_ERROR_REASON",
+    "InstantMachineController",
+    "JobOperations",
+    "Lifecycle",
+    "MachineController",
+    "make_controller",
+]
+
+log = logging.getLogger(__name__)
+
+POWER_ERROR_REASON = "Error changing power state!  Please contact an administrator."
+
+
+class Lifecycle:
+    """Drives jobs through their states.
+
+    Parameters
+    ----------
+    store:
+        The database.
+    machines:
+        Machine definitions by name (as synchronised into ``store``).
+    controller:
+        Powers boards.
+    events:
+        Where job and machine changes are announced.
+    config:
+        Periods and priority scales.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        machines: dict[str, MachineDefinition],
+        controller: MachineController,
+        events: EventHub,
+        config: ServiceConfig,
+    ) -> None:
+        self.store = store
+        self.machines = machines
+        self.controller = controller
+        self.events = events
+        self.config = config
+        self._allocators = {name: Allocator(m) for name, m in machines.items()}
+        self._names: dict[int, str] = {}
+        for name in machines:
+            info = store.machine(name)
+            if info is not None:
+                self._names[info.id] = name
+        self._executor = ThreadPoolExecutor(
+            max(1, config.power_workers), thread_name_prefix="spalloc-power"
+        )
+        self._job_locks: defaultdict[int, threading.Lock] = defaultdict(threading.Lock)
+        self._locks_lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        #: called with a job id when the job is destroyed or loses its boards
+        self.job_end_listeners: list[Callable[[int], object]] = []
+
+    # ---- control -----------------------------------------------------------------
+    def start(self) -> None:
+        """Resume unfinished power changes and start the worker thread."""
+        for job in self.store.jobs_in_states(JobState.POWER):
+            self._submit(self._drive_power, job.id)
+        for job_id in self.store.destroyed_jobs_holding_boards():
+            self._submit(self._power_off_and_free, job_id)
+        self._thread = threading.Thread(target=self._run, name="spalloc-lifecycle", daemon=True)
+        self._thread.start()
+        self.wake()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Stop the worker and wait (bounded) for running power changes."""
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        self._executor.shutdown(wait=True, cancel_futures=True)
+
+    def wake(self) -> None:
+        """Ask for an allocator pass now."""
+        self._wake.set()
+
+    def allocator(self, name: str) -> Allocator:
+        """Return the allocator of the machine called ``name``."""
+        return self._allocators[name]
+
+    def machine_name(self, machine_id: int) -> str | None:
+        """Return the configured machine name of a machine id."""
+        return self._names.get(machine_id)
+
+    def priority(self, spec: RequestSpec) -> float:
+        """Return the priority of a request (how fast its importance grows)."""
+        c = self.config
+        if spec.board_id is not None:
+            return c.priority_specific_board
+        if spec.width is not None and spec.height is not None:
+            return spec.width * spec.height * c.priority_dimensions
+        return (spec.num_boards or 1) * c.priority_size
+
+    # ---- actions -------------------------------------------------------------------
+    def destroy(self, job_id: int, reason: str) -> bool:
+        """Destroy a job now; its boards are powered off and freed afterwards."""
+        if not self.store.destroy_job(job_id, reason):
+            return False
+        self.events.notify(("job", job_id), "jobs")
+        self._job_ended(job_id)
+        self._submit(self._power_off_and_free, job_id)
+        return True
+
+    def _job_ended(self, job_id: int) -> None:
+        for listener in self.job_end_listeners:
+            try:
+                listener(job_id)
+            except Exception:
+                log.exception("job end listener failed")
+
+    def set_power(self, job_id: int, on: bool) -> bool:
+        """Start a user power change of an allocated job."""
+        if not self.store.start_power(job_id, on):
+            return False
+        self.events.notify(("job", job_id))
+        self._submit(self._drive_power, job_id)
+        return True
+
+    # ---- worker ------------------------------------------------------------------
+    def _run(self) -> None:
+        next_expiry = time.monotonic() + self.config.expiry_period
+        next_alloc = 0.0
+        next_purge = time.monotonic() + 60.0
+        while not self._stop.is_set():
+            now = time.monotonic()
+            wait = max(0.0, min(next_alloc, next_expiry) - now)
+            woken = self._wake.wait(wait)
+            if self._stop.is_set():
+                return
+            self._wake.clear()
+            now = time.monotonic()
+            try:
+                if woken or now >= next_alloc:
+                    self.allocate_pass()
+                    next_alloc = now + self.config.allocator_period
+                if now >= next_expiry:
+                    self.expire_pass()
+                    next_expiry = now + self.config.expiry_period
+                if now >= next_purge:
+                    self.store.purge_sessions(self.config.session_timeout)
+                    next_purge = now + 600.0
+            except Exception:  # keep the worker alive; the next pass retries
+                log.exception("lifecycle pass failed")
+                time.sleep(min(1.0, self.config.allocator_period))
+
+    def expire_pass(self) -> list[int]:
+        """Destroy every job whose keepalive has expired; return their ids."""
+        expired = self.store.expired_jobs(time.time())
+        for job_id in expired:
+            self.destroy(job_id, "keepalive expired")
+        return expired
+
+    def allocate_pass(self) -> list[int]:
+        """Try to allocate every queued request (with backfill); return allocated job ids."""
+        requests = self.store.queued_requests()
+        if not requests:
+            return []
+        highest = requests[0].importance
+        free: dict[int, set[Triad]] = {}
+        rested: dict[int, list[Triad]] = {}
+        by_triad: dict[int, dict[tuple[int, int, int], int]] = {}
+        by_id: dict[int, tuple[int, int, int]] = {}
+        allocated: list[int] = []
+        waiting: list[int] = []
+        for req in requests:
+            name = self._names.get(req.machine_id)
+            if name is None or req.importance < highest - self.config.importance_span:
+                waiting.append(req.job_id)
+                continue
+            if req.machine_id not in free:
+                boards = self.store.boards(req.machine_id)
+                free[req.machine_id] = {
+                    Triad(*b.triad) for b in boards if b.job_id is None and b.functioning
+                }
+                by_triad[req.machine_id] = {b.triad: b.id for b in boards}
+                rested[req.machine_id] = [
+                    Triad(*b.triad) for b in sorted(boards, key=lambda b: b.power_off_time)
+                ]
+                by_id.update((b.id, b.triad) for b in boards)
+            spec = req.spec
+            board = None if spec.board_id is None else by_id.get(spec.board_id)
+            request = AllocationRequest(
+                num_boards=spec.num_boards,
+                width=spec.width,
+                height=spec.height,
+                board=None if board is None else Triad(*board),
+                max_dead_boards=spec.max_dead_boards,
+            )
+            allocation = self._allocators[name].allocate(
+                request, free[req.machine_id], rested[req.machine_id]
+            )
+            if allocation is None:
+                waiting.append(req.job_id)
+                continue
+            ids = by_triad[req.machine_id]
+            board_ids = [ids[(t.x, t.y, t.z)] for t in allocation.boards]
+            root_id = ids[(allocation.root.x, allocation.root.y, allocation.root.z)]
+            if self.store.allocate(
+                req.job_id,
+                board_ids,
+                root_id,
+                allocation.width,
+                allocation.height,
+                allocation.depth,
+            ):
+                free[req.machine_id].difference_update(allocation.boards)
+                allocated.append(req.job_id)
+                self.events.notify(("job", req.job_id), ("machine", name))
+                self._submit(self._drive_power, req.job_id)
+        self.store.age_requests(waiting)
+        return allocated
+
+    # ---- power changes (thread pool) ---------------------------------------------
+    def _submit(self, fn: object, job_id: int) -> None:
+        try:
+            self._executor.submit(fn, job_id)  # type: ignore[arg-type]
+        except RuntimeError:  # shutting down: the change resumes after restart
+            pass
+
+    def _job_lock(self, job_id: int) -> threading.Lock:
+        with self._locks_lock:
+            return self._job_locks[job_id]
+
+    def _machine_of(self, job: JobInfo) -> MachineDefinition | None:
+        name = self._names.get(job.machine_id)
+        return None if name is None else self.machines[name]
+
+    def _drive_power(self, job_id: int) -> None:
+        with self._job_lock(job_id):
+            job = self.store.get_job(job_id)
+            if job is None or job.state != JobState.POWER:
+                return
+            machine = self._machine_of(job)
+            if machine is None:
+                return
+            triads = [Triad(*b.triad) for b in self.store.held_boards(job_id)]
+            try:
+                if job.power_target:
+                    self.controller.power_on_job(machine, triads, perimeter_for(machine, triads))
+                else:
+                    self.controller.power_off(machine, triads)
+            except Exception as error:
+                log.warning("power change of job %d failed: %s", job_id, error)
+                self._power_failed(job, machine, triads)
+                return
+            if self.store.power_done(job_id, job.power_target):
+                self.events.notify(("job", job_id), ("machine", machine.name))
+
+    def _power_failed(self, job: JobInfo, machine: MachineDefinition, triads: list[Triad]) -> None:
+        if not job.from_queue:
+            self.destroy(job.id, POWER_ERROR_REASON)
+            return
+        self._job_ended(job.id)
+        try:
+            self.controller.power_off(machine, triads)
+        except Exception as error:
+            log.warning("power off after failure of job %d failed: %s", job.id, error)
+        self.store.release_boards(job.id, [b.id for b in self.store.held_boards(job.id)])
+        self.store.requeue(job.id)
+        self.events.notify(("job", job.id), ("machine", machine.name))
+        self.wake()
+
+    def _power_off_and_free(self, job_id: int) -> None:
+        with self._job_lock(job_id):
+            job = self.store.get_job(job_id)
+            if job is None:
+                return
+            held = self.store.held_boards(job_id)
+            machine = self._machine_of(job)
+            if not held or machine is None:
+                return
+            try:
+                self.controller.power_off(machine, [Triad(*b.triad) for b in held])
+            except Exception as error:
+                # the boards are freed anyway: a later power-on resets them
+                log.warning("power off of job %d failed: %s", job_id, error)
+            self.store.release_boards(job_id, [b.id for b in held])
+        self.events.notify(("job", job_id), ("machine", machine.name))
+        self.wake()

@@ -1,0 +1,1 @@
+"""The HTML side of the service: login, logout and the index page."""
