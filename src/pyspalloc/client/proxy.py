@@ -1,0 +1,906 @@
+"""The client side of the Spalloc proxy websocket (``web-api.md`` §6).
+
+One :class:`ProxyConnection` holds one websocket to ``/spalloc/proxy/<job>`` and
+multiplexes every channel of the job over it:
+
+* a receiver thread hands each MSG frame to its channel's queue (one queue put per
+  packet, no other thread hop) and each other frame to the call waiting for its
+  correlation id;
+* OPEN, CLOSE and OPEN_UNBOUND are calls with a timeout; an ERROR frame raises
+  :class:`ProxyError` carrying the server's text, and a CLOSE answered with channel 0
+  (already closed) is not an error;
+* a ping goes out every 30 s, and a websocket that stays silent for too long is
+  dropped;
+* a dropped websocket is reconnected (bounded attempts with back-off, renewing the
+  session on a 401 handshake) and every open channel is opened again. A bound channel
+  gets a new server channel id behind the same :class:`Channel` object; receives that
+  were waiting meanwhile just time out, so a retrying SCP engine carries on.
+
+Frames are encoded and decoded with :mod:`pyspalloc.wire.proxy` only.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Final, cast
+
+import websocket
+
+from pyspalloc.exceptions import (
+    SpallocException,
+    SpinnmanIOException,
+    SpinnmanTimeoutException,
+)
+from pyspalloc.wire.errors import WireFormatError
+from pyspalloc.wire.proxy import (
+    CloseReply,
+    CloseRequest,
+    ErrorReply,
+    Message,
+    MessageTo,
+    OpenReply,
+    OpenRequest,
+    OpenUnboundReply,
+    OpenUnboundRequest,
+    ServerFrame,
+    decode_server_frame,
+)
+from pyspalloc.wire.scp import SCP_PORT
+
+if TYPE_CHECKING:
+    from pyspalloc.client.connections import (
+        SpallocBootConnection,
+        SpallocEIEIOConnection,
+        SpallocSCPConnection,
+    )
+    from pyspalloc.client.listeners import SpallocEIEIOListener, SpallocUDPListener
+    from pyspalloc.client.session import Session
+
+__all__ = [
+    "Channel",
+    "ProxyClient",
+    "ProxyConnection",
+    "ProxyError",
+    "UnboundChannel",
+]
+
+log = logging.getLogger(__name__)
+
+#: Default time limit of an OPEN, CLOSE or OPEN_UNBOUND call, in seconds.
+CALL_TIMEOUT: Final = 10.0
+#: Default time limit of one websocket handshake, in seconds.
+CONNECT_TIMEOUT: Final = 10.0
+#: Seconds between pings.
+PING_INTERVAL: Final = 30.0
+#: Reconnection attempts after the websocket drops, and the first back-off (doubling).
+RECONNECT_ATTEMPTS: Final = 6
+RECONNECT_BACKOFF: Final = 0.1
+#: The longest back-off between two reconnection attempts.
+MAX_BACKOFF: Final = 3.0
+#: Handshake statuses that mean "this will never work": stop reconnecting at once.
+_PERMANENT_STATUSES: Final = frozenset({400, 403, 404, 410})
+
+#: What the receiver thread puts in a channel queue to wake readers of a dead channel.
+_DEAD: Final = None
+#: What a waiting call is handed when the websocket dropped under it.
+_DROPPED: Final = object()
+
+_Reply = ServerFrame | object
+_Handler = Callable[[_Reply], None]
+
+
+class ProxyError(SpallocException, SpinnmanIOException):
+    """The proxy refused an OPEN, CLOSE or OPEN_UNBOUND with an ERROR frame.
+
+    Parameters
+    ----------
+    message:
+        The text the server sent.
+    """
+
+
+class Channel:
+    """One channel of a :class:`ProxyConnection`: a connected UDP socket on the server.
+
+    Made by :meth:`ProxyConnection.open_channel`; not made directly. ``send`` and
+    ``receive`` carry raw UDP payloads (including the two SDP pad bytes, which the proxy
+    neither adds nor strips).
+    """
+
+    __slots__ = (
+        "_closed",
+        "_held",
+        "_proxy",
+        "_queue",
+        "_reopen_hooks",
+        "channel_id",
+        "port",
+        "x",
+        "y",
+    )
+
+    def __init__(self, proxy: ProxyConnection, x: int, y: int, port: int) -> None:
+        self._proxy = proxy
+        self.x = x
+        self.y = y
+        self.port = port
+        #: The server's current id for this channel; None while (re)opening.
+        self.channel_id: int | None = None
+        self._queue: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
+        self._closed = False
+        self._held: bytes | None = None  # a payload taken out by peek()
+        self._reopen_hooks: list[Callable[[], None]] = []
+
+    @property
+    def is_open(self) -> bool:
+        """Whether the channel can still be used (it may be reopening)."""
+        return not self._closed and not self._proxy.is_dead
+
+    def _reopen_request(self, correlation_id: int) -> bytes:
+        return OpenRequest(correlation_id, self.x, self.y, self.port).to_bytes()
+
+    def _adopt(self, reply: ServerFrame) -> None:
+        """Take the channel id (and address) from an OPEN or OPEN_UNBOUND reply."""
+        assert isinstance(reply, OpenReply)
+        self.channel_id = reply.channel_id
+
+    def add_reopen_hook(self, hook: Callable[[], None]) -> None:
+        """Call ``hook()`` (on the receiver thread; it must not block) after a reopen."""
+        self._reopen_hooks.append(hook)
+
+    def send(self, data: bytes) -> None:
+        """Send one UDP payload on the channel.
+
+        While the websocket is being reconnected the payload is dropped, as UDP would.
+
+        Raises
+        ------
+        SpinnmanIOException
+            If the channel or the proxy is closed.
+        """
+        channel_id = self.channel_id
+        if channel_id is None:
+            self._check_usable()
+            return
+        self._proxy._send_frame(Message(channel_id, data).to_bytes())
+
+    def receive(self, timeout: float | None = None) -> bytes:
+        """Wait for the next UDP payload received on the channel.
+
+        Parameters
+        ----------
+        timeout:
+            Seconds to wait; None waits until a payload arrives or the channel closes.
+
+        Raises
+        ------
+        SpinnmanTimeoutException
+            If nothing arrived in time.
+        SpinnmanIOException
+            If the channel or the proxy is closed.
+        """
+        held = self._held
+        if held is not None:
+            self._held = None
+            return held
+        try:
+            item = self._queue.get(timeout=timeout)
+        except queue.Empty:
+            raise SpinnmanTimeoutException("a message on a proxy channel", timeout) from None
+        if item is _DEAD:
+            self._queue.put(_DEAD)  # wake any other reader too
+            self._check_usable()
+            raise SpinnmanIOException("proxy channel closed")
+        return item
+
+    def peek(self, timeout: float = 0.0) -> bool:
+        """Whether a payload is ready within ``timeout`` seconds (it stays unread)."""
+        if self._held is not None:
+            return True
+        try:
+            self._held = self.receive(timeout)
+        except SpinnmanTimeoutException:
+            return False
+        except SpinnmanIOException:
+            return True  # the next receive reports it
+        return True
+
+    def _check_usable(self) -> None:
+        if self._closed:
+            raise SpinnmanIOException("proxy channel is closed")
+        if self._proxy.is_dead:
+            raise SpinnmanIOException(f"proxy websocket is closed: {self._proxy.failure}")
+
+    def _kill(self) -> None:
+        """Mark closed and wake all readers (receiver thread or closer)."""
+        self._closed = True
+        self._queue.put(_DEAD)
+
+    def close(self, timeout: float | None = None) -> None:
+        """Close the channel on the server (a second close does nothing).
+
+        Parameters
+        ----------
+        timeout:
+            Time limit of the CLOSE call; the proxy's default if None.
+        """
+        if self._closed:
+            return
+        self._proxy._close_channel(self, timeout)
+
+
+class UnboundChannel(Channel):
+    """An unbound (listen-only) channel: it receives from every board of the job.
+
+    Sending needs a target: :meth:`send_to`. :attr:`ip` and :attr:`port` are the
+    server-side address of the channel's UDP socket (for programming IP tags).
+    """
+
+    __slots__ = ("ip",)
+
+    def __init__(self, proxy: ProxyConnection) -> None:
+        super().__init__(proxy, 0, 0, 0)
+        #: The server-side IPv4 address of the channel's socket.
+        self.ip = "0.0.0.0"
+
+    def _reopen_request(self, correlation_id: int) -> bytes:
+        return OpenUnboundRequest(correlation_id).to_bytes()
+
+    def _adopt(self, reply: ServerFrame) -> None:
+        assert isinstance(reply, OpenUnboundReply)
+        self.ip = reply.ip
+        self.port = reply.port
+        self.channel_id = reply.channel_id
+
+    def send(self, data: bytes) -> None:
+        """Unbound channels cannot send without a target; use :meth:`send_to`.
+
+        Raises
+        ------
+        SpinnmanIOException
+            Always.
+        """
+        raise SpinnmanIOException("an unbound proxy channel can only send with send_to")
+
+    def send_to(self, data: bytes, x: int, y: int, port: int) -> None:
+        """Send one UDP payload to ``port`` of the board whose Ethernet chip is (x, y).
+
+        Raises
+        ------
+        SpinnmanIOException
+            If the channel or the proxy is closed.
+        """
+        channel_id = self.channel_id
+        if channel_id is None:
+            self._check_usable()
+            return
+        self._proxy._send_frame(MessageTo(channel_id, x, y, port, data).to_bytes())
+
+
+class ProxyConnection:
+    """One proxy websocket for one job, multiplexing all its channels.
+
+    Parameters
+    ----------
+    url:
+        The job's ``proxy-ref`` (``ws://`` or ``wss://``).
+    session:
+        If given, every handshake goes through :meth:`Session.websocket`, which sends
+        the session's credentials, maps the URL scheme and renews the session on 401;
+        ``headers``, ``renew`` and ``sslopt`` are then not used.
+    headers:
+        Called before every handshake for the credential headers (``Cookie``,
+        CSRF header, ``Authorization``); or a fixed mapping.
+    renew:
+        Called when a handshake is refused with 401, to log in again.
+    sslopt:
+        websocket-client SSL options (e.g. ``{"ca_certs": path}``).
+    call_timeout:
+        Default time limit of OPEN, CLOSE and OPEN_UNBOUND calls.
+    connect_timeout:
+        Time limit of one websocket handshake (and of each socket send).
+    ping_interval:
+        Seconds between pings; a websocket silent for three intervals is dropped.
+    reconnect_attempts:
+        Handshake attempts after the websocket drops (and for the first connection).
+    reconnect_backoff:
+        Sleep before the second attempt; it doubles each time, up to 3 s.
+
+    Raises
+    ------
+    SpinnmanIOException
+        If the websocket cannot be opened.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        session: Session | None = None,
+        headers: Callable[[], Mapping[str, str]] | Mapping[str, str] | None = None,
+        renew: Callable[[], None] | None = None,
+        sslopt: Mapping[str, Any] | None = None,
+        call_timeout: float = CALL_TIMEOUT,
+        connect_timeout: float = CONNECT_TIMEOUT,
+        ping_interval: float = PING_INTERVAL,
+        reconnect_attempts: int = RECONNECT_ATTEMPTS,
+        reconnect_backoff: float = RECONNECT_BACKOFF,
+    ) -> None:
+        self.url = url
+        self._session = session
+        self._headers = headers
+        self._renew = renew
+        self._sslopt = dict(sslopt or {})
+        self.call_timeout = call_timeout
+        self.connect_timeout = connect_timeout
+        self.ping_interval = ping_interval
+        self.reconnect_attempts = max(1, reconnect_attempts)
+        self.reconnect_backoff = reconnect_backoff
+        self._correlation = itertools.count()
+        self._pending: dict[int, _Handler] = {}
+        self._by_id: dict[int, Channel] = {}
+        self._open: dict[int, Channel] = {}  # keyed by id(channel)
+        self._lock = threading.Lock()
+        self._connected = threading.Condition(self._lock)
+        self._ws: websocket.WebSocket | None = None
+        self._closing = False
+        #: Why the proxy is dead (None while it is usable).
+        self.failure: str | None = None
+        #: How many times the websocket has been reconnected.
+        self.reconnects = 0
+        self._last_heard = time.monotonic()
+        self._stop = threading.Event()
+        self._ws = self._connect_with_retries()
+        self._reader = threading.Thread(target=self._run, name="spalloc-proxy-rx", daemon=True)
+        self._pinger = threading.Thread(target=self._ping, name="spalloc-proxy-ping", daemon=True)
+        self._reader.start()
+        self._pinger.start()
+
+    # ------------------------------------------------------------------ public API
+
+    @property
+    def is_dead(self) -> bool:
+        """Whether the proxy is closed or gave up reconnecting."""
+        return self.failure is not None
+
+    @property
+    def is_connected(self) -> bool:
+        """Whether the websocket is up right now."""
+        return self._ws is not None and self.failure is None
+
+    def open_channel(self, x: int, y: int, port: int, timeout: float | None = None) -> Channel:
+        """Open a channel to UDP ``port`` of the board whose Ethernet chip is (x, y).
+
+        Parameters
+        ----------
+        x, y:
+            Job-relative coordinates of the board's Ethernet chip.
+        port:
+            The board's UDP port (17893 for SCP, 54321 for boot).
+        timeout:
+            Time limit of the call; :attr:`call_timeout` if None.
+
+        Raises
+        ------
+        ProxyError
+            If the server refused (its text is the message).
+        SpinnmanTimeoutException
+            If no answer came in time.
+        SpinnmanIOException
+            If the proxy is closed.
+        """
+        channel = Channel(self, x, y, port)
+        self._call(channel._reopen_request, self._registrar(channel), "OPEN", timeout)
+        return channel
+
+    def open_unbound(self, timeout: float | None = None) -> UnboundChannel:
+        """Open an unbound channel that receives from all the job's boards.
+
+        Raises
+        ------
+        ProxyError
+            If the server refused.
+        SpinnmanTimeoutException
+            If no answer came in time.
+        SpinnmanIOException
+            If the proxy is closed.
+        """
+        channel = UnboundChannel(self)
+        self._call(channel._reopen_request, self._registrar(channel), "OPEN_UNBOUND", timeout)
+        return channel
+
+    def channels(self) -> list[Channel]:
+        """The channels currently open (or reopening)."""
+        with self._lock:
+            return list(self._open.values())
+
+    def close(self) -> None:
+        """Close the websocket and every channel; safe to call more than once."""
+        with self._lock:
+            if self._closing:
+                return
+            self._closing = True
+            if self.failure is None:
+                self.failure = "closed by the client"
+            ws = self._ws
+            self._ws = None
+            self._connected.notify_all()
+        self._stop.set()
+        if ws is not None:
+            try:
+                ws.send_close()
+            except Exception:
+                pass
+            _abort(ws)
+        self._fail_everything()
+        for thread in (self._reader, self._pinger):
+            if thread is not threading.current_thread():
+                thread.join(timeout=5.0)
+        if ws is not None:
+            _shutdown(ws)
+
+    def drop_websocket(self) -> None:
+        """Break the current websocket as a network fault would (for tests and demos).
+
+        The proxy reconnects and reopens its channels by itself.
+        """
+        ws = self._ws
+        if ws is not None:
+            _abort(ws)
+
+    def __enter__(self) -> ProxyConnection:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    # --------------------------------------------------------------- sending
+
+    def _send_frame(self, frame: bytes) -> None:
+        ws = self._ws
+        if ws is None:
+            if self.failure is not None:
+                raise SpinnmanIOException(f"proxy websocket is closed: {self.failure}")
+            return  # reconnecting: dropped, like a lost datagram
+        try:
+            ws.send_binary(frame)
+        except (OSError, websocket.WebSocketException) as error:
+            if self.failure is not None:
+                raise SpinnmanIOException(f"proxy websocket is closed: {self.failure}") from error
+            log.debug("proxy send failed (%s); reconnect pending", error)
+            _abort(ws)  # make sure the receiver notices and reconnects
+
+    # --------------------------------------------------------------- calls
+
+    def _call(
+        self,
+        make_frame: Callable[[int], bytes],
+        on_success: Callable[[ServerFrame], None],
+        operation: str,
+        timeout: float | None,
+    ) -> ServerFrame:
+        """Send a request and wait for the frame with its correlation id.
+
+        If the websocket drops while waiting, the request is sent again on the new one
+        (the server closed everything of the old one), within the same deadline.
+        """
+        limit = self.call_timeout if timeout is None else timeout
+        deadline = time.monotonic() + limit
+        while True:
+            ws = self._wait_connected(deadline, operation, limit)
+            replies: queue.SimpleQueue[_Reply] = queue.SimpleQueue()
+
+            def handle(reply: _Reply, replies: queue.SimpleQueue[_Reply] = replies) -> None:
+                # Runs on the receiver thread: register before anyone else can use it.
+                if isinstance(reply, OpenReply | OpenUnboundReply):
+                    on_success(reply)
+                replies.put(reply)
+
+            correlation_id = next(self._correlation) & 0xFFFFFFFF
+            with self._lock:
+                self._pending[correlation_id] = handle
+            try:
+                ws.send_binary(make_frame(correlation_id))
+            except (OSError, websocket.WebSocketException):
+                _abort(ws)
+                with self._lock:
+                    self._pending.pop(correlation_id, None)
+                continue
+            try:
+                reply = replies.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                with self._lock:
+                    self._pending.pop(correlation_id, None)
+                raise SpinnmanTimeoutException(f"the answer to proxy {operation}", limit) from None
+            if reply is _DROPPED:
+                continue
+            if isinstance(reply, ErrorReply):
+                raise ProxyError(reply.message or f"unknown problem with {operation} call")
+            assert isinstance(reply, OpenReply | CloseReply | OpenUnboundReply)
+            return reply
+
+    def _wait_connected(self, deadline: float, operation: str, limit: float) -> websocket.WebSocket:
+        with self._lock:
+            while True:
+                if self.failure is not None:
+                    raise SpinnmanIOException(f"proxy websocket is closed: {self.failure}")
+                if self._ws is not None:
+                    return self._ws
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise SpinnmanTimeoutException(
+                        f"the proxy websocket to reconnect for {operation}", limit
+                    )
+                self._connected.wait(remaining)
+
+    def _registrar(self, channel: Channel) -> Callable[[ServerFrame], None]:
+        def register(reply: ServerFrame) -> None:
+            channel._adopt(reply)
+            with self._lock:
+                assert channel.channel_id is not None
+                self._by_id[channel.channel_id] = channel
+                self._open[id(channel)] = channel
+
+        return register
+
+    def _close_channel(self, channel: Channel, timeout: float | None) -> None:
+        with self._lock:
+            self._open.pop(id(channel), None)
+            channel_id = channel.channel_id
+            if channel_id is not None:
+                self._by_id.pop(channel_id, None)
+        channel._kill()
+        if channel_id is None or self._ws is None:
+            return  # never opened on the current websocket: nothing to close there
+        reply = self._call(
+            lambda corr: CloseRequest(corr, channel_id).to_bytes(), _ignore, "CLOSE", timeout
+        )
+        assert isinstance(reply, CloseReply)
+        if reply.channel_id not in (0, channel_id):
+            raise SpinnmanIOException(
+                f"proxy closed channel {reply.channel_id} when asked to close {channel_id}"
+            )
+
+    # --------------------------------------------------------------- receiver thread
+
+    def _run(self) -> None:
+        while not self._closing:
+            ws = self._ws
+            if ws is None:
+                break
+            try:
+                self._receive_loop(ws)
+            except Exception as error:  # the websocket broke, in any of a dozen ways
+                if self._closing:
+                    break
+                log.info("proxy websocket %s dropped: %s", self.url, error)
+            if self._closing or not self._reconnect(ws):
+                break
+
+    def _receive_loop(self, ws: websocket.WebSocket) -> None:
+        by_id = self._by_id
+        pending = self._pending
+        binary = websocket.ABNF.OPCODE_BINARY
+        close = websocket.ABNF.OPCODE_CLOSE
+        timed_out = websocket.WebSocketTimeoutException
+        while True:
+            try:
+                opcode, data = ws.recv_data(control_frame=True)
+            except timed_out:
+                continue  # idle; the pinger decides when silence means death
+            self._last_heard = time.monotonic()
+            if opcode != binary:
+                if opcode == close:
+                    raise SpinnmanIOException("server closed the websocket")
+                continue
+            try:
+                frame = decode_server_frame(data)
+            except WireFormatError as error:
+                log.warning("ignoring undecodable proxy frame: %s", error)
+                continue
+            if isinstance(frame, Message):
+                channel = by_id.get(frame.channel_id)
+                if channel is not None:
+                    channel._queue.put(frame.payload)
+                continue
+            with self._lock:
+                handler = pending.pop(frame.correlation_id, None)
+            if handler is not None:
+                handler(frame)
+            elif isinstance(frame, OpenReply | OpenUnboundReply):
+                # The caller gave up waiting: do not leak the server's socket.
+                self._send_quietly(CloseRequest(0xFFFFFFFF, frame.channel_id).to_bytes())
+
+    def _send_quietly(self, frame: bytes) -> None:
+        try:
+            self._send_frame(frame)
+        except SpinnmanIOException:
+            pass
+
+    def _reconnect(self, old: websocket.WebSocket) -> bool:
+        """Replace a dropped websocket and reopen every channel; False if it gave up."""
+        with self._lock:
+            if self._ws is old:
+                self._ws = None
+            dropped = list(self._pending.values())
+            self._pending.clear()
+            self._by_id.clear()
+            reopen = list(self._open.values())
+            for channel in reopen:
+                channel.channel_id = None
+        _shutdown(old)
+        for handler in dropped:
+            handler(_DROPPED)
+        try:
+            ws = self._connect_with_retries()
+        except SpinnmanIOException as error:
+            self._give_up(str(error))
+            return False
+        with self._lock:
+            if self._closing:
+                ws.close()
+                return False
+            self._ws = ws
+            self.reconnects += 1
+            for channel in reopen:
+                self._reopen(ws, channel)
+            self._connected.notify_all()
+        log.info("proxy websocket %s reconnected; reopening %d channels", self.url, len(reopen))
+        return True
+
+    def _reopen(self, ws: websocket.WebSocket, channel: Channel) -> None:
+        """Send the OPEN for ``channel`` without waiting (called with the lock held)."""
+        register = self._registrar(channel)
+
+        def handle(reply: _Reply) -> None:
+            if isinstance(reply, OpenReply | OpenUnboundReply):
+                register(reply)
+                for hook in channel._reopen_hooks:
+                    try:
+                        hook()
+                    except Exception:
+                        log.exception("proxy channel reopen hook failed")
+            elif isinstance(reply, ErrorReply):
+                log.warning("could not reopen proxy channel: %s", reply.message)
+                with self._lock:
+                    self._open.pop(id(channel), None)
+                channel._kill()
+            # _DROPPED: the next reconnection reopens it again.
+
+        correlation_id = next(self._correlation) & 0xFFFFFFFF
+        self._pending[correlation_id] = handle
+        try:
+            ws.send_binary(channel._reopen_request(correlation_id))
+        except (OSError, websocket.WebSocketException):
+            _abort(ws)
+
+    def _give_up(self, why: str) -> None:
+        with self._lock:
+            if self.failure is None:
+                self.failure = why
+            self._ws = None
+            self._connected.notify_all()
+        log.warning("proxy websocket %s given up: %s", self.url, why)
+        self._stop.set()
+        self._fail_everything()
+
+    def _fail_everything(self) -> None:
+        with self._lock:
+            dropped = list(self._pending.values())
+            self._pending.clear()
+            channels = list(self._open.values())
+            self._open.clear()
+            self._by_id.clear()
+        for handler in dropped:
+            handler(_DROPPED)
+        for channel in channels:
+            channel._kill()
+
+    # --------------------------------------------------------------- connecting
+
+    def _header_lines(self) -> list[str]:
+        source = self._headers
+        values = source() if callable(source) else (source or {})
+        return [f"{name}: {value}" for name, value in values.items()]
+
+    def _connect_with_retries(self) -> websocket.WebSocket:
+        backoff = self.reconnect_backoff
+        problem = "no attempt made"
+        for attempt in range(self.reconnect_attempts):
+            if self._closing:
+                break
+            if attempt:
+                if self._stop.wait(backoff):
+                    break
+                backoff = min(backoff * 2, MAX_BACKOFF)
+            try:
+                return self._handshake()
+            except websocket.WebSocketBadStatusException as error:
+                problem = f"handshake refused with HTTP {error.status_code}"
+                if error.status_code == 401 and self._renew is not None:
+                    try:
+                        self._renew()
+                    except Exception as renew_error:
+                        problem = f"{problem}; renewing the session failed: {renew_error}"
+                elif error.status_code in _PERMANENT_STATUSES:
+                    break
+            except (OSError, websocket.WebSocketException) as error:
+                problem = f"cannot connect: {error}"
+        raise SpinnmanIOException(f"proxy websocket {self.url}: {problem}")
+
+    def _handshake(self) -> websocket.WebSocket:
+        if self._session is not None:
+            try:
+                ws = self._session.websocket(self.url, timeout=self.connect_timeout)
+            except SpinnmanIOException as error:
+                cause = error.__cause__
+                if isinstance(cause, websocket.WebSocketBadStatusException | OSError):
+                    raise cause from error
+                raise websocket.WebSocketException(str(error)) from error
+            self._last_heard = time.monotonic()
+            return ws
+        ws = websocket.WebSocket(sslopt=self._sslopt, enable_multithread=True)
+        cast(Any, ws).connect(
+            self.url,
+            header=self._header_lines(),
+            timeout=self.connect_timeout,
+            suppress_origin=True,
+        )
+        # Sends give up after this long; idle receives just wake up and wait again.
+        ws.settimeout(self.connect_timeout)
+        self._last_heard = time.monotonic()
+        return ws
+
+    # --------------------------------------------------------------- keepalive
+
+    def _ping(self) -> None:
+        interval = self.ping_interval
+        while not self._stop.wait(interval):
+            ws = self._ws
+            if ws is None:
+                continue
+            if time.monotonic() - self._last_heard > 3 * interval:
+                log.info("proxy websocket %s silent for too long; dropping it", self.url)
+                _abort(ws)
+                continue
+            try:
+                ws.ping()
+            except (OSError, websocket.WebSocketException):
+                _abort(ws)
+
+
+def _abort(ws: websocket.WebSocket) -> None:
+    """Shut the websocket's TCP socket down, waking its reader (never raises)."""
+    cast(Any, ws).abort()
+
+
+def _shutdown(ws: websocket.WebSocket) -> None:
+    """Close the websocket's TCP socket at once (never raises)."""
+    cast(Any, ws).shutdown()
+
+
+def _ignore(_: ServerFrame) -> None:
+    """A success hook that does nothing."""
+
+
+def close_all(channels: Iterable[Channel]) -> None:
+    """Close several channels, ignoring ones whose proxy has gone."""
+    for channel in channels:
+        try:
+            channel.close()
+        except SpinnmanIOException:
+            pass
+
+
+BoardMap = Mapping[tuple[int, int], str]
+
+
+class ProxyClient:
+    """The proxied connections of one job, all over one :class:`ProxyConnection`.
+
+    ``SpallocJob`` opens one of these on first use and hands its ``connect_*`` and
+    ``open_*`` calls on to it.
+
+    Parameters
+    ----------
+    session:
+        The job's session (credentials for every handshake, renewed on 401).
+    proxy_url:
+        The job's ``proxy-ref``.
+    boards:
+        The job's boards, Ethernet chip (x, y) -> IP (or a function returning them,
+        called once, when first needed). If not given they are fetched from the job's
+        ``machine`` resource (found from the job id at the end of ``proxy_url``).
+    kwargs:
+        Passed to :class:`ProxyConnection` (timeouts, reconnection policy).
+
+    Raises
+    ------
+    SpinnmanIOException
+        If the websocket cannot be opened.
+    """
+
+    def __init__(
+        self,
+        session: Session,
+        proxy_url: str,
+        boards: BoardMap | Callable[[], BoardMap] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self._session = session
+        self._boards_source = boards
+        self._boards: dict[tuple[int, int], str] | None = None
+        self.connection = ProxyConnection(proxy_url, session=session, **kwargs)
+
+    @property
+    def closed(self) -> bool:
+        """Whether the websocket is closed for good (a new client is then needed)."""
+        return self.connection.is_dead
+
+    def boards(self) -> dict[tuple[int, int], str]:
+        """The job's boards: Ethernet chip (x, y) -> IP address."""
+        if self._boards is None:
+            source = self._boards_source
+            if source is None:
+                self._boards = self._fetch_boards()
+            else:
+                self._boards = dict(source() if callable(source) else source)
+        return self._boards
+
+    def _fetch_boards(self) -> dict[tuple[int, int], str]:
+        job_id = self.connection.url.rstrip("/").rsplit("/", 1)[-1]
+        reply = self._session.get(f"{self._session.srv_url}jobs/{job_id}/machine")
+        if reply.status_code == 204 or not reply.content:
+            return {}
+        connections = reply.json().get("connections") or ()
+        return {(int(x), int(y)): str(ip) for (x, y), ip in connections}
+
+    def connect_to_board(self, x: int, y: int, port: int = SCP_PORT) -> SpallocSCPConnection:
+        """Open an SCP connection to the board whose Ethernet chip is (x, y).
+
+        Raises
+        ------
+        ProxyError
+            If the proxy refused (e.g. the chip is not a board of the job).
+        SpinnmanTimeoutException
+            If the proxy did not answer.
+        """
+        from pyspalloc.client.connections import SpallocSCPConnection
+
+        channel = self.connection.open_channel(x, y, port)
+        return SpallocSCPConnection(channel, self.boards().get((x, y)))
+
+    def connect_for_booting(self) -> SpallocBootConnection:
+        """Open a boot connection to the root board's port 54321."""
+        from pyspalloc.client.connections import BOOT_PORT, SpallocBootConnection
+
+        channel = self.connection.open_channel(0, 0, BOOT_PORT)
+        return SpallocBootConnection(channel, self.boards().get((0, 0)))
+
+    def open_eieio_connection(self, x: int, y: int) -> SpallocEIEIOConnection:
+        """Open an EIEIO connection bound to the board whose Ethernet chip is (x, y)."""
+        from pyspalloc.client.connections import SpallocEIEIOConnection
+
+        channel = self.connection.open_channel(x, y, SCP_PORT)
+        return SpallocEIEIOConnection(channel, self.boards().get((x, y)))
+
+    def open_eieio_listener_connection(self) -> SpallocEIEIOListener:
+        """Open an EIEIO connection that hears every board of the job."""
+        from pyspalloc.client.listeners import SpallocEIEIOListener
+
+        return SpallocEIEIOListener(self.connection.open_unbound(), self.boards())
+
+    def open_udp_listener_connection(self) -> SpallocUDPListener:
+        """Open a UDP connection that hears every board of the job."""
+        from pyspalloc.client.listeners import SpallocUDPListener
+
+        return SpallocUDPListener(self.connection.open_unbound(), self.boards())
+
+    def close(self) -> None:
+        """Close the websocket (the server closes all its channels)."""
+        self.connection.close()
