@@ -27,6 +27,7 @@ __all__ = [
     "set_ip_tag",
     "set_ip_tag_timeout",
     "set_reverse_ip_tag",
+    "update_tag_to_connection",
 ]
 
 _NEW, _SET, _GET, _CLEAR, _TTO = 0, 1, 2, 3, 4
@@ -158,6 +159,26 @@ def set_ip_tag_timeout(
     """
     reply = _call(connection, x, y, _TTO << 16, timeout_code, 0, options)
     return reply.payload[0] if reply.payload else 0
+
+
+def update_tag_to_connection(
+    connection: Connection, tag: int, options: EngineOptions = DEFAULT_OPTIONS
+) -> None:
+    """Point ``tag`` of ``connection``'s board at ``connection`` itself (use-sender SET).
+
+    The request goes out through ``connection``, so the board records its address.
+    """
+    set_ip_tag(
+        connection,
+        connection.chip_x,
+        connection.chip_y,
+        tag,
+        None,
+        0,
+        strip_sdp=True,
+        use_sender=True,
+        options=options,
+    )
 
 
 def _parse_entry(x: int, y: int, tag: int, entry: bytes) -> IPTag | ReverseIPTag | None:
