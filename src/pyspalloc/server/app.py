@@ -48,7 +48,7 @@ from pyspalloc.server.controller import MachineController, make_controller, make
 from pyspalloc.server.events import EventHub
 from pyspalloc.server.lifecycle import Lifecycle
 from pyspalloc.server.store import JobState, Store, TrustLevel
-from pyspalloc.server.web import pages
+from pyspalloc.server.web import pages, ui
 
 if TYPE_CHECKING:
     from pyspalloc.server.proxy import ProxyRegistry
@@ -276,7 +276,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.ctx = ctx
-    for module in (root, machines_api, jobs, job_resources, pages):
+    for module in (root, machines_api, jobs, job_resources, ui, pages):  # ui before pages
         app.include_router(module.router)
     _install_handlers(app, config.debug)
     _install_proxy(app, registry)
