@@ -1,0 +1,134 @@
+"""A virtual BMP (BC&MP 2.x): board power and FPGA registers for one frame, on UDP 17893."""
+
+from __future__ import annotations
+
+import asyncio
+import struct
+from typing import TYPE_CHECKING
+
+from pyspalloc.geometry import (
+    FPGA_BANK_STRIDE,
+    FPGA_FLAG_REGISTER,
+    FPGA_STOP_REGISTER,
+    Direction,
+    fpga_for,
+)
+from pyspalloc.virtual.net import UdpEndpoint
+from pyspalloc.virtual.scamp import version_payload
+from pyspalloc.wire.errors import WireFormatError
+from pyspalloc.wire.scp import SCP_PORT, SCPCommand, SCPRequest, SCPResponse, SCPResult
+
+if TYPE_CHECKING:
+    from pyspalloc.virtual.board import VirtualBoard
+    from pyspalloc.virtual.machine import VirtualMachine
+
+__all__ = ["VirtualBMP"]
+
+_VERSION = b"BC&MP/Spin5-BMP\0" + b"2.1.0\0"
+_U32 = struct.Struct("<I")
+# (fpga, register address) -> the direction whose STOP register it is.
+_STOP = {
+    (fpga_for(d)[0], fpga_for(d)[1] * FPGA_BANK_STRIDE + FPGA_STOP_REGISTER): d for d in Direction
+}
+
+
+class VirtualBMP:
+    """The BMP of frame ``(cabinet, frame)``, controlling ``boards`` by board number.
+
+    Answers CMD_VER (``BC&MP/Spin5-BMP`` 2.1.0), CMD_BMP_POWER and FPGA register
+    access through CMD_LINK_READ / CMD_LINK_WRITE (the SDP destination cpu is the board
+    number; arg3 the FPGA). Writing 1 to a STOP register disables sending on that link.
+    """
+
+    def __init__(
+        self,
+        vm: VirtualMachine,
+        cabinet: int,
+        frame: int,
+        ip: str,
+        boards: dict[int, VirtualBoard],
+    ) -> None:
+        self.vm = vm
+        self.cabinet = cabinet
+        self.frame = frame
+        self.ip = ip
+        self.boards = boards
+        self._endpoint: UdpEndpoint | None = None
+
+    def open(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Bind ``ip:17893`` (called in the event loop)."""
+        self._endpoint = UdpEndpoint(loop, self.ip, SCP_PORT, self._on_packet)
+
+    def close(self) -> None:
+        """Close the socket."""
+        if self._endpoint is not None:
+            self._endpoint.close()
+
+    def _on_packet(self, data: bytes, sender: tuple[str, int]) -> None:
+        try:
+            request = SCPRequest.from_bytes(data)
+        except WireFormatError:
+            return
+        if not request.header.flags & 0x80:
+            return
+        if len(data) < 26:
+            self._reply(request, SCPResult.RC_LEN, b"", sender)
+            return
+        command = request.command
+        if command == SCPCommand.BMP_POWER:
+            self._power(request, sender)
+            return
+        if command == SCPCommand.VER:
+            payload = version_payload(0, 0, request.header.dest_cpu, _VERSION)
+            self._reply(request, SCPResult.RC_OK, payload, sender)
+            return
+        if command in (SCPCommand.LINK_READ, SCPCommand.LINK_WRITE):
+            result, payload = self._fpga(request)
+            self._reply(request, result, payload, sender)
+            return
+        self._reply(request, SCPResult.RC_CMD, b"", sender)
+
+    def _power(self, request: SCPRequest, sender: tuple[str, int]) -> None:
+        on = bool(request.arg1 & 1)
+        for number, board in self.boards.items():
+            if request.arg2 & (1 << number):
+                board.reset(on)
+        delay = self.vm.power_on_delay if on else 0.0
+        if delay > 0:
+            self.vm.loop.call_later(delay, self._reply, request, SCPResult.RC_OK, b"", sender)
+        else:
+            self._reply(request, SCPResult.RC_OK, b"", sender)
+
+    def _fpga(self, request: SCPRequest) -> tuple[SCPResult, bytes]:
+        board = self.boards.get(request.header.dest_cpu)
+        fpga, address, length = request.arg3, request.arg1 & ~3, request.arg2
+        if board is None:
+            return SCPResult.RC_CPU, b""
+        if fpga > 2 or length != 4:
+            return SCPResult.RC_ARG, b""
+        direction = _STOP.get((fpga, address))
+        if request.command == SCPCommand.LINK_WRITE:
+            if len(request.data) < 4:
+                return SCPResult.RC_ARG, b""
+            (value,) = _U32.unpack_from(request.data)
+            if direction is not None:
+                board.links_enabled[direction] = not value & 1
+            board.fpga_registers[(fpga, address)] = value
+            return SCPResult.RC_OK, b""
+        if address == FPGA_FLAG_REGISTER:
+            value = fpga
+        elif direction is not None:
+            value = 0 if board.links_enabled[direction] else 1
+        else:
+            value = board.fpga_registers.get((fpga, address), 0)
+        return SCPResult.RC_OK, _U32.pack(value)
+
+    def _reply(
+        self, request: SCPRequest, result: SCPResult, payload: bytes, sender: tuple[str, int]
+    ) -> None:
+        if self._endpoint is None:
+            return
+        header = request.header.reply_header(request.header.dest_x, request.header.dest_y)
+        self._endpoint.send(
+            SCPResponse(header, result, request.sequence, payload).to_bytes(), sender
+        )

@@ -1,0 +1,220 @@
+"""A virtual SpiNNaker machine: its boards and BMPs on one asyncio loop in a daemon thread."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import resource
+import threading
+from collections import deque
+from collections.abc import Callable
+from types import TracebackType
+from typing import Any, TypeVar
+
+from pyspalloc.geometry import Direction, MachineDefinition, Triad
+from pyspalloc.virtual.bmp import VirtualBMP
+from pyspalloc.virtual.board import VirtualBoard
+from pyspalloc.virtual.topology import BootedMachine
+
+__all__ = ["VirtualMachine"]
+
+T = TypeVar("T")
+#: Seconds a call into the event loop may take before it is reported as stuck.
+CALL_TIMEOUT = 60.0
+
+
+def raise_file_limit() -> None:
+    """Raise the soft limit on open files to the hard limit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        except (ValueError, OSError):
+            pass
+
+
+class VirtualMachine:
+    """Virtual SpiNN-5 boards and BMPs for a machine definition, on loopback addresses.
+
+    Parameters
+    ----------
+    definition:
+        The machine; every functioning board with an IP gets a :class:`VirtualBoard`,
+        every frame with a BMP address a :class:`VirtualBMP`.
+    booted:
+        Start powered and booted from board (0, 0, 0) (the whole machine as one).
+    powered:
+        Start with every board powered (but not booted).
+    latency_ms, loss:
+        Initial fault injection for every board (see :meth:`VirtualBoard.set_fault`).
+    netinit:
+        Seconds after a boot during which CMD_VER answers with chip (255, 255).
+    power_on_delay:
+        Seconds a BMP takes to answer a power-on command.
+    """
+
+    def __init__(
+        self,
+        definition: MachineDefinition,
+        *,
+        booted: bool = False,
+        powered: bool = False,
+        latency_ms: float = 0.0,
+        loss: float = 0.0,
+        netinit: float = 0.0,
+        power_on_delay: float = 0.0,
+    ) -> None:
+        self.definition = definition
+        self.netinit = netinit
+        self.power_on_delay = power_on_delay
+        self.boards: dict[Triad, VirtualBoard] = {}
+        for triad, board_def in definition.boards.items():
+            if board_def.functioning and board_def.ip:
+                board = VirtualBoard(self, board_def)
+                board.set_fault(latency_ms, loss)
+                self.boards[triad] = board
+        self._by_ip = {b.ip: b for b in self.boards.values()}
+        self.bmps: dict[tuple[int, int], VirtualBMP] = {}
+        for key, frame in definition.frames.items():
+            if frame.bmp_ip:
+                members = {
+                    b.physical.board: self.boards[b.triad]
+                    for b in frame.boards
+                    if b.triad in self.boards
+                }
+                self.bmps[key] = VirtualBMP(self, key[0], key[1], frame.bmp_ip, members)
+        self._initially_booted = booted
+        self._initially_powered = powered or booted
+        self.loop = asyncio.new_event_loop()
+        self._thread: threading.Thread | None = None
+
+    # -- life cycle -----------------------------------------------------------------
+
+    def start(self) -> VirtualMachine:
+        """Bind every socket and serve in a daemon thread; return once all are bound."""
+        if self._thread is not None:
+            return self
+        raise_file_limit()
+        ready: concurrent.futures.Future[None] = concurrent.futures.Future()
+        self._thread = threading.Thread(
+            target=self._run, args=(ready,), name=f"virtual-{self.definition.name}", daemon=True
+        )
+        self._thread.start()
+        try:
+            ready.result(timeout=CALL_TIMEOUT * 5)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _run(self, ready: concurrent.futures.Future[None]) -> None:
+        asyncio.set_event_loop(self.loop)
+        try:
+            for board in self.boards.values():
+                board.open(self.loop)
+                board.powered = self._initially_powered
+            for bmp in self.bmps.values():
+                bmp.open(self.loop)
+            if self._initially_booted and self.boards:
+                root = self.boards.get(Triad(0, 0, 0)) or next(iter(self.boards.values()))
+                self.boot_from(root)
+        except BaseException as error:
+            self._close_all()
+            ready.set_exception(error)
+            return
+        ready.set_result(None)
+        try:
+            self.loop.run_forever()
+        finally:
+            self._close_all()
+
+    def _close_all(self) -> None:
+        for board in self.boards.values():
+            board.close()
+        for bmp in self.bmps.values():
+            bmp.close()
+
+    def stop(self) -> None:
+        """Close every socket and stop the event loop thread."""
+        thread = self._thread
+        if thread is None:
+            return
+        if self.loop.is_running():
+            self.loop.call_soon_threadsafe(self.loop.stop)
+        thread.join(timeout=CALL_TIMEOUT)
+        self._thread = None
+        if not self.loop.is_running() and not self.loop.is_closed():
+            self.loop.close()
+
+    def __enter__(self) -> VirtualMachine:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def call(self, function: Callable[..., T], *args: Any) -> T:
+        """Run ``function(*args)`` in the event loop thread and return its result."""
+        if self._thread is None or threading.current_thread() is self._thread:
+            return function(*args)
+        future: concurrent.futures.Future[T] = concurrent.futures.Future()
+
+        def run() -> None:
+            try:
+                future.set_result(function(*args))
+            except BaseException as error:
+                future.set_exception(error)
+
+        self.loop.call_soon_threadsafe(run)
+        return future.result(timeout=CALL_TIMEOUT)
+
+    # -- lookups --------------------------------------------------------------------
+
+    def board_by_ip(self, ip: str) -> VirtualBoard | None:
+        """The board whose Ethernet chip has address ``ip``, or None."""
+        return self._by_ip.get(ip)
+
+    # -- booting --------------------------------------------------------------------
+
+    def usable_link(self, board: VirtualBoard, direction: Direction) -> VirtualBoard | None:
+        """The powered board across a working, enabled-at-both-ends link, or None."""
+        definition = self.definition
+        if not board.links_enabled[direction]:
+            return None
+        other = self.boards.get(definition.neighbour(board.triad, direction))
+        if other is None or not other.powered or other is board:
+            return None
+        if not other.links_enabled[direction.opposite]:
+            return None
+        if not definition.live_link(board.triad, direction):
+            return None
+        return other
+
+    def boot_from(self, root: VirtualBoard) -> BootedMachine | None:
+        """Boot ``root`` and every powered, unbooted board reachable through usable links."""
+        if not root.powered or root.booted:
+            return None
+        members = {root.triad: root}
+        queue = deque([root])
+        while queue:
+            board = queue.popleft()
+            for direction in Direction:
+                other = self.usable_link(board, direction)
+                if other is not None and not other.booted and other.triad not in members:
+                    members[other.triad] = other
+                    queue.append(other)
+        ready_at = self.loop.time() + self.netinit if self.netinit > 0 else 0.0
+        machine = BootedMachine(
+            root,
+            members.values(),
+            self.usable_link,
+            (self.definition.width, self.definition.height),
+            ready_at,
+        )
+        for board in members.values():
+            board.machine = machine
+        return machine

@@ -1,0 +1,74 @@
+"""Lean non-blocking UDP endpoints driven by an asyncio loop's reader callbacks."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+from collections.abc import Callable
+
+__all__ = ["UdpEndpoint"]
+
+_log = logging.getLogger(__name__)
+#: Datagrams read per readiness callback before yielding to other sockets.
+_BATCH = 64
+_MAX_DATAGRAM = 4096
+
+Handler = Callable[[bytes, tuple[str, int]], None]
+
+
+class UdpEndpoint:
+    """A UDP socket bound to ``(ip, port)`` that hands each datagram to ``handler``.
+
+    The handler runs in the event loop; any exception it raises is logged and the
+    endpoint keeps serving. Sending never blocks: a datagram that cannot be queued is
+    dropped, as UDP may.
+    """
+
+    __slots__ = ("_loop", "address", "handler", "sock")
+
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, ip: str, port: int, handler: Handler
+    ) -> None:
+        self._loop = loop
+        self.handler = handler
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            sock.setblocking(False)
+            sock.bind((ip, port))
+        except OSError:
+            sock.close()
+            raise
+        self.sock = sock
+        self.address = (ip, port)
+        loop.add_reader(sock.fileno(), self._ready)
+
+    def _ready(self) -> None:
+        recv = self.sock.recvfrom
+        for _ in range(_BATCH):
+            try:
+                data, sender = recv(_MAX_DATAGRAM)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                return
+            try:
+                self.handler(data, sender)
+            except Exception:  # a bad datagram must never stop the board
+                _log.exception("virtual endpoint %s:%d: error handling datagram", *self.address)
+
+    def send(self, data: bytes, address: tuple[str, int]) -> None:
+        """Send one datagram (dropped silently if it cannot be sent)."""
+        try:
+            self.sock.sendto(data, address)
+        except OSError:
+            pass
+
+    def close(self) -> None:
+        """Stop reading and close the socket."""
+        if self.sock.fileno() >= 0:
+            try:
+                self._loop.remove_reader(self.sock.fileno())
+            except (RuntimeError, ValueError):
+                pass
+            self.sock.close()
