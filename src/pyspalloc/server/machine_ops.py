@@ -1,0 +1,181 @@
+"""Server-side SCP on a job's boards: the REST ``memory`` and ``router`` endpoints.
+
+:class:`ServerJobOperations` implements
+:class:`pyspalloc.server.controller.JobOperations` (web-api.md §4.12). Every call builds a
+:class:`pyspalloc.transceiver.Transceiver` over plain UDP to the job's boards, does its
+work with the transceiver's bounded timeouts and retries, and closes it again; nothing is
+kept between calls, so a destroyed job leaves nothing behind. The calls block: the REST
+layer runs them in its thread pool.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+
+from pyspalloc.exceptions import SpinnmanInvalidParameterException
+from pyspalloc.geometry import BOARD_CHIP_SET, Chip
+from pyspalloc.transceiver import Transceiver, UDPConnection
+from pyspalloc.wire.scp import SCP_PORT
+
+__all__ = ["MAX_TRANSFER", "N_FILTERS", "JobBoards", "ServerJobOperations", "board_of_chip"]
+
+log = logging.getLogger(__name__)
+
+#: job-relative Ethernet chip (x, y) -> board IPv4 address
+JobBoards = dict[tuple[int, int], str]
+
+#: largest single memory read or write (the SDRAM of one chip)
+MAX_TRANSFER = 128 * 1024 * 1024
+#: router diagnostic filters per chip
+N_FILTERS = 16
+_U32 = 0xFFFFFFFF
+
+
+def board_of_chip(boards: JobBoards, x: int, y: int) -> tuple[int, int]:
+    """Return the job-relative Ethernet chip of the board holding chip (x, y).
+
+    Raises
+    ------
+    SpinnmanInvalidParameterException
+        If no board of the job holds that chip.
+    """
+    for ex, ey in boards:
+        if Chip(x - ex, y - ey) in BOARD_CHIP_SET:
+            return ex, ey
+    raise SpinnmanInvalidParameterException(
+        "chip", (x, y), "is not on any board of the job's allocation"
+    )
+
+
+def _check_span(address: int, size: int) -> None:
+    if not 0 <= address <= _U32:
+        raise SpinnmanInvalidParameterException("address", address, "must be in 0..2**32-1")
+    if not 0 <= size <= MAX_TRANSFER:
+        raise SpinnmanInvalidParameterException("size", size, f"must be in 0..{MAX_TRANSFER}")
+    if address + size > _U32 + 1:
+        raise SpinnmanInvalidParameterException("size", size, "runs past the end of memory")
+
+
+class ServerJobOperations:
+    """Memory and router operations on a job's boards, over UDP from the service.
+
+    Parameters
+    ----------
+    timeout:
+        Seconds to wait for each SCP reply.
+    retries:
+        Resends of a request before giving up.
+    window:
+        SCP requests in flight per board.
+    port:
+        The boards' SCP port.
+    """
+
+    def __init__(
+        self,
+        *,
+        timeout: float = 1.0,
+        retries: int = 10,
+        window: int = 8,
+        port: int = SCP_PORT,
+    ) -> None:
+        self.timeout = timeout
+        self.retries = retries
+        self.window = window
+        self.port = port
+
+    @contextmanager
+    def _transceiver(self, boards: JobBoards, first: tuple[int, int]) -> Iterator[Transceiver]:
+        order = [first, *(xy for xy in boards if xy != first)]
+        connections = []
+        try:
+            for xy in order:
+                connections.append(UDPConnection(boards[xy], self.port, chip_x=xy[0], chip_y=xy[1]))
+            transceiver = Transceiver(
+                connections, window=self.window, timeout=self.timeout, retries=self.retries
+            )
+        except BaseException:
+            for connection in connections:
+                connection.close()
+            raise
+        try:
+            yield transceiver
+        finally:
+            transceiver.close()
+
+    def read_memory(self, boards: JobBoards, x: int, y: int, address: int, size: int) -> bytes:
+        """Read ``size`` bytes at ``address`` of job-relative chip (x, y).
+
+        Raises
+        ------
+        SpinnmanInvalidParameterException
+            Bad chip, address or size.
+        SpinnmanTimeoutException
+            The board did not answer (after the retries).
+        """
+        _check_span(address, size)
+        board = board_of_chip(boards, x, y)
+        if size == 0:
+            return b""
+        with self._transceiver(boards, board) as transceiver:
+            return bytes(transceiver.read_memory(x, y, address, size))
+
+    def write_memory(self, boards: JobBoards, x: int, y: int, address: int, data: bytes) -> None:
+        """Write ``data`` at ``address`` of job-relative chip (x, y).
+
+        Raises
+        ------
+        SpinnmanInvalidParameterException
+            Bad chip, address or size.
+        SpinnmanTimeoutException
+            The board did not answer (after the retries).
+        """
+        _check_span(address, len(data))
+        board = board_of_chip(boards, x, y)
+        if not data:
+            return
+        with self._transceiver(boards, board) as transceiver:
+            transceiver.write_memory(x, y, address, bytes(data))
+
+    def reset_router(self, boards: JobBoards, filters: dict[int, int]) -> None:
+        """On every chip of the job: clear the multicast routes, reset the diagnostic
+        counters and install ``filters`` (index 0..15 -> 32-bit filter word).
+
+        Raises
+        ------
+        SpinnmanInvalidParameterException
+            A filter index or word is out of range, or the job has no boards.
+        SpinnmanTimeoutException
+            A chip did not answer (after the retries).
+        """
+        for index, word in filters.items():
+            if not 0 <= index < N_FILTERS:
+                raise SpinnmanInvalidParameterException(
+                    "filter index", index, f"must be in 0..{N_FILTERS - 1}"
+                )
+            if not 0 <= word <= _U32:
+                raise SpinnmanInvalidParameterException("filter word", word, "must be 32 bits")
+        if not boards:
+            raise SpinnmanInvalidParameterException("boards", boards, "the job has no boards")
+        root = (0, 0) if (0, 0) in boards else next(iter(boards))
+        with self._transceiver(boards, root) as transceiver:
+            machine = transceiver.get_machine_details()
+            by_board: defaultdict[tuple[int, int], list[tuple[int, int]]] = defaultdict(list)
+            for xy in sorted(machine.chips):
+                by_board[machine.nearest_ethernet(*xy)].append(xy)
+
+            def reset(chips: list[tuple[int, int]]) -> None:
+                for x, y in chips:
+                    transceiver.clear_multicast_routes(x, y)
+                    transceiver.clear_router_diagnostic_counters(x, y)
+                    for index, word in sorted(filters.items()):
+                        transceiver.set_router_diagnostic_filter(x, y, index, word)
+
+            with ThreadPoolExecutor(max(1, len(by_board)), "spalloc-router") as pool:
+                for future in [pool.submit(reset, chips) for chips in by_board.values()]:
+                    future.result()
+            log.info("router reset on %d chips of %d boards", machine.n_chips, len(boards))
