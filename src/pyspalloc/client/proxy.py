@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, Final, cast
 
 import websocket
 
+from pyspalloc.client.wsframes import BINARY, FrameSocket
 from pyspalloc.exceptions import (
     SpallocException,
     SpinnmanIOException,
@@ -347,7 +348,7 @@ class ProxyConnection:
         self._open: dict[int, Channel] = {}  # keyed by id(channel)
         self._lock = threading.Lock()
         self._connected = threading.Condition(self._lock)
-        self._ws: websocket.WebSocket | None = None
+        self._ws: FrameSocket | None = None
         self._closing = False
         #: Why the proxy is dead (None while it is usable).
         self.failure: str | None = None
@@ -432,17 +433,14 @@ class ProxyConnection:
             self._connected.notify_all()
         self._stop.set()
         if ws is not None:
-            try:
-                ws.send_close()
-            except Exception:
-                pass
-            _abort(ws)
+            ws.send_close()
+            ws.abort()
         self._fail_everything()
         for thread in (self._reader, self._pinger):
             if thread is not threading.current_thread():
                 thread.join(timeout=5.0)
         if ws is not None:
-            _shutdown(ws)
+            ws.close()
 
     def drop_websocket(self) -> None:
         """Break the current websocket as a network fault would (for tests and demos).
@@ -451,7 +449,7 @@ class ProxyConnection:
         """
         ws = self._ws
         if ws is not None:
-            _abort(ws)
+            ws.abort()
 
     def __enter__(self) -> ProxyConnection:
         return self
@@ -473,7 +471,7 @@ class ProxyConnection:
             if self.failure is not None:
                 raise SpinnmanIOException(f"proxy websocket is closed: {self.failure}") from error
             log.debug("proxy send failed (%s); reconnect pending", error)
-            _abort(ws)  # make sure the receiver notices and reconnects
+            ws.abort()  # make sure the receiver notices and reconnects
 
     # --------------------------------------------------------------- calls
 
@@ -507,7 +505,7 @@ class ProxyConnection:
             try:
                 ws.send_binary(make_frame(correlation_id))
             except (OSError, websocket.WebSocketException):
-                _abort(ws)
+                ws.abort()
                 with self._lock:
                     self._pending.pop(correlation_id, None)
                 continue
@@ -524,7 +522,7 @@ class ProxyConnection:
             assert isinstance(reply, OpenReply | CloseReply | OpenUnboundReply)
             return reply
 
-    def _wait_connected(self, deadline: float, operation: str, limit: float) -> websocket.WebSocket:
+    def _wait_connected(self, deadline: float, operation: str, limit: float) -> FrameSocket:
         with self._lock:
             while True:
                 if self.failure is not None:
@@ -582,39 +580,34 @@ class ProxyConnection:
             if self._closing or not self._reconnect(ws):
                 break
 
-    def _receive_loop(self, ws: websocket.WebSocket) -> None:
+    def _receive_loop(self, ws: FrameSocket) -> None:
         by_id = self._by_id
         pending = self._pending
-        binary = websocket.ABNF.OPCODE_BINARY
-        close = websocket.ABNF.OPCODE_CLOSE
-        timed_out = websocket.WebSocketTimeoutException
         while True:
-            try:
-                opcode, data = ws.recv_data(control_frame=True)
-            except timed_out:
-                continue  # idle; the pinger decides when silence means death
+            messages = ws.receive()  # [] when idle: the pinger judges silence
+            if not messages:
+                continue
             self._last_heard = time.monotonic()
-            if opcode != binary:
-                if opcode == close:
-                    raise SpinnmanIOException("server closed the websocket")
-                continue
-            try:
-                frame = decode_server_frame(data)
-            except WireFormatError as error:
-                log.warning("ignoring undecodable proxy frame: %s", error)
-                continue
-            if isinstance(frame, Message):
-                channel = by_id.get(frame.channel_id)
-                if channel is not None:
-                    channel._queue.put(frame.payload)
-                continue
-            with self._lock:
-                handler = pending.pop(frame.correlation_id, None)
-            if handler is not None:
-                handler(frame)
-            elif isinstance(frame, OpenReply | OpenUnboundReply):
-                # The caller gave up waiting: do not leak the server's socket.
-                self._send_quietly(CloseRequest(0xFFFFFFFF, frame.channel_id).to_bytes())
+            for opcode, data in messages:
+                if opcode != BINARY:
+                    continue  # pings (already answered), pongs, text
+                try:
+                    frame = decode_server_frame(data)
+                except WireFormatError as error:
+                    log.warning("ignoring undecodable proxy frame: %s", error)
+                    continue
+                if isinstance(frame, Message):
+                    channel = by_id.get(frame.channel_id)
+                    if channel is not None:
+                        channel._queue.put(frame.payload)
+                    continue
+                with self._lock:
+                    handler = pending.pop(frame.correlation_id, None)
+                if handler is not None:
+                    handler(frame)
+                elif isinstance(frame, OpenReply | OpenUnboundReply):
+                    # The caller gave up waiting: do not leak the server's socket.
+                    self._send_quietly(CloseRequest(0xFFFFFFFF, frame.channel_id).to_bytes())
 
     def _send_quietly(self, frame: bytes) -> None:
         try:
@@ -622,7 +615,7 @@ class ProxyConnection:
         except SpinnmanIOException:
             pass
 
-    def _reconnect(self, old: websocket.WebSocket) -> bool:
+    def _reconnect(self, old: FrameSocket) -> bool:
         """Replace a dropped websocket and reopen every channel; False if it gave up."""
         with self._lock:
             if self._ws is old:
@@ -633,7 +626,7 @@ class ProxyConnection:
             reopen = list(self._open.values())
             for channel in reopen:
                 channel.channel_id = None
-        _shutdown(old)
+        old.close()
         for handler in dropped:
             handler(_DROPPED)
         try:
@@ -653,7 +646,7 @@ class ProxyConnection:
         log.info("proxy websocket %s reconnected; reopening %d channels", self.url, len(reopen))
         return True
 
-    def _reopen(self, ws: websocket.WebSocket, channel: Channel) -> None:
+    def _reopen(self, ws: FrameSocket, channel: Channel) -> None:
         """Send the OPEN for ``channel`` without waiting (called with the lock held)."""
         register = self._registrar(channel)
 
@@ -677,7 +670,7 @@ class ProxyConnection:
         try:
             ws.send_binary(channel._reopen_request(correlation_id))
         except (OSError, websocket.WebSocketException):
-            _abort(ws)
+            ws.abort()
 
     def _give_up(self, why: str) -> None:
         with self._lock:
@@ -708,7 +701,7 @@ class ProxyConnection:
         values = source() if callable(source) else (source or {})
         return [f"{name}: {value}" for name, value in values.items()]
 
-    def _connect_with_retries(self) -> websocket.WebSocket:
+    def _connect_with_retries(self) -> FrameSocket:
         backoff = self.reconnect_backoff
         problem = "no attempt made"
         for attempt in range(self.reconnect_attempts):
@@ -733,7 +726,7 @@ class ProxyConnection:
                 problem = f"cannot connect: {error}"
         raise SpinnmanIOException(f"proxy websocket {self.url}: {problem}")
 
-    def _handshake(self) -> websocket.WebSocket:
+    def _handshake(self) -> FrameSocket:
         if self._session is not None:
             try:
                 ws = self._session.websocket(self.url, timeout=self.connect_timeout)
@@ -742,8 +735,9 @@ class ProxyConnection:
                 if isinstance(cause, websocket.WebSocketBadStatusException | OSError):
                     raise cause from error
                 raise websocket.WebSocketException(str(error)) from error
+            ws.settimeout(self.connect_timeout)
             self._last_heard = time.monotonic()
-            return ws
+            return FrameSocket(ws)
         ws = websocket.WebSocket(sslopt=self._sslopt, enable_multithread=True)
         cast(Any, ws).connect(
             self.url,
@@ -754,7 +748,7 @@ class ProxyConnection:
         # Sends give up after this long; idle receives just wake up and wait again.
         ws.settimeout(self.connect_timeout)
         self._last_heard = time.monotonic()
-        return ws
+        return FrameSocket(ws)
 
     # --------------------------------------------------------------- keepalive
 
@@ -766,22 +760,12 @@ class ProxyConnection:
                 continue
             if time.monotonic() - self._last_heard > 3 * interval:
                 log.info("proxy websocket %s silent for too long; dropping it", self.url)
-                _abort(ws)
+                ws.abort()
                 continue
             try:
                 ws.ping()
             except (OSError, websocket.WebSocketException):
-                _abort(ws)
-
-
-def _abort(ws: websocket.WebSocket) -> None:
-    """Shut the websocket's TCP socket down, waking its reader (never raises)."""
-    cast(Any, ws).abort()
-
-
-def _shutdown(ws: websocket.WebSocket) -> None:
-    """Close the websocket's TCP socket at once (never raises)."""
-    cast(Any, ws).shutdown()
+                ws.abort()
 
 
 def _ignore(_: ServerFrame) -> None:
