@@ -1,0 +1,277 @@
+"""``pyspalloc alloc``: create a job, wait until it is ready, hold it, destroy it."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+
+import click
+
+from pyspalloc.cli.common import (
+    EXIT_DESTROYED,
+    EXIT_INTERRUPTED,
+    JobView,
+    client_errors,
+    connect,
+    connection_rows,
+    fetch_job,
+    json_option,
+    service_options,
+    state_progress,
+    url_of,
+    wait_for_ready,
+)
+from pyspalloc.cli.output import console, error_console, print_fields, print_json, print_table
+from pyspalloc.client import SpallocClient, SpallocJob
+
+Triple = tuple[int, int, int]
+
+
+def _create(
+    client: SpallocClient,
+    numbers: tuple[int, ...],
+    triad: Triple | None,
+    physical: Triple | None,
+    ip: str | None,
+    rect_at: tuple[int, int] | None,
+    max_dead_boards: int | None,
+    machine: str | None,
+    keepalive: int,
+) -> SpallocJob:
+    """Create the job the arguments describe."""
+    boards = [b for b in (triad, physical, ip) if b is not None]
+    if len(boards) > 1:
+        raise click.UsageError("give at most one of --triad, --physical and --ip")
+    if len(numbers) > 3:
+        raise click.UsageError("give at most three numbers: N, W H, or X Y Z")
+    if len(numbers) == 3:  # the old spalloc's "X Y Z": one specific board
+        if boards:
+            raise click.UsageError("X Y Z already names a board")
+        triad = (numbers[0], numbers[1], numbers[2])
+        numbers = ()
+    if len(numbers) == 2:
+        if rect_at is not None:
+            raise click.UsageError("give the rectangle either as W H or with --rect-at")
+        rect_at = (numbers[0], numbers[1])
+        numbers = ()
+    if any(n < 1 for n in numbers + (rect_at or ())):
+        raise click.UsageError("sizes must be at least 1")
+    has_board = triad is not None or physical is not None or ip is not None
+    if max_dead_boards is not None and not (rect_at and has_board):
+        raise click.UsageError("--max-dead-boards applies to a rectangle at a board")
+    if rect_at is not None and has_board:
+        return client.create_job_rect_at_board(
+            rect_at[0],
+            rect_at[1],
+            triad=triad,
+            physical=physical,
+            ip_address=ip,
+            machine_name=machine,
+            keepalive=keepalive,
+            max_dead_boards=max_dead_boards or 0,
+        )
+    if rect_at is not None:
+        return client.create_job_rect(rect_at[0], rect_at[1], machine, keepalive)
+    if has_board:
+        if numbers:
+            raise click.UsageError("a number of boards cannot be combined with a board")
+        return client.create_job_board(triad, physical, ip, machine, keepalive)
+    return client.create_job(numbers[0] if numbers else 1, machine, keepalive)
+
+
+def substitute(command: str, view: JobView, ethernet_ips: str) -> str:
+    """Fill the old spalloc's ``{hostname}``-style fields into a shell command."""
+    root = next((h for x, y, h in view.connections if (x, y) == (0, 0)), "")
+    values = {
+        "": root,
+        "hostname": root,
+        "id": str(view.id),
+        "w": str(view.width),
+        "width": str(view.width),
+        "h": str(view.height),
+        "height": str(view.height),
+        "ethernet_ips": ethernet_ips,
+        "machine": view.machine or "",
+        "url": view.url,
+    }
+    for key, value in values.items():
+        command = command.replace("{" + key + "}", shlex.quote(value) if value else "''")
+    return command
+
+
+def _write_ethernet_ips(view: JobView) -> str:
+    handle, path = tempfile.mkstemp(prefix=f"spalloc-job-{view.id}-", suffix=".csv")
+    with os.fdopen(handle, "w", encoding="utf-8") as out:
+        for x, y, host in view.connections:
+            out.write(f"{x},{y},{host}\n")
+    return path
+
+
+def _show(view: JobView, as_json: bool, hold: bool) -> None:
+    if as_json:
+        print_json(view.to_json())
+        sys.stdout.flush()
+        return
+    root = next((h for x, y, h in view.connections if (x, y) == (0, 0)), None)
+    print_fields(
+        {
+            "Job ID": view.id,
+            "Hostname": root,
+            "Machine": view.machine,
+            "Size (triads)": f"{view.width} x {view.height} (depth {view.depth})",
+            "Boards": view.num_boards,
+        }
+    )
+    print_table(
+        "Connections",
+        ["Chip (x, y)", "Hostname", "Board (x, y, z)"],
+        connection_rows(view),
+    )
+    if hold:
+        console.print("[dim]Keeping the job alive; press Ctrl-C to destroy it.[/]")
+
+
+@click.command(context_settings={"ignore_unknown_options": False})
+@click.argument("numbers", nargs=-1, type=int)
+@click.option("--triad", nargs=3, type=int, default=None, metavar="X Y Z", help="This board.")
+@click.option(
+    "--physical", nargs=3, type=int, default=None, metavar="C F B", help="This board (physical)."
+)
+@click.option("--ip", default=None, metavar="ADDRESS", help="The board with this IP address.")
+@click.option(
+    "--rect-at",
+    nargs=2,
+    type=int,
+    default=None,
+    metavar="W H",
+    help="A W x H triad rectangle rooted at the board given by --triad, --physical or --ip.",
+)
+@click.option(
+    "--max-dead-boards",
+    type=int,
+    default=None,
+    help="Dead boards allowed in a rectangle at a board.",
+)
+@click.option("--machine", "-m", default=None, help="Machine name (default: tagged 'default').")
+@click.option(
+    "--keepalive", type=int, default=60, show_default=True, help="Keepalive interval (s)."
+)
+@click.option(
+    "--command",
+    "-c",
+    default=None,
+    help="Run this shell command once READY, then destroy the job; {hostname}, {id}, "
+    "{width}, {height}, {machine}, {ethernet_ips} (a CSV file) are filled in.",
+)
+@click.option("--no-destroy", is_flag=True, help="Leave the job alive on exit.")
+@click.option("--timeout", type=float, default=None, help="Give up if not READY after this (s).")
+@service_options
+@json_option
+def alloc(
+    numbers: tuple[int, ...],
+    triad: Triple | None,
+    physical: Triple | None,
+    ip: str | None,
+    rect_at: tuple[int, int] | None,
+    max_dead_boards: int | None,
+    machine: str | None,
+    keepalive: int,
+    command: str | None,
+    no_destroy: bool,
+    timeout: float | None,
+    url: str | None,
+    username: str | None,
+    password: str | None,
+    token: str | None,
+    as_json: bool,
+) -> None:
+    """Allocate boards: nothing = 1 board, N = N boards, W H = W x H triads, X Y Z = a board.
+
+    Waits until the job is READY, prints its connections, then keeps it alive until
+    Ctrl-C (or until --command finishes) and destroys it. The exit code is the
+    command's, when there is one.
+    """
+    client, settings = connect(url, username, password, token, machine)
+    with client, client_errors(settings.url):
+        job = _create(
+            client,
+            numbers,
+            triad,
+            physical,
+            ip,
+            rect_at,
+            max_dead_boards,
+            settings.machine,
+            keepalive,
+        )
+        job_url = url_of(job)
+        code = 0
+        reason = "finished"
+        try:
+            view = _wait(client, job_url, as_json, timeout)
+            _show(view, as_json, command is None)
+            if command is not None:
+                code = _run(command, view)
+                reason = f"command exited with {code}"
+            else:
+                code = _hold(client, job_url)
+                reason = "cancelled" if code == 0 else "destroyed"
+        except KeyboardInterrupt:
+            reason, code = "interrupted", EXIT_INTERRUPTED
+            error_console.print("interrupted")
+        except BaseException:
+            reason = "error"
+            raise
+        finally:
+            _finish(job, job_url, reason, no_destroy, as_json)
+    sys.exit(code)
+
+
+def _wait(client: SpallocClient, job_url: str, as_json: bool, timeout: float | None) -> JobView:
+    from pyspalloc.cli.common import job_id_of
+
+    with state_progress(job_id_of(job_url), enabled=not as_json) as on_state:
+        return wait_for_ready(client.session, job_url, on_state, timeout)
+
+
+def _run(command: str, view: JobView) -> int:
+    csv = _write_ethernet_ips(view)
+    try:
+        line = substitute(command, view, csv)
+        error_console.print(f"[dim]running: {line}[/]")
+        sys.stdout.flush()
+        return subprocess.call(line, shell=True)
+    finally:
+        os.unlink(csv)
+
+
+def _hold(client: SpallocClient, job_url: str) -> int:
+    """Wait until Ctrl-C (0) or until the job dies on its own (1)."""
+    while True:
+        time.sleep(1.0)
+        view = fetch_job(client.session, job_url, allocation=False)
+        if view.state == "DESTROYED":
+            error_console.print(f"job {view.id} was destroyed: {view.reason or 'no reason given'}")
+            return EXIT_DESTROYED
+
+
+def _finish(job: SpallocJob, job_url: str, reason: str, no_destroy: bool, as_json: bool) -> None:
+    from pyspalloc.cli.common import job_id_of
+
+    close = getattr(job, "close", None)
+    if no_destroy:
+        if callable(close):
+            close()
+        error_console.print(f"job {job_id_of(job_url)} left alive (no keepalive from now on)")
+        return
+    try:
+        job.destroy(reason)
+    except Exception as error:  # the job may already be gone
+        error_console.print(f"could not destroy job {job_id_of(job_url)}: {error}")
+        return
+    if not as_json:
+        error_console.print(f"job {job_id_of(job_url)} destroyed ({reason})")
