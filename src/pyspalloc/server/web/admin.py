@@ -1,0 +1,316 @@
+"""Admin pages under ``/spalloc/system/admin``: users, groups and boards in service.
+
+Every route needs the ADMIN role (others get 403); every form is CSRF-checked first.
+"""
+
+from __future__ import annotations
+
+import re
+
+from fastapi import APIRouter
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+
+from pyspalloc.geometry import Triad
+from pyspalloc.server.api.common import ApiError
+from pyspalloc.server.auth import hash_password
+from pyspalloc.server.store import TrustLevel, UserInfo
+from pyspalloc.server.store import web_queries as wq
+from pyspalloc.server.web.machine_picture import PictureBoard, render_machine
+from pyspalloc.server.web.support import (
+    ADMIN,
+    SYSTEM,
+    Viewer,
+    actor,
+    done,
+    form_fields,
+    render,
+    viewer,
+)
+
+router = APIRouter()
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@+-]{0,127}$")
+MIN_PASSWORD = 8
+ROLES = [t.name for t in TrustLevel]
+
+
+def _admin(request: Request) -> Viewer:
+    return viewer(request, TrustLevel.ADMIN)
+
+
+@router.get(ADMIN)
+def admin_index(request: Request) -> Response:
+    """Links to the admin pages."""
+    who = _admin(request)
+    machines = wq.machine_summaries(who.ctx.store, include_out_of_service=True)
+    return render(request, who, "admin_index.html", machines=machines)
+
+
+# ---- users --------------------------------------------------------------------------
+def _users_page(
+    request: Request, who: Viewer, status: int = 200, error: str | None = None
+) -> Response:
+    store = who.ctx.store
+    users = store.list_users()
+    groups = {u.id: wq.user_groups(store, u.id) for u in users}
+    return render(
+        request,
+        who,
+        "admin_users.html",
+        status,
+        error=error,
+        users=users,
+        groups=groups,
+        roles=ROLES,
+    )
+
+
+@router.get(ADMIN + "/users")
+def users(request: Request) -> Response:
+    """All users with forms to enable, disable, set the role and reset the password."""
+    return _users_page(request, _admin(request))
+
+
+def _role(value: str) -> TrustLevel | None:
+    try:
+        return TrustLevel[value.upper()]
+    except KeyError:
+        return None
+
+
+def _create_user(request: Request, form: dict[str, str]) -> Response:
+    who = actor(request, form, TrustLevel.ADMIN)
+    name = form.get("username", "").strip()
+    password = form.get("password", "")
+    role = _role(form.get("role", "USER"))
+    problem = None
+    if not _NAME.match(name):
+        problem = "User names are 1-128 letters, digits or _.@+- and start with a letter or digit."
+    elif len(password) < MIN_PASSWORD:
+        problem = f"Passwords must have at least {MIN_PASSWORD} characters."
+    elif role is None:
+        problem = "Unknown role."
+    if problem is None and role is not None:
+        try:
+            who.ctx.store.create_user(name, hash_password(password), role)
+        except ValueError:
+            problem = f"There is already a user called {name}."
+    if problem is not None:
+        return _users_page(request, who, 400, problem)
+    return done(ADMIN + "/users", "user-created")
+
+
+@router.post(ADMIN + "/users")
+async def create_user(request: Request) -> Response:
+    """Create a local user (username, password, role)."""
+    form = await form_fields(request)
+    return await run_in_threadpool(_create_user, request, form)
+
+
+def _user_by_id(who: Viewer, user_id: int) -> UserInfo:
+    user = who.ctx.store.get_user_by_id(user_id)
+    if user is None:
+        raise ApiError(404, "no such user")
+    return user
+
+
+def _change_user(request: Request, user_id: int, form: dict[str, str]) -> Response:
+    who = actor(request, form, TrustLevel.ADMIN)
+    user = _user_by_id(who, user_id)
+    store = who.ctx.store
+    action = form.get("action", "")
+    myself = user.id == who.user_id
+    if action in ("enable", "disable"):
+        if myself and action == "disable":
+            return _users_page(request, who, 400, "You cannot disable your own account.")
+        store.update_user(user.name, disabled=action == "disable")
+        return done(ADMIN + "/users", f"user-{action}d")
+    if action == "role":
+        role = _role(form.get("role", ""))
+        if role is None:
+            return _users_page(request, who, 400, "Unknown role.")
+        if myself and role < TrustLevel.ADMIN:
+            return _users_page(request, who, 400, "You cannot take away your own admin role.")
+        store.update_user(user.name, trust=role)
+        return done(ADMIN + "/users", "user-role")
+    if action == "password":
+        password = form.get("password", "")
+        if len(password) < MIN_PASSWORD:
+            return _users_page(
+                request, who, 400, f"Passwords must have at least {MIN_PASSWORD} characters."
+            )
+        store.update_user(user.name, password_hash=hash_password(password))
+        wq.unlock_user(store, user.id)
+        return done(ADMIN + "/users", "user-password")
+    if action == "unlock":
+        wq.unlock_user(store, user.id)
+        return done(ADMIN + "/users", "user-unlocked")
+    raise ApiError(400, "unknown action")
+
+
+@router.post(ADMIN + "/users/{user_id}")
+async def change_user(request: Request, user_id: int) -> Response:
+    """Enable, disable, set the role of, reset the password of or unlock a user."""
+    form = await form_fields(request)
+    return await run_in_threadpool(_change_user, request, user_id, form)
+
+
+# ---- groups -------------------------------------------------------------------------
+def _groups_page(
+    request: Request, who: Viewer, status: int = 200, error: str | None = None
+) -> Response:
+    groups = wq.list_groups(who.ctx.store)
+    return render(request, who, "admin_groups.html", status, error=error, groups=groups)
+
+
+@router.get(ADMIN + "/groups")
+def groups(request: Request) -> Response:
+    """All groups, with a form to create one."""
+    return _groups_page(request, _admin(request))
+
+
+def _create_group(request: Request, form: dict[str, str]) -> Response:
+    who = actor(request, form, TrustLevel.ADMIN)
+    name = form.get("name", "").strip()
+    quota_text = form.get("quota", "").strip()
+    quota: float | None = None
+    if not _NAME.match(name):
+        return _groups_page(request, who, 400, "Group names are 1-128 letters, digits or _.@+-.")
+    if quota_text:
+        try:
+            quota = float(quota_text) * 3600.0
+        except ValueError:
+            return _groups_page(request, who, 400, "The quota must be a number of board-hours.")
+        if quota < 0:
+            return _groups_page(request, who, 400, "The quota must not be negative.")
+    try:
+        group = wq.create_group(who.ctx.store, name, quota)
+    except ValueError:
+        return _groups_page(request, who, 400, f"There is already a group called {name}.")
+    return done(f"{ADMIN}/groups/{group.id}", "group-created")
+
+
+@router.post(ADMIN + "/groups")
+async def create_group(request: Request) -> Response:
+    """Create a group (name, optional quota in board-hours)."""
+    form = await form_fields(request)
+    return await run_in_threadpool(_create_group, request, form)
+
+
+def _group_page(
+    request: Request, who: Viewer, group_id: int, status: int = 200, error: str | None = None
+) -> Response:
+    store = who.ctx.store
+    group = wq.get_group(store, group_id)
+    if group is None:
+        raise ApiError(404, "no such group")
+    members = wq.group_members(store, group_id)
+    others = [u.name for u in store.list_users() if u.name not in set(members)]
+    return render(
+        request,
+        who,
+        "admin_group.html",
+        status,
+        error=error,
+        group=group,
+        members=members,
+        others=others,
+    )
+
+
+@router.get(ADMIN + "/groups/{group_id}")
+def group(request: Request, group_id: int) -> Response:
+    """One group's members, with forms to add and remove members."""
+    return _group_page(request, _admin(request), group_id)
+
+
+def _change_group(request: Request, group_id: int, form: dict[str, str]) -> Response:
+    who = actor(request, form, TrustLevel.ADMIN)
+    store = who.ctx.store
+    if wq.get_group(store, group_id) is None:
+        raise ApiError(404, "no such group")
+    action = form.get("action", "")
+    user = store.get_user(form.get("username", "").strip())
+    if user is None:
+        return _group_page(request, who, group_id, 400, "No such user.")
+    here = f"{ADMIN}/groups/{group_id}"
+    if action == "add":
+        if not wq.add_member(store, group_id, user):
+            return _group_page(request, who, group_id, 400, f"{user.name} is already a member.")
+        return done(here, "member-added")
+    if action == "remove":
+        if not wq.remove_member(store, group_id, user):
+            return _group_page(request, who, group_id, 400, f"{user.name} is not a member.")
+        return done(here, "member-removed")
+    raise ApiError(400, "unknown action")
+
+
+@router.post(ADMIN + "/groups/{group_id}")
+async def change_group(request: Request, group_id: int) -> Response:
+    """Add (``action=add``) or remove (``action=remove``) the member ``username``."""
+    form = await form_fields(request)
+    return await run_in_threadpool(_change_group, request, group_id, form)
+
+
+# ---- boards -------------------------------------------------------------------------
+@router.get(ADMIN + "/boards")
+def boards(request: Request) -> Response:
+    """Boards of one machine (``?machine=``) with forms to take them in or out of service."""
+    who = _admin(request)
+    store = who.ctx.store
+    machines = wq.machine_summaries(store, include_out_of_service=True)
+    name = request.query_params.get("machine") or (machines[0].machine.name if machines else "")
+    chosen = next((m for m in machines if m.machine.name == name), None)
+    board_list = []
+    picture = None
+    if chosen is not None:
+        board_list = sorted(store.boards(chosen.machine.id), key=lambda b: b.triad)
+        picture = render_machine(
+            [
+                PictureBoard(
+                    Triad(*b.triad),
+                    (b.cabinet, b.frame, b.board),
+                    b.address,
+                    b.functioning,
+                    b.job_id,
+                    None,
+                )
+                for b in board_list
+            ],
+            job_href=lambda j: f"{SYSTEM}/job_info/{j}",
+            label=f"boards of machine {name}",
+        )
+    return render(
+        request,
+        who,
+        "admin_boards.html",
+        machines=machines,
+        chosen=chosen,
+        boards=board_list,
+        picture=picture,
+    )
+
+
+def _change_board(request: Request, board_id: int, form: dict[str, str]) -> Response:
+    who = actor(request, form, TrustLevel.ADMIN)
+    action = form.get("action", "")
+    if action not in ("enable", "disable"):
+        raise ApiError(400, "unknown action")
+    board = wq.set_board_functioning(who.ctx.store, board_id, action == "enable")
+    if board is None:
+        raise ApiError(404, "no such board")
+    machine = who.ctx.store.machine_by_id(board.machine_id)
+    name = machine.name if machine is not None else ""
+    who.ctx.events.notify(("machine", name))
+    if action == "enable":
+        who.ctx.lifecycle.wake()
+    return done(ADMIN + "/boards", f"board-{action}d", machine=name)
+
+
+@router.post(ADMIN + "/boards/{board_id}")
+async def change_board(request: Request, board_id: int) -> Response:
+    """Take a board into (``action=enable``) or out of (``action=disable``) service."""
+    form = await form_fields(request)
+    return await run_in_threadpool(_change_board, request, board_id, form)
