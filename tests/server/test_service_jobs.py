@@ -319,3 +319,13 @@ def test_openapi_document(service: Any) -> None:
 
     document = requests.get(service.url + "srv/openapi.json", timeout=10).json()
     assert "/spalloc/srv/spalloc/jobs" in document["paths"]
+
+
+def test_long_poll_sees_change_made_just_before_the_wait(alice: Client, service: Any) -> None:
+    url = alice.create().headers["location"]
+    wait_for(lambda: state(alice, url) == "READY")
+    alice.get(url)  # this session has now seen READY
+    assert alice.delete(url + "?reason=quick").status_code == 204
+    started = time.monotonic()
+    assert alice.get(url + "?wait=true").json()["state"] == "DESTROYED"
+    assert time.monotonic() - started < 5

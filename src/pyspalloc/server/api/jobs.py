@@ -27,6 +27,7 @@ from pyspalloc.server.api.common import (
 )
 from pyspalloc.server.api.jobview import job_url, parse_job_id, state_json, visible_job
 from pyspalloc.server.api.requests import BoardLocator, CreateJob, parse_create_job
+from pyspalloc.server.auth import Caller
 from pyspalloc.server.context import ServiceContext
 from pyspalloc.server.store import JobState, MachineInfo, RequestSpec, TrustLevel
 
@@ -191,21 +192,39 @@ async def create_job(request: Request) -> Response:
     return await run_in_threadpool(_create, request, body)
 
 
+def _viewer(caller: Caller) -> object:
+    return caller.session.key if caller.session is not None else ("user", caller.user.id)
+
+
 def _state(request: Request, job_id: int) -> Response:
     caller = caller_of(request, TrustLevel.USER)
     ctx = ctx_of(request)
+    key = ("job", job_id)
+    version = ctx.events.version(key)
     job = visible_job(ctx, caller, job_id)
+    ctx.events.mark_seen(_viewer(caller), key, version)
     return json_response(state_json(ctx, request, job))
+
+
+def _check_visible(request: Request, job_id: int) -> object:
+    caller = caller_of(request, TrustLevel.USER)
+    visible_job(ctx_of(request), caller, job_id)
+    return _viewer(caller)
 
 
 @router.get(SRV + "/jobs/{job}")
 async def get_job(request: Request, job: str) -> Response:
-    """Return the job state; ``wait=true`` blocks until the job next changes."""
+    """Return the job state; ``wait=true`` blocks until the job next changes.
+
+    A change since this session last read the job counts, so a change just before the
+    wait began is not missed.
+    """
     job_id = parse_job_id(job)
     ctx = ctx_of(request)
     if parse_bool(request.query_params.get("wait")):
-        await run_in_threadpool(_state, request, job_id)
-        await ctx.events.wait([("job", job_id)], ctx.config.wait_timeout)
+        viewer = await run_in_threadpool(_check_visible, request, job_id)
+        key = ("job", job_id)
+        await ctx.events.wait([key], ctx.config.wait_timeout, viewer)
         if await run_in_threadpool(ctx.store.get_job, job_id) is None:
             raise ApiError(410, "no such job")
     return await run_in_threadpool(_state, request, job_id)
