@@ -51,20 +51,12 @@ from pyspalloc.wire.proxy import (
     ServerFrame,
     decode_server_frame,
 )
-from pyspalloc.wire.scp import SCP_PORT
 
 if TYPE_CHECKING:
-    from pyspalloc.client.connections import (
-        SpallocBootConnection,
-        SpallocEIEIOConnection,
-        SpallocSCPConnection,
-    )
-    from pyspalloc.client.listeners import SpallocEIEIOListener, SpallocUDPListener
     from pyspalloc.client.session import Session
 
 __all__ = [
     "Channel",
-    "ProxyClient",
     "ProxyConnection",
     "ProxyError",
     "UnboundChannel",
@@ -220,6 +212,7 @@ class Channel:
     def _kill(self) -> None:
         """Mark closed and wake all readers (receiver thread or closer)."""
         self._closed = True
+        self.channel_id = None
         self._queue.put(_DEAD)
 
     def close(self, timeout: float | None = None) -> None:
@@ -538,6 +531,10 @@ class ProxyConnection:
 
     def _registrar(self, channel: Channel) -> Callable[[ServerFrame], None]:
         def register(reply: ServerFrame) -> None:
+            if channel._closed:  # closed while (re)opening: do not resurrect it
+                assert isinstance(reply, OpenReply | OpenUnboundReply)
+                self._send_quietly(CloseRequest(0xFFFFFFFF, reply.channel_id).to_bytes())
+                return
             channel._adopt(reply)
             with self._lock:
                 assert channel.channel_id is not None
@@ -780,111 +777,3 @@ def close_all(channels: Iterable[Channel]) -> None:
         except SpinnmanIOException:
             pass
 
-
-BoardMap = Mapping[tuple[int, int], str]
-
-
-class ProxyClient:
-    """The proxied connections of one job, all over one :class:`ProxyConnection`.
-
-    ``SpallocJob`` opens one of these on first use and hands its ``connect_*`` and
-    ``open_*`` calls on to it.
-
-    Parameters
-    ----------
-    session:
-        The job's session (credentials for every handshake, renewed on 401).
-    proxy_url:
-        The job's ``proxy-ref``.
-    boards:
-        The job's boards, Ethernet chip (x, y) -> IP (or a function returning them,
-        called once, when first needed). If not given they are fetched from the job's
-        ``machine`` resource (found from the job id at the end of ``proxy_url``).
-    kwargs:
-        Passed to :class:`ProxyConnection` (timeouts, reconnection policy).
-
-    Raises
-    ------
-    SpinnmanIOException
-        If the websocket cannot be opened.
-    """
-
-    def __init__(
-        self,
-        session: Session,
-        proxy_url: str,
-        boards: BoardMap | Callable[[], BoardMap] | None = None,
-        **kwargs: Any,
-    ) -> None:
-        self._session = session
-        self._boards_source = boards
-        self._boards: dict[tuple[int, int], str] | None = None
-        self.connection = ProxyConnection(proxy_url, session=session, **kwargs)
-
-    @property
-    def closed(self) -> bool:
-        """Whether the websocket is closed for good (a new client is then needed)."""
-        return self.connection.is_dead
-
-    def boards(self) -> dict[tuple[int, int], str]:
-        """The job's boards: Ethernet chip (x, y) -> IP address."""
-        if self._boards is None:
-            source = self._boards_source
-            if source is None:
-                self._boards = self._fetch_boards()
-            else:
-                self._boards = dict(source() if callable(source) else source)
-        return self._boards
-
-    def _fetch_boards(self) -> dict[tuple[int, int], str]:
-        job_id = self.connection.url.rstrip("/").rsplit("/", 1)[-1]
-        reply = self._session.get(f"{self._session.srv_url}jobs/{job_id}/machine")
-        if reply.status_code == 204 or not reply.content:
-            return {}
-        connections = reply.json().get("connections") or ()
-        return {(int(x), int(y)): str(ip) for (x, y), ip in connections}
-
-    def connect_to_board(self, x: int, y: int, port: int = SCP_PORT) -> SpallocSCPConnection:
-        """Open an SCP connection to the board whose Ethernet chip is (x, y).
-
-        Raises
-        ------
-        ProxyError
-            If the proxy refused (e.g. the chip is not a board of the job).
-        SpinnmanTimeoutException
-            If the proxy did not answer.
-        """
-        from pyspalloc.client.connections import SpallocSCPConnection
-
-        channel = self.connection.open_channel(x, y, port)
-        return SpallocSCPConnection(channel, self.boards().get((x, y)))
-
-    def connect_for_booting(self) -> SpallocBootConnection:
-        """Open a boot connection to the root board's port 54321."""
-        from pyspalloc.client.connections import BOOT_PORT, SpallocBootConnection
-
-        channel = self.connection.open_channel(0, 0, BOOT_PORT)
-        return SpallocBootConnection(channel, self.boards().get((0, 0)))
-
-    def open_eieio_connection(self, x: int, y: int) -> SpallocEIEIOConnection:
-        """Open an EIEIO connection bound to the board whose Ethernet chip is (x, y)."""
-        from pyspalloc.client.connections import SpallocEIEIOConnection
-
-        channel = self.connection.open_channel(x, y, SCP_PORT)
-        return SpallocEIEIOConnection(channel, self.boards().get((x, y)))
-
-    def open_eieio_listener_connection(self) -> SpallocEIEIOListener:
-        """Open an EIEIO connection that hears every board of the job."""
-        from pyspalloc.client.listeners import SpallocEIEIOListener
-
-        return SpallocEIEIOListener(self.connection.open_unbound(), self.boards())
-
-    def open_udp_listener_connection(self) -> SpallocUDPListener:
-        """Open a UDP connection that hears every board of the job."""
-        from pyspalloc.client.listeners import SpallocUDPListener
-
-        return SpallocUDPListener(self.connection.open_unbound(), self.boards())
-
-    def close(self) -> None:
-        """Close the websocket (the server closes all its channels)."""
-        self.connection.close()

@@ -1,0 +1,208 @@
+"""The proxy websocket client against the real service and its virtual boards."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from typing import Any
+
+import pytest
+
+from pyspalloc.client.job import SpallocJob
+from pyspalloc.client.proxy import ProxyConnection, ProxyError
+from pyspalloc.exceptions import SpinnmanIOException, SpinnmanTimeoutException
+from pyspalloc.transceiver.engine import make_request, scp_call
+from pyspalloc.transceiver.transceiver import Transceiver
+from pyspalloc.wire.proxy import CloseRequest
+from pyspalloc.wire.scp import SCP_PORT, SCPCommand, SCPResult
+from tests.client import test_proxy_support as support
+from tests.client.test_proxy_support import eventually, ready_job, virtual_board
+
+# fixtures shared with the connection and transceiver tests
+proxy_service = support.proxy_service
+proxy_client = support.proxy_client
+job = support.job
+fresh_job = support.fresh_job
+
+ADDRESS = 0x60000000
+FOUR_MB = 4 * 1024 * 1024
+
+
+def proxy_of(job: SpallocJob) -> ProxyConnection:
+    """The job's ProxyConnection (the job opens it on first use)."""
+    proxy = job.get_proxy()  # type: ignore[attr-defined]
+    assert isinstance(proxy, ProxyConnection)
+    return proxy
+
+
+def test_open_channel_and_ver(job: SpallocJob) -> None:
+    connection = job.connect_to_board(0, 0)
+    try:
+        reply = scp_call(connection, make_request(connection, 0, 0, 0, SCPCommand.VER))
+        assert reply.result == SCPResult.RC_OK
+        assert b"SC&MP" in reply.payload
+        assert connection.remote_ip == job.get_connections()[0, 0]
+        assert connection.is_connected()
+    finally:
+        connection.close()
+    assert not connection.is_connected()
+    connection.close()  # a second close does nothing
+    with pytest.raises(SpinnmanIOException):
+        connection.send(b"\x00\x00")
+    with pytest.raises(SpinnmanIOException):
+        connection.receive(0.1)
+
+
+def test_close_answered_with_zero_is_not_an_error(job: SpallocJob) -> None:
+    connection = job.connect_to_board(0, 0)
+    channel = connection.channel
+    proxy = proxy_of(job)
+    channel_id = channel.channel_id
+    assert channel_id is not None
+    # Close it behind the connection's back; its own CLOSE is then answered with 0.
+    reply = proxy._call(
+        lambda corr: CloseRequest(corr, channel_id).to_bytes(), lambda _: None, "CLOSE", 5.0
+    )
+    assert getattr(reply, "channel_id", None) == channel_id
+    channel.close()
+    assert not channel.is_open
+
+
+def test_error_frame_carries_the_server_text(job: SpallocJob) -> None:
+    with pytest.raises(ProxyError, match="unrecognised ethernet chip") as caught:
+        job.connect_to_board(8, 4)
+    assert isinstance(caught.value, SpinnmanIOException)
+    # the websocket is still fine afterwards
+    connection = job.connect_to_board(0, 0)
+    try:
+        assert scp_call(connection, make_request(connection, 0, 0, 0, SCPCommand.VER))
+    finally:
+        connection.close()
+
+
+def test_4mb_write_and_read_over_the_proxy(job: SpallocJob) -> None:
+    data = os.urandom(FOUR_MB)
+    transceiver = Transceiver([job.connect_to_board(0, 0)])
+    try:
+        started = time.perf_counter()
+        written, _ = transceiver.write_memory(0, 0, ADDRESS, data)
+        middle = time.perf_counter()
+        back = transceiver.read_memory(0, 0, ADDRESS, len(data))
+        ended = time.perf_counter()
+    finally:
+        transceiver.close()
+    assert written == len(data)
+    assert back == data
+    print(
+        f"proxy 4 MB: write {len(data) / (middle - started) / 1e6:.2f} MB/s, "
+        f"read {len(data) / (ended - middle) / 1e6:.2f} MB/s"
+    )
+
+
+def test_transfer_survives_websocket_drops(fresh_job: SpallocJob) -> None:
+    transceiver = Transceiver([fresh_job.connect_to_board(0, 0)], timeout=0.5)
+    proxy = proxy_of(fresh_job)
+    data = os.urandom(FOUR_MB)
+    stop = threading.Event()
+    drops = 0
+
+    def dropper() -> None:
+        nonlocal drops
+        while not stop.wait(0.7):
+            proxy.drop_websocket()
+            drops += 1
+
+    thread = threading.Thread(target=dropper, daemon=True)
+    thread.start()
+    try:
+        transceiver.write_memory(0, 0, ADDRESS, data)
+        back = transceiver.read_memory(0, 0, ADDRESS, len(data))
+    finally:
+        stop.set()
+        thread.join(5)
+    try:
+        assert drops >= 2
+        assert proxy.reconnects >= 2
+        assert back == data
+        # the channel has a new server id and still works
+        assert transceiver.get_scamp_version(0, 0).version_string
+    finally:
+        transceiver.close()
+
+
+def test_reconnection_reopens_every_channel(fresh_job: SpallocJob) -> None:
+    first = fresh_job.connect_to_board(0, 0)
+    boot = fresh_job.connect_for_booting()
+    proxy = proxy_of(fresh_job)
+    before = {first.channel.channel_id, boot.channel.channel_id}
+    proxy.drop_websocket()
+    eventually(
+        lambda: (
+            proxy.reconnects == 1
+            and first.channel.channel_id is not None
+            and boot.channel.channel_id is not None
+        ),
+        what="the channels to reopen",
+    )
+    assert {first.channel.channel_id, boot.channel.channel_id}.isdisjoint(before)
+    assert scp_call(first, make_request(first, 0, 0, 0, SCPCommand.VER)).result == SCPResult.RC_OK
+    first.close()
+    boot.close()
+
+
+def test_job_destroyed_makes_every_call_fail_not_hang(proxy_client: Any) -> None:
+    doomed = ready_job(proxy_client)
+    connection = doomed.connect_to_board(0, 0)
+    proxy = proxy_of(doomed)
+    proxy.reconnect_attempts = 3
+    doomed.destroy("testing the proxy after destroy")
+    started = time.monotonic()
+    with pytest.raises(SpinnmanIOException):
+        connection.receive(30.0)
+    assert time.monotonic() - started < 20.0
+    assert proxy.is_dead
+    with pytest.raises(SpinnmanIOException):
+        proxy.open_channel(0, 0, SCP_PORT)
+    with pytest.raises(SpinnmanIOException):
+        connection.send(b"\x00\x00")
+
+
+def test_close_releases_everything(fresh_job: SpallocJob) -> None:
+    connection = fresh_job.connect_to_board(0, 0)
+    proxy = proxy_of(fresh_job)
+    proxy.close()
+    assert proxy.is_dead
+    assert not proxy._reader.is_alive()
+    assert not proxy._pinger.is_alive()
+    with pytest.raises(SpinnmanIOException):
+        connection.receive(None)  # no timeout: must still return at once
+    with pytest.raises(SpinnmanIOException):
+        proxy.open_unbound()
+    proxy.close()  # idempotent
+
+
+def test_receive_times_out(job: SpallocJob) -> None:
+    connection = job.connect_to_board(0, 0)
+    try:
+        started = time.monotonic()
+        with pytest.raises(SpinnmanTimeoutException):
+            connection.receive(0.2)
+        assert 0.15 < time.monotonic() - started < 2.0
+        assert not connection.is_ready_to_receive(0.05)
+    finally:
+        connection.close()
+
+
+def test_lossy_board_still_gives_exact_data(fresh_job: SpallocJob, proxy_service: Any) -> None:
+    board = virtual_board(proxy_service, fresh_job.get_connections()[0, 0])
+    data = os.urandom(256 * 1024)
+    transceiver = Transceiver([fresh_job.connect_to_board(0, 0)], timeout=0.25, retries=20)
+    board.set_fault(loss=0.05)
+    try:
+        transceiver.write_memory(0, 0, ADDRESS, data)
+        back = transceiver.read_memory(0, 0, ADDRESS, len(data))
+    finally:
+        board.set_fault(loss=0.0)
+        transceiver.close()
+    assert back == data
