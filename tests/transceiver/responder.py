@@ -41,6 +41,7 @@ class Responder:
     max_outstanding: int = 0
     _seen: dict[int, int] = field(default_factory=dict)
     _outstanding: set[int] = field(default_factory=set)
+    _answered: set[int] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         self.socket = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -68,7 +69,8 @@ class Responder:
             except WireFormatError:
                 continue
             self.received.append(request)
-            self._outstanding.add(request.sequence)
+            if request.sequence not in self._answered:
+                self._outstanding.add(request.sequence)
             self.max_outstanding = max(self.max_outstanding, len(self._outstanding))
             last = time.monotonic()
             if self.hold > 0:
@@ -83,6 +85,7 @@ class Responder:
         for reply in replies:
             if reply.result == SCPResult.RC_OK:
                 self._outstanding.discard(request.sequence)
+                self._answered.add(request.sequence)
             self.socket.sendto(reply.to_bytes(), address)
         if any(r.result != SCPResult.RC_OK for r in replies):
             self._outstanding.discard(request.sequence)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -86,6 +87,36 @@ def test_lost_replies_are_resent_with_the_same_bytes(make_responder: type[Respon
     resent = [copies for copies in by_seq.values() if len(copies) > 1]
     assert len(resent) == 10
     assert all(len(set(copies)) == 1 for copies in resent)
+
+
+def test_adaptive_resend_recovers_quickly(make_responder: type[Responder]) -> None:
+    # The first answer to every fourth request is lost; with a 1 s timeout a fixed timer
+    # would need >= 1 s per loss, the adaptive one needs a few tens of ms.
+    def policy(request: SCPRequest, seen: int) -> list[SCPResponse]:
+        if request.arg1 % 4 == 1 and seen == 0:
+            return []
+        return echo_policy(request, seen)
+
+    responder = make_responder(policy)
+    with connect(responder) as connection:
+        start = time.monotonic()
+        replies = scp_burst(connection, reads(connection, 40), timeout=1.0)
+        elapsed = time.monotonic() - start
+    assert args_of(replies) == list(range(40))
+    assert elapsed < 0.9
+
+
+def test_fixed_timer_when_min_timeout_is_the_timeout(make_responder: type[Responder]) -> None:
+    def policy(request: SCPRequest, seen: int) -> list[SCPResponse]:
+        if request.arg1 == 3 and seen == 0:
+            return []
+        return echo_policy(request, seen)
+
+    responder = make_responder(policy)
+    with connect(responder) as connection:
+        start = time.monotonic()
+        scp_burst(connection, reads(connection, 5), timeout=0.3, min_timeout=0.3)
+        assert time.monotonic() - start >= 0.29
 
 
 def test_random_loss_is_survived(make_responder: type[Responder]) -> None:

@@ -155,6 +155,7 @@ def get_cpu_infos(
         window=options.window,
         timeout=options.timeout,
         retries=options.retries,
+        min_timeout=options.min_timeout,
     )
     return [infos[index] for index in range(len(core_list))]
 

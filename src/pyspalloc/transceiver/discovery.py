@@ -121,6 +121,7 @@ def _read_p2p_table(
         window=options.window,
         timeout=options.timeout,
         retries=options.retries,
+        min_timeout=options.min_timeout,
     )
     for x in range(width):
         for y, entry in enumerate(decode_p2p_column(columns[x], height)):
@@ -166,6 +167,7 @@ def get_machine_details(
         window=options.window,
         timeout=options.timeout,
         retries=options.retries,
+        min_timeout=options.min_timeout,
         on_error=skip,
     )
     machine = MachineInfo(width, height, root)

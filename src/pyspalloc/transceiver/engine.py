@@ -62,6 +62,8 @@ ErrorCallback = Callable[[int, SCPRequest, SpinnmanException], None]
 RETRY_BACKOFF = 0.005
 #: The longest back-off after a retry code.
 MAX_RETRY_BACKOFF = 0.1
+#: The shortest adaptive retransmission timeout.
+MIN_TIMEOUT = 0.02
 
 _sequence_counter = itertools.count()
 _sequence_lock = threading.Lock()
@@ -85,11 +87,14 @@ class EngineOptions:
         Seconds to wait for each request's reply before resending it.
     retries:
         Resends allowed per request after the first attempt.
+    min_timeout:
+        Floor of the adaptive resend timer (see :func:`scp_stream`).
     """
 
     window: int = 8
     timeout: float = 1.0
     retries: int = 10
+    min_timeout: float = 0.02
 
     def __post_init__(self) -> None:
         if self.window < 1:
@@ -100,7 +105,7 @@ class EngineOptions:
             raise SpinnmanInvalidParameterException("retries", self.retries, "must be >= 0")
 
 
-#: The defaults: a window of 8, 1 s per attempt, 10 retries.
+#: The defaults: a window of 8, at most 1 s per attempt, 10 retries.
 DEFAULT_OPTIONS = EngineOptions()
 
 
@@ -144,16 +149,59 @@ def describe(request: SCPRequest) -> str:
 class _InFlight:
     """One outstanding request."""
 
-    __slots__ = ("attempts", "awaiting", "data", "deadline", "index", "reasons", "request")
+    __slots__ = (
+        "attempts",
+        "awaiting",
+        "data",
+        "deadline",
+        "index",
+        "reasons",
+        "request",
+        "sent_at",
+        "waited",
+    )
 
-    def __init__(self, index: int, request: SCPRequest, data: bytes, deadline: float) -> None:
+    def __init__(self, index: int, request: SCPRequest, data: bytes) -> None:
         self.index = index
         self.request = request
         self.data = data
-        self.deadline = deadline
+        self.deadline = 0.0
+        self.sent_at = 0.0
         self.attempts = 1
         self.awaiting = True  # False while backing off before a resend
         self.reasons: list[str] = []
+        self.waited = 0.0
+
+
+class _RoundTrip:
+    """Smoothed round-trip time of one burst, giving the retransmission timeout (RTO).
+
+    Until the first reply the RTO is the full ``timeout``; afterwards it is
+    ``srtt + 4 * rttvar`` clamped to ``[min_timeout, timeout]``. A request's k-th
+    resend waits ``min(timeout, rto * 2**k)``. Only replies to requests sent once are
+    sampled.
+    """
+
+    __slots__ = ("floor", "srtt", "timeout", "var")
+
+    def __init__(self, timeout: float, min_timeout: float) -> None:
+        self.timeout = timeout
+        self.floor = min(min_timeout, timeout)
+        self.srtt: float | None = None
+        self.var = 0.0
+
+    def sample(self, rtt: float) -> None:
+        if self.srtt is None:
+            self.srtt, self.var = rtt, rtt / 2
+        else:
+            self.var = 0.75 * self.var + 0.25 * abs(self.srtt - rtt)
+            self.srtt = 0.875 * self.srtt + 0.125 * rtt
+
+    def wait(self, attempt: int) -> float:
+        if self.srtt is None:
+            return self.timeout
+        rto: float = max(self.floor, self.srtt + 4 * self.var)
+        return min(self.timeout, rto * (1 << (attempt - 1)))
 
 
 def _failure(flight: _InFlight, timeout: float, retries: int) -> SpinnmanException:
@@ -163,7 +211,8 @@ def _failure(flight: _InFlight, timeout: float, retries: int) -> SpinnmanExcepti
         return SpinnmanTimeoutException(
             what,
             timeout,
-            f"{what}: no reply in {flight.attempts} attempts of {timeout} s",
+            f"{what}: no reply in {flight.attempts} attempts "
+            f"({flight.waited:.3g} s in all, at most {timeout} s each)",
         )
     error = SpinnmanIOException(
         f"{what}: failed after {flight.attempts} attempts ({retries} retries): "
@@ -187,6 +236,17 @@ def _bad_result(request: SCPRequest, result: SCPResult) -> SpinnmanException:
     )
 
 
+def _wrap_io(flight: _InFlight, error: SpinnmanIOException) -> SpinnmanException:
+    header = flight.request.header
+    return SpinnmanGenericProcessException(
+        error,
+        header.dest_x,
+        header.dest_y,
+        header.dest_cpu,
+        f"{describe(flight.request)}: {error}",
+    )
+
+
 def scp_stream(
     connection: Connection,
     requests: Iterable[SCPRequest],
@@ -195,6 +255,7 @@ def scp_stream(
     window: int = 8,
     timeout: float = 1.0,
     retries: int = 10,
+    min_timeout: float = MIN_TIMEOUT,
     on_error: ErrorCallback | None = None,
 ) -> int:
     """Send ``requests`` through ``connection``, calling ``on_reply`` for each RC_OK reply.
@@ -211,9 +272,14 @@ def scp_stream(
     window:
         Most requests in flight at once.
     timeout:
-        Seconds to wait for each reply before resending that request.
+        The longest wait for a reply before that request is resent.
     retries:
         Resends allowed per request.
+    min_timeout:
+        Once replies have been seen, a request is resent after an adaptive timeout
+        (smoothed round trip plus four deviations, doubling per resend) of at least this
+        long and at most ``timeout``. Pass ``min_timeout=timeout`` for a fixed timer
+        (for commands that take long on the board).
     on_error:
         If given, a failed request is reported here and the burst goes on; otherwise
         the first failure is raised.
@@ -234,6 +300,7 @@ def scp_stream(
     """
     EngineOptions(window, timeout, retries)  # validates
     clock = time.monotonic
+    timer = _RoundTrip(timeout, min_timeout)
     pending: dict[int, _InFlight] = {}
     source = enumerate(requests)
     exhausted = False
@@ -245,21 +312,16 @@ def scp_stream(
             raise error
         on_error(flight.index, flight.request, error)
 
-    def send(flight: _InFlight) -> None:
+    def send(flight: _InFlight, now: float) -> None:
+        wait = timer.wait(flight.attempts)
+        flight.sent_at = now
+        flight.deadline = now + wait
+        flight.waited += wait
+        flight.awaiting = True
         try:
             connection.send(flight.data)
         except SpinnmanIOException as error:
-            header = flight.request.header
-            fail(
-                flight,
-                SpinnmanGenericProcessException(
-                    error,
-                    header.dest_x,
-                    header.dest_y,
-                    header.dest_cpu,
-                    f"{describe(flight.request)}: {error}",
-                ),
-            )
+            fail(flight, _wrap_io(flight, error))
 
     while True:
         # Top up the window.
@@ -274,9 +336,9 @@ def scp_stream(
             while sequence in pending:
                 sequence = next_sequence()
             request = with_sequence(request, sequence)
-            flight = _InFlight(index, request, request.to_bytes(), clock() + timeout)
+            flight = _InFlight(index, request, request.to_bytes())
             pending[sequence] = flight
-            send(flight)
+            send(flight, clock())
         if not pending:
             return taken
 
@@ -291,9 +353,7 @@ def scp_stream(
                         fail(flight, _failure(flight, timeout, retries))
                         continue
                     flight.attempts += 1
-                flight.awaiting = True
-                flight.deadline = now + timeout
-                send(flight)
+                send(flight, now)
             continue
 
         # Wait for a reply, at most until the earliest timer runs out.
@@ -302,15 +362,7 @@ def scp_stream(
         except SpinnmanTimeoutException:
             continue
         except SpinnmanIOException as error:
-            flight = next(iter(pending.values()))
-            header = flight.request.header
-            wrapped = SpinnmanGenericProcessException(
-                error,
-                header.dest_x,
-                header.dest_y,
-                header.dest_cpu,
-                f"{describe(flight.request)}: {error}",
-            )
+            wrapped = _wrap_io(next(iter(pending.values())), error)
             if on_error is None:
                 raise wrapped from error
             for flight in list(pending.values()):
@@ -325,6 +377,16 @@ def scp_stream(
             continue  # unknown, duplicate or stale reply
         flight = flight_or_none
         result = response.result
+        if flight.attempts == 1:
+            first = timer.srtt is None
+            timer.sample(clock() - flight.sent_at)
+            if first:  # requests sent before any reply waited the full timeout
+                for other in pending.values():
+                    if other.awaiting:
+                        wait = timer.wait(other.attempts)
+                        if other.sent_at + wait < other.deadline:
+                            other.waited -= other.deadline - other.sent_at - wait
+                            other.deadline = other.sent_at + wait
         if result == SCPResult.RC_OK:
             del pending[response.sequence]
             on_reply(flight.index, response)
@@ -348,6 +410,7 @@ def scp_burst(
     window: int = 8,
     timeout: float = 1.0,
     retries: int = 10,
+    min_timeout: float = MIN_TIMEOUT,
 ) -> list[SCPResponse]:
     """Send ``requests`` and return their RC_OK replies in request order.
 
@@ -358,7 +421,15 @@ def scp_burst(
     def keep(index: int, response: SCPResponse) -> None:
         replies[index] = response
 
-    count = scp_stream(connection, requests, keep, window=window, timeout=timeout, retries=retries)
+    count = scp_stream(
+        connection,
+        requests,
+        keep,
+        window=window,
+        timeout=timeout,
+        retries=retries,
+        min_timeout=min_timeout,
+    )
     return [replies[index] for index in range(count)]
 
 

@@ -122,6 +122,7 @@ def read_memory(
         window=options.window,
         timeout=options.timeout,
         retries=options.retries,
+        min_timeout=options.min_timeout,
     )
     return result
 
@@ -183,6 +184,7 @@ def _write_pieces(
         window=options.window,
         timeout=options.timeout,
         retries=options.retries,
+        min_timeout=options.min_timeout,
     )
     if get_sum and tail:
         total = (total + checksum(tail)) & 0xFFFFFFFF

@@ -128,6 +128,7 @@ def get_router_diagnostics(
         window=options.window,
         timeout=options.timeout,
         retries=options.retries,
+        min_timeout=options.min_timeout,
     )
     (control,) = struct.unpack("<I", replies[0].payload[:4])
     (error,) = struct.unpack("<I", replies[1].payload[:4])

@@ -230,6 +230,7 @@ def get_tags(
         window=options.window,
         timeout=options.timeout,
         retries=options.retries,
+        min_timeout=options.min_timeout,
     )
     tags: list[IPTag | ReverseIPTag] = []
     for tag in range(count):
