@@ -259,6 +259,10 @@ class _SpallocJob(SessionAware, SpallocJob):
         if old_state == SpallocState.DESTROYED:
             return old_state
         deadline = None if timeout is None else time.monotonic() + timeout
+        # a long poll only ends on a *new* event, so look at the current state first
+        state = self.get_state()
+        if state != old_state:
+            return state
         pause = 0.25
         while True:
             remaining = None if deadline is None else deadline - time.monotonic()

@@ -1,10 +1,11 @@
 """The background thread that keeps a created job alive.
 
 It PUTs ``alive`` to the job's keepalive URL every half keepalive interval, then reads
-the job's state. A failed keepalive is retried with bounded exponential back-off within
-that half interval (the session renews itself on 401/403). After several failed rounds
-it logs a warning and sets :attr:`KeepaliveThread.failed`; once the job must have
-expired (or the service says it is destroyed or gone) the thread stops.
+the job's state. A failed keepalive is retried with exponential back-off bounded by
+that half interval (the session renews itself on 401/403). After several failures in a
+row it logs a warning and sets :attr:`KeepaliveThread.failed` (cleared when keepalives
+work again); once the job must have expired, or the service says it is destroyed or
+gone, the thread stops.
 """
 
 from __future__ import annotations
@@ -16,16 +17,16 @@ import time
 from pyspalloc.client.session import Session, SpallocHTTPError
 from pyspalloc.client.state import SpallocState
 from pyspalloc.client.utils import join_url
-from pyspalloc.exceptions import SpallocException, SpinnmanException
+from pyspalloc.exceptions import SpallocException
 
 logger = logging.getLogger(__name__)
 
 #: shortest time between keepalives (s)
 MIN_PERIOD = 0.5
-#: failed rounds in a row before the failure is reported
-WARN_AFTER = 2
-#: attempts within one round
-MAX_ATTEMPTS = 5
+#: failed attempts in a row before the failure is reported
+WARN_AFTER = 3
+#: first retry delay after a failure (s); it doubles up to the period
+FIRST_RETRY = 0.5
 #: how long past the expiry deadline to keep trying (s); the service checks expiry
 #: every 30 s
 GRACE = 60.0
@@ -41,7 +42,8 @@ class KeepaliveThread(threading.Thread):
     job_url:
         The job's URL.
     interval:
-        The job's keepalive interval in seconds; keepalives go every ``interval / 2``.
+        The job's keepalive interval in seconds; keepalives go every ``interval / 2``
+        (:attr:`period`, which may be changed while the thread runs).
     """
 
     def __init__(self, session: Session, job_url: str, interval: float):
@@ -89,31 +91,30 @@ class KeepaliveThread(threading.Thread):
             self.join(wait)
 
     def run(self) -> None:
-        while not self._stop_event.wait(self.period):
-            self._round()
-
-    def _round(self) -> None:
-        deadline = time.monotonic() + self.period * 0.9
-        delay = 0.25
-        error: BaseException | None = None
-        for _ in range(MAX_ATTEMPTS):
+        anchor = time.monotonic()
+        retry: float | None = None  # the back-off delay while failing
+        while not self._stop_event.is_set():
+            delay = self.period if retry is None else min(retry, self.period)
+            remaining = anchor + delay - time.monotonic()
+            if remaining > 0:
+                # short waits, so a changed period takes effect soon
+                self._stop_event.wait(min(remaining, 1.0))
+                continue
+            anchor = time.monotonic()
             try:
                 self._keepalive_once()
-                self._succeeded()
-                return
             except SpallocHTTPError as problem:
                 if problem.status in (404, 410):
                     self._finish(SpallocException(f"job {self._job_url} is gone: {problem}"))
-                    return
-                error = problem
-            except SpinnmanException as problem:
-                error = problem
-            pause = min(delay, deadline - time.monotonic())
-            if pause <= 0 or self._stop_event.wait(pause):
-                break
-            delay *= 2
-        if error is not None and not self._stop_event.is_set():
-            self._round_failed(error)
+                    break
+                self._attempt_failed(problem)
+            except Exception as problem:  # never die silently: report and retry
+                self._attempt_failed(problem)
+            else:
+                self._succeeded()
+                retry = None
+                continue
+            retry = FIRST_RETRY if retry is None else retry * 2
 
     def _keepalive_once(self) -> None:
         self._session.put(self._keepalive_url, "alive")
@@ -132,7 +133,7 @@ class KeepaliveThread(threading.Thread):
             self.sent += 1
             self.last_success = time.monotonic()
 
-    def _round_failed(self, error: BaseException) -> None:
+    def _attempt_failed(self, error: BaseException) -> None:
         with self._lock:
             self._failures += 1
             self._error = error
