@@ -329,3 +329,31 @@ def test_long_poll_sees_change_made_just_before_the_wait(alice: Client, service:
     started = time.monotonic()
     assert alice.get(url + "?wait=true").json()["state"] == "DESTROYED"
     assert time.monotonic() - started < 5
+
+
+def test_proxy_websocket_seam(alice: Client, service: Any) -> None:
+    import struct
+
+    import websocket
+
+    url = alice.create().headers["location"]
+    wait_for(lambda: state(alice, url) == "READY")
+    proxy = alice.get(url).json()["proxy-ref"]
+    cookie = "JSESSIONID=" + alice.http.cookies["JSESSIONID"]
+    with pytest.raises(websocket.WebSocketException):
+        websocket.create_connection(proxy, timeout=5)
+    headers = [f"Cookie: {cookie}", *[f"{k}: {v}" for k, v in alice.csrf.items()]]
+    ws = websocket.create_connection(proxy, timeout=5, header=headers, origin="127.0.0.1")
+    try:
+        ws.send_binary(struct.pack("<5I", 0, 7, 0, 0, 17893))
+        opcode, correlation, channel = struct.unpack("<3I", ws.recv()[:12])
+        assert (opcode, correlation) == (0, 7) and channel != 0
+        alice.delete(url + "?reason=bye")
+        # the service closes the websocket when the job ends
+        started = time.monotonic()
+        with pytest.raises(websocket.WebSocketConnectionClosedException):
+            for _ in range(50):
+                ws.recv()
+        assert time.monotonic() - started < 4
+    finally:
+        ws.close()
