@@ -279,9 +279,6 @@ class JobsMixin(StoreBase):
             row.allocation_time = now
             row.state = int(JobState.POWER)
             row.power_target, row.from_queue = True, True
-            req = s.get(JobRequestRow, job_id)
-            if req is not None:
-                s.delete(req)
             return True
 
     def start_power(self, job_id: int, on: bool) -> bool:
@@ -302,30 +299,34 @@ class JobsMixin(StoreBase):
                 return False
             s.execute(update(BoardRow).where(BoardRow.job_id == job_id).values(powered=on))
             row.state = int(JobState.READY)
+            req = s.get(JobRequestRow, job_id)
+            if req is not None:
+                s.delete(req)
             return True
 
-    def requeue(self, job_id: int, spec: RequestSpec, priority: float) -> bool:
-        """Put a job whose power-on failed back in the queue (boards must be freed)."""
+    def requeue(self, job_id: int) -> bool:
+        """Put a job whose power-on failed back in the queue (its boards must be freed)."""
         with self._write() as s:
             row = s.get(JobRow, job_id)
-            if row is None or row.state == int(JobState.DESTROYED):
+            req = s.get(JobRequestRow, job_id)
+            if row is None or req is None or row.state == int(JobState.DESTROYED):
                 return False
             row.state = int(JobState.QUEUED)
             row.width = row.height = row.depth = row.root_id = None
-            if s.get(JobRequestRow, job_id) is None:
-                s.add(
-                    JobRequestRow(
-                        job_id=job_id,
-                        num_boards=spec.num_boards,
-                        width=spec.width,
-                        height=spec.height,
-                        board_id=spec.board_id,
-                        max_dead_boards=spec.max_dead_boards,
-                        priority=priority,
-                        importance=0.0,
-                    )
-                )
+            req.importance = 0.0
             return True
+
+    def destroyed_jobs_holding_boards(self) -> list[int]:
+        """Return DESTROYED jobs whose boards have not been powered off yet."""
+        with self._read() as s:
+            return list(
+                s.scalars(
+                    select(JobRow.id)
+                    .distinct()
+                    .join(BoardRow, BoardRow.job_id == JobRow.id)
+                    .where(JobRow.state == int(JobState.DESTROYED))
+                )
+            )
 
     def release_boards(self, job_id: int, board_ids: list[int]) -> None:
         """Record that these boards of the job are powered off, and free them."""
