@@ -1,0 +1,160 @@
+"""SpallocTransceiver: a Transceiver over a job's proxy, with memory and routing by REST.
+
+It is an ordinary :class:`pyspalloc.transceiver.Transceiver` built over one proxied
+SCP connection per board of the job plus a proxied boot connection to the root board,
+except that ``read_memory`` and ``write_memory`` go through the job's ``memory``
+resource and the routing reset through its ``router`` resource (``web-api.md`` §4.12),
+so bulk data never crosses the websocket.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, BinaryIO
+
+from pyspalloc.client.connections import SpallocBootConnection, SpallocSCPConnection
+from pyspalloc.exceptions import SpinnmanInvalidParameterException, SpinnmanIOException
+from pyspalloc.transceiver import Transceiver
+from pyspalloc.transceiver.memory import WriteData, checksum
+
+if TYPE_CHECKING:
+    from pyspalloc.client.job import SpallocJob
+
+__all__ = ["SpallocTransceiver", "create_job_transceiver"]
+
+
+def _as_bytes(data: WriteData, n_bytes: int | None, offset: int) -> bytes:
+    """The bytes ``write_memory(data, n_bytes=..., offset=...)`` writes."""
+    if isinstance(data, bool):
+        raise SpinnmanInvalidParameterException("data", data, "a bool is not memory data")
+    if isinstance(data, int):
+        if not -(2**31) <= data <= 0xFFFFFFFF:
+            raise SpinnmanInvalidParameterException("data", data, "does not fit in 32 bits")
+        return struct.pack("<I", data & 0xFFFFFFFF)
+    if isinstance(data, bytes | bytearray | memoryview):
+        end = len(data) if n_bytes is None else offset + n_bytes
+        if offset < 0 or end < offset or end > len(data):
+            raise SpinnmanInvalidParameterException(
+                "n_bytes", n_bytes, f"offset {offset} + n_bytes exceeds {len(data)} bytes of data"
+            )
+        return bytes(memoryview(data)[offset:end])
+    if isinstance(data, str):
+        size = os.stat(data).st_size if n_bytes is None else n_bytes
+        with open(data, "rb") as reader:
+            return _read_exactly(reader, size)
+    if n_bytes is None:
+        raise SpinnmanInvalidParameterException("n_bytes", None, "required when data is a stream")
+    return _read_exactly(data, n_bytes)
+
+
+def _read_exactly(reader: BinaryIO, size: int) -> bytes:
+    chunks: list[bytes] = []
+    left = size
+    while left > 0:
+        chunk = reader.read(left)
+        if not chunk:
+            raise SpinnmanIOException(f"data ended {left} bytes short of {size}")
+        chunks.append(bytes(chunk))
+        left -= len(chunk)
+    return b"".join(chunks)
+
+
+class SpallocTransceiver(Transceiver):
+    """A transceiver for a Spalloc job; memory and routing use the service directly.
+
+    Parameters
+    ----------
+    job:
+        The job (READY). One proxied SCP connection is opened to each of its boards and
+        a boot connection to its root board.
+
+    Raises
+    ------
+    SpinnmanIOException
+        If the proxy cannot be reached.
+    """
+
+    def __init__(self, job: SpallocJob) -> None:
+        self._job = job
+        connections: list[SpallocSCPConnection] = []
+        boot: SpallocBootConnection | None = None
+        try:
+            for x, y in sorted(job.get_connections()):
+                connections.append(job.connect_to_board(x, y))
+            boot = job.connect_for_booting()
+        except BaseException:
+            for connection in connections:
+                connection.close()
+            raise
+        super().__init__(connections, boot_connection=boot)
+
+    @property
+    def job(self) -> SpallocJob:
+        """The job this transceiver talks to."""
+        return self._job
+
+    def read_memory(
+        self, x: int, y: int, base_address: int, length: int, cpu: int = 0
+    ) -> bytearray:
+        """Read ``length`` bytes at ``base_address`` of chip (x, y), through the service.
+
+        ``cpu`` is accepted for compatibility and ignored (memory is per chip).
+
+        Raises
+        ------
+        SpallocException
+            If the service refused or returned the wrong number of bytes.
+        """
+        if length < 0:
+            raise SpinnmanInvalidParameterException("length", length, "must not be negative")
+        if length == 0:
+            return bytearray()
+        return bytearray(self._job.read_data(x, y, base_address, length))
+
+    def write_memory(
+        self,
+        x: int,
+        y: int,
+        base_address: int,
+        data: WriteData,
+        *,
+        n_bytes: int | None = None,
+        offset: int = 0,
+        cpu: int = 0,
+        get_sum: bool = False,
+    ) -> tuple[int, int]:
+        """Write ``data`` at ``base_address`` of chip (x, y), through the service.
+
+        ``data`` takes the same forms as :meth:`Transceiver.write_memory` (bytes-like,
+        an int word, a file name or a binary stream).
+
+        Returns
+        -------
+        tuple[int, int]
+            Bytes written, and their 32-bit little-endian word sum if ``get_sum`` (else 0).
+        """
+        payload = _as_bytes(data, n_bytes, offset)
+        if payload:
+            self._job.write_data(x, y, base_address, payload)
+        return len(payload), (checksum(payload) if get_sum else 0)
+
+    def reset_routing(self, custom_filters: Mapping[int, Any] | None = None) -> None:
+        """Clear the routing tables, reset router diagnostics and set filters (by REST).
+
+        Parameters
+        ----------
+        custom_filters:
+            Diagnostic filter index -> filter (an int word, or an object with
+            ``filter_word``); none by default.
+        """
+        self._job.reset_routing(dict(custom_filters or {}))
+
+    def __str__(self) -> str:
+        return f"Spalloc Transceiver over {self._job}"
+
+
+def create_job_transceiver(job: SpallocJob) -> SpallocTransceiver:
+    """Make the transceiver ``SpallocJob.create_transceiver()`` returns."""
+    return SpallocTransceiver(job)
