@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 from pyspalloc.geometry import MachineDefinition, Triad
-from pyspalloc.server.allocator import AllocationRequest, Allocator, perimeter_for
+from pyspalloc.server.allocator import AllocationRequest, Allocator, job_order, perimeter_for
 from pyspalloc.server.controller import (
     InstantMachineController,
     JobOperations,
@@ -274,6 +274,9 @@ class Lifecycle:
             if machine is None:
                 return
             triads = [Triad(*b.triad) for b in self.store.held_boards(job_id)]
+            root = None if job.root_id is None else self.store.board(job.root_id)
+            if root is not None:  # the controller boots boards[0]: the root comes first
+                triads = job_order(triads, Triad(*root.triad), machine.width, machine.height)
             try:
                 if job.power_target:
                     self.controller.power_on_job(machine, triads, perimeter_for(machine, triads))
