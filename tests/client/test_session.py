@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from pyspalloc.client.session import Session, SpallocHTTPError
+from pyspalloc.client.utils import websocket_url
 from pyspalloc.exceptions import SpallocException
 from pyspalloc.server.auth import digest, new_secret
 from pyspalloc.server.store import TrustLevel
@@ -78,7 +79,7 @@ def test_cookie_only_session_cannot_renew() -> None:
     ],
 )
 def test_websocket_url_scheme(service: str, url: str, expected: str) -> None:
-    assert Session(service, "u", "p")._websocket_url(url) == expected
+    assert websocket_url(url, service) == expected
 
 
 def test_purged_session_is_unusable() -> None:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 
 import requests
 
-from pyspalloc.client.utils import clean_url, parse_service_url
+from pyspalloc.client.utils import clean_url, parse_service_url, websocket_url
 from pyspalloc.exceptions import (
     SpallocException,
     SpinnmanIOException,
@@ -464,7 +464,7 @@ class Session:
         """
         import websocket as ws
 
-        url = self._websocket_url(url)
+        url = websocket_url(url, self._service_url)
         kwargs.setdefault("timeout", 10)
         ca_bundle = os.environ.get("REQUESTS_CA_BUNDLE")
         if (
@@ -497,15 +497,6 @@ class Session:
             except (OSError, ws.WebSocketException) as error:
                 raise SpinnmanIOException(f"websocket {url} failed: {error}") from error
         raise SpinnmanIOException(f"websocket {url} refused")  # pragma: no cover
-
-    def _websocket_url(self, url: str) -> str:
-        scheme, sep, rest = url.partition("://")
-        scheme = {"http": "ws", "https": "wss"}.get(scheme.lower(), scheme.lower())
-        service_scheme, _, service_rest = self._service_url.partition("://")
-        same_host = rest.split("/", 1)[0] == service_rest.split("/", 1)[0]
-        if scheme == "wss" and service_scheme == "http" and same_host:
-            scheme = "ws"
-        return f"{scheme}{sep}{rest}"
 
 
 class SessionAware:

@@ -247,3 +247,30 @@ def quote_segment(value: object) -> str:
         The encoded segment; ``/`` is encoded too.
     """
     return quote(str(value), safe="")
+
+
+def websocket_url(url: str, service_url: str) -> str:
+    """Give a websocket URL the scheme it needs to reach the service.
+
+    ``http``/``https`` become ``ws``/``wss``; a ``wss`` URL on the host of a plain-HTTP
+    service becomes ``ws`` (the Java service always advertises ``wss``).
+
+    Parameters
+    ----------
+    url:
+        The websocket URL as the service gave it (e.g. a job's ``proxy-ref``).
+    service_url:
+        The service root URL.
+
+    Returns
+    -------
+    str
+        The URL to connect to.
+    """
+    scheme, sep, rest = url.partition("://")
+    scheme = {"http": "ws", "https": "wss"}.get(scheme.lower(), scheme.lower())
+    service_scheme, _, service_rest = service_url.partition("://")
+    same_host = rest.split("/", 1)[0] == service_rest.split("/", 1)[0]
+    if scheme == "wss" and service_scheme.lower() == "http" and same_host:
+        scheme = "ws"
+    return f"{scheme}{sep}{rest}"
