@@ -91,3 +91,36 @@ def send_boot(ip: str, image: bytes = IMAGE, skip: int | None = None) -> None:
 def client(ip: str, timeout: float = 1.0) -> Iterator[ScpClient]:
     with ScpClient(ip, timeout=timeout) as scp:
         yield scp
+
+
+def p2p_chips(scp: ScpClient, width: int, height: int) -> set[tuple[int, int]]:
+    """Chips listed in the root's P2P table (as spinnman discovers them)."""
+    chips = set()
+    words = (height + 7) // 8
+    for x in range(width):
+        column = scp.read(255, 255, 0xE1010000 + 128 * x, 4 * words)
+        for y in range(height):
+            word = struct.unpack_from("<I", column, 4 * (y // 8))[0]
+            if (word >> (3 * (y % 8))) & 7 != 6:
+                chips.add((x, y))
+    return chips
+
+
+def chip_info(scp: ScpClient, x: int, y: int) -> dict[str, int | bytes | tuple[int, int]]:
+    """CMD_INFO of chip (x, y), decoded; ``source`` is the reply's SDP source chip."""
+    response = scp.ok(x, y, 0, 31, 0x5F)
+    flags, sdram, _, states, eth_y, eth_x, ip, parent = struct.unpack(
+        "<3I18s2B4sH", response.payload
+    )
+    return {
+        "cores": flags & 0x1F,
+        "links": (flags >> 8) & 0x3F,
+        "router": (flags >> 14) & 0x7FF,
+        "ethernet": (flags >> 25) & 1,
+        "sdram": sdram,
+        "states": states,
+        "eth": (eth_x, eth_y),
+        "ip": socket.inet_ntoa(ip),
+        "parent": parent,
+        "source": (response.header.src_x, response.header.src_y),
+    }

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import random
 import socket
+import struct
 from collections import deque
 from collections.abc import Callable
 from functools import partial
@@ -32,6 +33,9 @@ _log = logging.getLogger(__name__)
 KEPT_PACKETS = 65536
 _BOOTING_VERSION = b"SC&MP/SpiNNaker\0" + b"4.0.0\0"
 _SDP_MIN = 10
+_SEQ = struct.Struct("<H")
+_PREFIX_CACHE = 4096
+_REPLY_PREFIXES: dict[tuple[SDPHeader, tuple[int, int], SCPResult], bytes] = {}
 _MAX_UDP = 2 + 8 + MAX_SDP_DATA + 8
 
 
@@ -277,8 +281,16 @@ class VirtualBoard:
         source: tuple[int, int],
         sender: tuple[str, int],
     ) -> None:
-        header = request.header.reply_header(*source)
-        data = SCPResponse(header, result, request.sequence, payload).to_bytes()
+        key = (request.header, source, result)
+        prefix = _REPLY_PREFIXES.get(key)
+        if prefix is None:
+            # pad + SDP reply header + rc, encoded once per distinct request header
+            header = request.header.reply_header(*source)
+            prefix = SCPResponse(header, result, 0, b"").to_bytes()[:-2]
+            if len(_REPLY_PREFIXES) >= _PREFIX_CACHE:
+                _REPLY_PREFIXES.clear()
+            _REPLY_PREFIXES[key] = prefix
+        data = prefix + _SEQ.pack(request.sequence) + payload
         self._send(self._scp, data, sender)
 
     def _sdp_packet(self, data: bytes, request: SCPRequest | None, sender: tuple[str, int]) -> None:

@@ -25,7 +25,7 @@ class UdpEndpoint:
     dropped, as UDP may.
     """
 
-    __slots__ = ("_loop", "address", "handler", "sock")
+    __slots__ = ("_loop", "_outbox", "address", "handler", "sock")
 
     def __init__(
         self, loop: asyncio.AbstractEventLoop, ip: str, port: int, handler: Handler
@@ -41,24 +41,40 @@ class UdpEndpoint:
             raise
         self.sock = sock
         self.address = (ip, port)
+        # While a batch of received datagrams is handled, replies are queued here and
+        # sent together afterwards, so the peer is not woken once per reply.
+        self._outbox: list[tuple[bytes, tuple[str, int]]] | None = None
         loop.add_reader(sock.fileno(), self._ready)
 
     def _ready(self) -> None:
         recv = self.sock.recvfrom
-        for _ in range(_BATCH):
-            try:
-                data, sender = recv(_MAX_DATAGRAM)
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError:
-                return
-            try:
-                self.handler(data, sender)
-            except Exception:  # a bad datagram must never stop the board
-                _log.exception("virtual endpoint %s:%d: error handling datagram", *self.address)
+        outbox: list[tuple[bytes, tuple[str, int]]] = []
+        self._outbox = outbox
+        try:
+            for _ in range(_BATCH):
+                try:
+                    data, sender = recv(_MAX_DATAGRAM)
+                except OSError:  # BlockingIOError: nothing more to read
+                    break
+                try:
+                    self.handler(data, sender)
+                except Exception:  # a bad datagram must never stop the board
+                    _log.exception("virtual endpoint %s:%d: error handling datagram", *self.address)
+        finally:
+            self._outbox = None
+            send = self.sock.sendto
+            for data, address in outbox:
+                try:
+                    send(data, address)
+                except OSError:
+                    pass
 
     def send(self, data: bytes, address: tuple[str, int]) -> None:
         """Send one datagram (dropped silently if it cannot be sent)."""
+        outbox = self._outbox
+        if outbox is not None:
+            outbox.append((data, address))
+            return
         try:
             self.sock.sendto(data, address)
         except OSError:

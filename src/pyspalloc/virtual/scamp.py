@@ -40,7 +40,7 @@ _SARK_VERSION = b"SARK/SpiNNaker\0" + b"4.0.0\0"
 _IDLE_COUNT = CORES - 1
 
 
-@dataclass
+@dataclass(slots=True)
 class Call:
     """One SCP request being handled on chip (x, y) of ``machine``.
 

@@ -1,0 +1,98 @@
+"""``pyspalloc virtual``: run a virtual SpiNNaker machine in the foreground."""
+
+from __future__ import annotations
+
+import json
+import signal
+import threading
+from types import FrameType
+
+import click
+
+from pyspalloc.geometry import machine_from_spec
+from pyspalloc.virtual import VirtualMachine
+
+
+@click.command()
+@click.option(
+    "--machine",
+    "spec",
+    required=True,
+    metavar="NAME|FILE",
+    help="Built-in machine (spin5, spin24, spinnaker1m) or a JSON machine definition file.",
+)
+@click.option(
+    "--address-base",
+    default="127.1.0.0",
+    show_default=True,
+    help="Base of the standard IP plan for built-in machines.",
+)
+@click.option("--booted", is_flag=True, help="Power and boot every machine as one from (0,0,0).")
+@click.option("--powered", is_flag=True, help="Power every board on (unbooted).")
+@click.option("--latency-ms", default=0.0, show_default=True, help="Added round-trip latency.")
+@click.option("--loss", default=0.0, show_default=True, help="Packet loss probability (0-1).")
+@click.option(
+    "--netinit", default=0.0, show_default=True, help="Seconds VER says 255,255 after boot."
+)
+def virtual(
+    spec: str,
+    address_base: str,
+    booted: bool,
+    powered: bool,
+    latency_ms: float,
+    loss: float,
+    netinit: float,
+) -> None:
+    """Run virtual SpiNN-5 boards and BMPs until SIGINT or SIGTERM.
+
+    Prints one JSON line per board, then ``ready``.
+    """
+    try:
+        definitions = machine_from_spec(spec, address_base)
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="--machine") from error
+    if not 0.0 <= loss <= 1.0 or latency_ms < 0:
+        raise click.BadParameter("need latency >= 0 and 0 <= loss <= 1")
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    machines = [
+        VirtualMachine(
+            definition,
+            booted=booted,
+            powered=powered,
+            latency_ms=latency_ms,
+            loss=loss,
+            netinit=netinit,
+        )
+        for definition in definitions
+    ]
+    try:
+        for machine in machines:
+            try:
+                machine.start()
+            except OSError as error:
+                raise click.ClickException(f"cannot bind the virtual machine: {error}") from error
+            for triad, board in sorted(machine.boards.items()):
+                physical = board.definition.physical
+                line = {
+                    "x": triad.x,
+                    "y": triad.y,
+                    "z": triad.z,
+                    "cabinet": physical.cabinet,
+                    "frame": physical.frame,
+                    "board": physical.board,
+                    "ip": board.ip,
+                    "bmp_ip": board.definition.bmp_ip,
+                }
+                click.echo(json.dumps(line))
+        click.echo("ready")
+        while not stop.is_set():
+            stop.wait(0.5)
+    finally:
+        for machine in machines:
+            machine.stop()
