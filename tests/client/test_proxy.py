@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import sys
 import threading
 import time
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from pyspalloc.client.client import SpallocClient
 from pyspalloc.client.job import SpallocJob
 from pyspalloc.client.proxy import ProxyConnection, ProxyError
 from pyspalloc.exceptions import SpinnmanIOException, SpinnmanTimeoutException
@@ -17,7 +23,13 @@ from pyspalloc.transceiver.transceiver import Transceiver
 from pyspalloc.wire.proxy import CloseRequest
 from pyspalloc.wire.scp import SCP_PORT, SCPCommand, SCPResult
 from tests.client import test_proxy_support as support
-from tests.client.test_proxy_support import eventually, ready_job, virtual_board
+from tests.client.test_proxy_support import (
+    PASSWORD,
+    USER,
+    eventually,
+    ready_job,
+    virtual_board,
+)
 
 # fixtures shared with the connection and transceiver tests
 proxy_service = support.proxy_service
@@ -206,3 +218,75 @@ def test_lossy_board_still_gives_exact_data(fresh_job: SpallocJob, proxy_service
         board.set_fault(loss=0.0)
         transceiver.close()
     assert back == data
+
+
+SERVICE_SCRIPT = """
+import sys, time, pathlib
+from tests.client.test_proxy_support import start_test_service
+service = start_test_service(pathlib.Path(sys.argv[1]))
+print(service.url, flush=True)
+while True:
+    time.sleep(1)
+"""
+
+
+@pytest.fixture
+def service_process(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    """A service in its own process (so that it can be frozen with SIGSTOP)."""
+    process = subprocess.Popen(
+        [sys.executable, "-c", SERVICE_SCRIPT, str(tmp_path)],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    try:
+        assert process.stdout is not None
+        url = process.stdout.readline().strip()
+        assert url.startswith("http"), "the service process did not start"
+        yield process, url
+    finally:
+        process.send_signal(signal.SIGCONT)
+        process.kill()
+        process.wait(10)
+
+
+def test_every_call_times_out_when_the_server_stops_answering(
+    service_process: tuple[subprocess.Popen[str], str],
+) -> None:
+    process, url = service_process
+    with SpallocClient(url, USER, PASSWORD) as client:
+        stuck = ready_job(client)
+        connection = stuck.connect_to_board(0, 0)
+        proxy = proxy_of(stuck)
+        proxy.call_timeout = 1.0
+        assert scp_call(connection, make_request(connection, 0, 0, 0, SCPCommand.VER))
+        process.send_signal(signal.SIGSTOP)
+        try:
+            limits = {
+                "OPEN": lambda: proxy.open_channel(0, 0, SCP_PORT),
+                "OPEN_UNBOUND": lambda: proxy.open_unbound(timeout=0.5),
+                "receive": lambda: connection.receive(0.3),
+                "SCP": lambda: scp_call(
+                    connection,
+                    make_request(connection, 0, 0, 0, SCPCommand.VER),
+                    timeout=0.2,
+                    retries=2,
+                ),
+            }
+            for what, call in limits.items():
+                started = time.monotonic()
+                with pytest.raises(SpinnmanTimeoutException):
+                    call()
+                assert time.monotonic() - started < 3.0, what
+            started = time.monotonic()
+            connection.close()  # CLOSE times out: logged, not raised
+            assert time.monotonic() - started < 3.0
+        finally:
+            process.send_signal(signal.SIGCONT)
+        # the same websocket works again once the server does
+        again = stuck.connect_to_board(0, 0)
+        assert scp_call(again, make_request(again, 0, 0, 0, SCPCommand.VER))
+        started = time.monotonic()
+        stuck.close()  # type: ignore[attr-defined]
+        assert time.monotonic() - started < 5.0
+        assert proxy.is_dead
