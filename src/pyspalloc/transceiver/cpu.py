@@ -24,6 +24,7 @@ __all__ = [
     "get_core_state_count",
     "get_cpu_infos",
     "send_signal",
+    "start_application",
     "stop_application",
 ]
 
@@ -193,6 +194,28 @@ def send_signal(
         signal.signal_type,
         (int(signal) << 16) | (0xFF << 8) | app_id,
         0xFFFF,
+    )
+    scp_call(connection, request, timeout=options.timeout, retries=options.retries)
+
+
+def start_application(
+    connection: Connection,
+    x: int,
+    y: int,
+    cores: Iterable[int],
+    app_id: int,
+    wait: bool = False,
+    options: EngineOptions = DEFAULT_OPTIONS,
+) -> None:
+    """Start the executable staged at 0x67800000 of chip (x, y) on ``cores`` (CMD_AR).
+
+    With ``wait`` the cores stop in READY until a START signal.
+    """
+    mask = 0
+    for core in cores:
+        mask |= 1 << core
+    request = make_request(
+        connection, x, y, 0, SCPCommand.AR, (app_id << 24) | (int(wait) << 18) | mask
     )
     scp_call(connection, request, timeout=options.timeout, retries=options.retries)
 

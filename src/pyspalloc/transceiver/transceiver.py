@@ -318,6 +318,13 @@ class Transceiver:
         with self._use(self.root_connection) as connection:
             cpu.send_signal(connection, app_id, signal, self.options)
 
+    def start_application(
+        self, x: int, y: int, cores: Iterable[int], app_id: int, wait: bool = False
+    ) -> None:
+        """Start the executable at 0x67800000 of chip (x, y) on ``cores`` as ``app_id``."""
+        with self._chip(x, y) as connection:
+            cpu.start_application(connection, x, y, cores, app_id, wait, self.options)
+
     def stop_application(self, app_id: int) -> None:
         """Stop ``app_id`` everywhere."""
         with self._use(self.root_connection) as connection:
