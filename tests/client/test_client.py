@@ -75,9 +75,9 @@ def test_no_credentials_raises(service: Any, monkeypatch: pytest.MonkeyPatch) ->
 def test_closed_client_refuses_work(service: Any) -> None:
     spalloc = SpallocClient(service.url, "alice", ALICE_PW)
     job = spalloc.create_job()
-    assert job.keepalive_active  # type: ignore[attr-defined]
+    assert job.keepalive_active
     spalloc.close()
-    assert not job.keepalive_active  # type: ignore[attr-defined]
+    assert not job.keepalive_active
     with pytest.raises(SpallocException, match="closed"):
         spalloc.list_machines()
 
@@ -180,12 +180,12 @@ def test_created_jobs_request_their_keepalive(client: SpallocClient) -> None:
 
 
 def test_get_job(client: SpallocClient) -> None:
-    created: Any = client.create_job()
+    created: Any = ready(client.create_job())
     found: Any = client.get_job(str(created.job_id))
     assert found.url == created.url
     assert "//" not in found.url.split("://", 1)[1]
     assert not found.keepalive_active  # only created jobs are kept alive
-    assert found.get_state() == created.get_state()
+    assert found.get_state() == SpallocState.READY
     created.destroy()
 
 
@@ -196,7 +196,7 @@ def test_list_jobs_follows_pages(client: SpallocClient) -> None:
     assert all(isinstance(job, _SpallocJob) for job in listed)
     urls = [job.url for job in listed]  # type: ignore[attr-defined]
     assert sorted(urls) == sorted(job.url for job in created)  # type: ignore[attr-defined]
-    assert not any(job.keepalive_active for job in listed)  # type: ignore[attr-defined]
+    assert not any(job.keepalive_active for job in listed)
     created[0].destroy()
     assert len(list(client.list_jobs())) == 4
     assert len(list(client.list_jobs(deleted=True))) == 5

@@ -131,6 +131,21 @@ class SpallocJob(ABC):
         a ``filter_word`` attribute.
         """
 
+    @property
+    def keepalive_active(self) -> bool:
+        """Whether this object is sending keepalives for the job (only created jobs)."""
+        return False
+
+    @property
+    def keepalive_failed(self) -> bool:
+        """Whether this object's keepalives are failing (or stopped because they failed)."""
+        return False
+
+    @property
+    def keepalive_error(self) -> BaseException | None:
+        """The last keepalive failure, if any."""
+        return None
+
     def __enter__(self) -> SpallocJob:
         return self
 
@@ -191,17 +206,14 @@ class _SpallocJob(SessionAware, SpallocJob):
 
     @property
     def keepalive_active(self) -> bool:
-        """Whether this object is sending keepalives for the job."""
         return self._keepalive is not None and not self._keepalive.stopped
 
     @property
     def keepalive_failed(self) -> bool:
-        """Whether keepalives are failing (or stopped because they failed)."""
         return self._keepalive is not None and self._keepalive.failed
 
     @property
     def keepalive_error(self) -> BaseException | None:
-        """The last keepalive failure, if any."""
         return None if self._keepalive is None else self._keepalive.error
 
     def _start_keepalive(self, interval: float) -> None:
