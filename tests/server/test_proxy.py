@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import random
 import socket
 import struct
 import threading
@@ -29,8 +31,9 @@ from pyspalloc.wire.proxy import (
     decode_server_frame,
 )
 
-BOARD_IPS = ["127.1.200.1", "127.1.200.9", "127.1.200.17"]
-OUTSIDE_IP = "127.1.201.1"
+_NET = random.randrange(100, 250)
+BOARD_IPS = [f"127.1.{_NET}.1", f"127.1.{_NET}.9", f"127.1.{_NET}.17"]
+OUTSIDE_IP = f"127.1.{_NET + 1}.1"
 PORT = 17893
 
 
@@ -90,7 +93,8 @@ def _make_app(registry: ProxyRegistry, jobs: dict[int, dict[tuple[int, int], str
         if boards is None:
             await websocket.close(1008, "no such job")
             return
-        await serve_proxy(websocket, job_id, boards, registry, options=ProxyOptions())
+        options = ProxyOptions(max_channels=2, allow_unbound=False) if job_id == 3 else None
+        await serve_proxy(websocket, job_id, boards, registry, options=options)
 
     return app
 
@@ -101,6 +105,7 @@ def harness() -> Iterator[Harness]:
     jobs = {
         1: {(0, 0): BOARD_IPS[0], (8, 4): BOARD_IPS[1], (4, 8): BOARD_IPS[2]},
         2: {(0, 0): OUTSIDE_IP},
+        3: {(0, 0): BOARD_IPS[0]},
     }
     config = uvicorn.Config(
         _make_app(registry, jobs), host="127.0.0.1", port=0, log_level="warning", lifespan="off"
@@ -324,3 +329,37 @@ def test_channel_ids_are_global_and_never_zero(harness: Harness) -> None:
         # b cannot close a's channel
         b.send(CloseRequest(5, ids[0]).to_bytes())
         assert recv(b) == CloseReply(5, 0)
+
+
+def _open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def test_closing_the_websocket_closes_every_channel(harness: Harness) -> None:
+    with harness.connect(1) as warm:  # let lazily made sockets (loop, executor) exist
+        open_channel(warm, 1, 0, 0)
+    time.sleep(0.2)
+    before = _open_fds()
+    with harness.connect(1) as ws:
+        for corr in range(20):
+            open_channel(ws, corr, 8, 4)
+        ws.send(OpenUnboundRequest(99).to_bytes())
+        assert isinstance(recv(ws), OpenUnboundReply)
+        assert _open_fds() >= before + 21
+    deadline = time.monotonic() + 5
+    while _open_fds() > before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _open_fds() <= before
+    assert harness.registry.count() == 0
+
+
+def test_channel_limit_and_disabled_unbound(harness: Harness) -> None:
+    with harness.connect(3) as ws:
+        open_channel(ws, 1, 0, 0)
+        open_channel(ws, 2, 0, 0)
+        ws.send(OpenRequest(3, 0, 0, PORT).to_bytes())
+        error = recv(ws)
+        assert isinstance(error, ErrorReply) and "too many channels" in error.message
+        ws.send(OpenUnboundRequest(4).to_bytes())
+        error = recv(ws)
+        assert isinstance(error, ErrorReply) and error.correlation_id == 4

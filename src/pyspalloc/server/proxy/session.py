@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from starlette.websockets import WebSocket, WebSocketState
+from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from pyspalloc.server.proxy.channels import (
     CHANNEL_IDS,
@@ -187,6 +187,12 @@ class ProxySession:
 
     # ---- client -> service -----------------------------------------------------------
     async def _read_loop(self) -> None:
+        try:
+            await self._read_frames()
+        except (OSError, WebSocketDisconnect) as error:  # the client has gone
+            log.debug("proxy receive ended: %r", error)
+
+    async def _read_frames(self) -> None:
         receive = self.websocket.receive
         channels = self.channels
         while not self._ended.is_set():
@@ -334,14 +340,20 @@ class ProxySession:
         queue = self._queue
         wakeup = self._wakeup
         timeout = self.options.send_timeout
-        while True:
-            if queue:
-                async with asyncio.timeout(timeout):
-                    while queue:
-                        await send({"type": "websocket.send", "bytes": queue.popleft()})
-            wakeup.clear()
-            if not queue:
-                await wakeup.wait()
+        try:
+            while True:
+                if queue:
+                    async with asyncio.timeout(timeout):
+                        while queue:
+                            await send({"type": "websocket.send", "bytes": queue.popleft()})
+                wakeup.clear()
+                if not queue:
+                    await wakeup.wait()
+        except TimeoutError:
+            log.warning("proxy client of job %d too slow: closing", self.job_id)
+            self._set_close(CLOSE_SERVER_ERROR, "client too slow to receive")
+        except (OSError, RuntimeError, WebSocketDisconnect) as error:  # the client has gone
+            log.debug("proxy send ended: %r", error)
 
 
 async def serve_proxy(
