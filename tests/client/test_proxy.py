@@ -290,3 +290,28 @@ def test_every_call_times_out_when_the_server_stops_answering(
         stuck.close()  # type: ignore[attr-defined]
         assert time.monotonic() - started < 5.0
         assert proxy.is_dead
+
+
+def test_reconnection_renews_an_expired_session(fresh_job: SpallocJob) -> None:
+    import requests
+
+    session = fresh_job.session  # type: ignore[attr-defined]
+    connection = fresh_job.connect_to_board(0, 0)
+    proxy = proxy_of(fresh_job)
+    cookies, _ = session.credentials
+    # end the session on the server, as an expiry or a restart would
+    requests.get(
+        session.service_url + "system/perform_logout",
+        cookies=cookies,
+        allow_redirects=False,
+        timeout=10,
+    )
+    proxy.drop_websocket()
+    eventually(
+        lambda: proxy.reconnects == 1 and connection.channel.channel_id is not None,
+        what="the reconnection with a renewed session",
+    )
+    assert session.credentials[0] != cookies
+    reply = scp_call(connection, make_request(connection, 0, 0, 0, SCPCommand.VER))
+    assert reply.result == SCPResult.RC_OK
+    connection.close()

@@ -73,10 +73,15 @@ PING_INTERVAL: Final = 30.0
 #: Reconnection attempts after the websocket drops, and the first back-off (doubling).
 RECONNECT_ATTEMPTS: Final = 6
 RECONNECT_BACKOFF: Final = 0.1
+#: A websocket up this long (s), or that said anything, counts as having worked.
+STABLE_TIME: Final = 10.0
 #: The longest back-off between two reconnection attempts.
 MAX_BACKOFF: Final = 3.0
 #: Handshake statuses that mean "this will never work": stop reconnecting at once.
 _PERMANENT_STATUSES: Final = frozenset({400, 403, 404, 410})
+
+#: Close codes after which reconnecting makes sense (going away, restart, try later).
+_RETRY_CLOSE_CODES: Final = frozenset({1001, 1012, 1013})
 
 #: What the receiver thread puts in a channel queue to wake readers of a dead channel.
 _DEAD: Final = None
@@ -564,16 +569,29 @@ class ProxyConnection:
     # --------------------------------------------------------------- receiver thread
 
     def _run(self) -> None:
+        quick_failures = 0
         while not self._closing:
             ws = self._ws
             if ws is None:
                 break
+            why = "connection lost"
             try:
                 self._receive_loop(ws)
             except Exception as error:  # the websocket broke, in any of a dozen ways
                 if self._closing:
                     break
+                why = str(error)
                 log.info("proxy websocket %s dropped: %s", self.url, error)
+            if ws.close_code is not None and ws.close_code not in _RETRY_CLOSE_CODES:
+                # The service ended it on purpose (job over, refused, protocol error).
+                self._give_up(why)
+                break
+            # A websocket that dies before saying anything, again and again, is refused.
+            lasted = time.monotonic() - ws.opened > STABLE_TIME
+            quick_failures = 0 if ws.heard or lasted else quick_failures + 1
+            if quick_failures >= self.reconnect_attempts:
+                self._give_up(f"{why} (and {quick_failures} reconnections failed at once)")
+                break
             if self._closing or not self._reconnect(ws):
                 break
 
@@ -776,4 +794,3 @@ def close_all(channels: Iterable[Channel]) -> None:
             channel.close()
         except SpinnmanIOException:
             pass
-

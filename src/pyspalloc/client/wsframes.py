@@ -13,6 +13,7 @@ import os
 import socket
 import struct
 import threading
+import time
 from typing import Any, Final, cast
 
 import websocket
@@ -77,6 +78,12 @@ class FrameSocket:
         self._fragments: list[bytes] | None = None
         self._fragment_opcode = BINARY
         self._peer_closed: str | None = None
+        #: The status code of the server's close frame, once one has come.
+        self.close_code: int | None = None
+        #: Whether any message has been received.
+        self.heard = False
+        #: When the websocket was opened (monotonic seconds).
+        self.opened = time.monotonic()
         self.closed = False
 
     # ------------------------------------------------------------------ sending
@@ -187,6 +194,8 @@ class FrameSocket:
         del buffer[:start]
         if self._peer_closed is not None and not messages:
             raise ConnectionLost(self._peer_closed)
+        if messages:
+            self.heard = True
         return messages
 
     def _frame(self, fin: int, opcode: int, payload: bytes, out: list[tuple[int, bytes]]) -> None:
@@ -211,6 +220,7 @@ class FrameSocket:
         elif opcode == CLOSE:
             code = int.from_bytes(payload[:2], "big") if len(payload) >= 2 else 1005
             reason = payload[2:].decode("utf-8", "replace")
+            self.close_code = code
             self.send_close()
             self._peer_closed = f"websocket closed by the server ({code} {reason})"
             # messages before the close are still delivered; the next receive raises
