@@ -32,14 +32,24 @@ ADMIN_PAGES = [
 ]
 
 
+class Logins(dict[str, Browser]):
+    """Browsers logged in on first use (each login costs an argon2 check)."""
+
+    def __init__(self, service: Any) -> None:
+        super().__init__()
+        self.service = service
+
+    def __missing__(self, name: str) -> Browser:
+        b = Browser(self.service)
+        assert b.login(name).status_code == 302
+        self[name] = b
+        return b
+
+
 @pytest.fixture
 def browsers(service: Any) -> Iterator[dict[str, Browser]]:
-    """Logged-in browsers for alice, bob (users) and root (admin)."""
-    made = {}
-    for name in ("alice", "bob", "root"):
-        b = Browser(service)
-        assert b.login(name).status_code == 302
-        made[name] = b
+    """Browsers for alice, bob (users) and root (admin), logged in when first used."""
+    made = Logins(service)
     yield made
     for b in made.values():
         b.close()
