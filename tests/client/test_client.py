@@ -202,3 +202,24 @@ def test_list_jobs_follows_pages(client: SpallocClient) -> None:
     assert len(list(client.list_jobs(deleted=True))) == 5
     for job in created[1:]:
         job.destroy()
+
+
+def test_https_service_with_its_own_certificate(
+    make_service: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    service = make_service(self_signed=True)
+    assert service.url.startswith("https://")
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", service.cert_file)
+    with SpallocClient(service.url, "alice", ALICE_PW) as spalloc:
+        job: Any = ready(spalloc.create_job())
+        assert job.url.startswith("https://")
+        assert job.get_root_host() is not None
+        job.destroy()
+
+
+def test_untrusted_certificate_is_an_io_error(make_service: Any) -> None:
+    from pyspalloc.exceptions import SpinnmanIOException
+
+    service = make_service(self_signed=True)
+    with pytest.raises(SpinnmanIOException):
+        SpallocClient(service.url, "alice", ALICE_PW)
