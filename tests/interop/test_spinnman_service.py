@@ -31,7 +31,12 @@ from pyspalloc.server.bmp_control import BMPControlOptions, BMPMachineController
 from pyspalloc.virtual import VirtualMachine
 from pyspalloc.wire.eieio import EIEIODataMessage, EIEIOType
 
-pytestmark = [pytest.mark.interop, pytest.mark.slow]
+pytestmark = [
+    pytest.mark.interop,
+    pytest.mark.slow,
+    # the database is not what these test: SQLite only, whatever else is configured
+    pytest.mark.parametrize("db_url", ["sqlite"], indirect=True),
+]
 
 FAST = BMPControlOptions(retry_delay=0.1, power_timeout=2.0, boot_timeout=15.0)
 KEYS = (0x1234, 0xBEEF0001, 0xCAFE0002)
