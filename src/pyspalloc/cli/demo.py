@@ -1,0 +1,235 @@
+"""``pyspalloc demo``: the whole system on this machine, end to end, in seconds.
+
+It starts the service with an embedded virtual SpiNNaker machine and a SQLite database
+in a temporary directory, then acts as a user would: logs in with the client, asks for
+a job, watches it become READY, talks to its boards through the proxy (writes and reads
+back a few megabytes, checking every byte), locates the boards, and cleans up.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import shutil
+import signal
+import tempfile
+import threading
+import time
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import click
+
+from pyspalloc.cli.common import (
+    CLIError,
+    JobView,
+    client_errors,
+    fetch_job,
+    job_id_of,
+    state_progress,
+    url_of,
+    wait_for_ready,
+)
+from pyspalloc.cli.output import console, print_table
+
+#: user SDRAM of a SpiNNaker chip, where the demo writes
+SDRAM_BASE = 0x60000000
+#: bytes moved per transceiver call (one progress-bar step)
+CHUNK = 256 * 1024
+#: the demo's machine
+MACHINE = "virtual:spin24"
+
+
+def _address_base() -> str:
+    """A loopback /16 for the virtual boards, away from ``pyspalloc virtual``'s 127.1."""
+    return f"127.{random.randint(100, 199)}.0.0"
+
+
+@click.command()
+@click.option("--keep", is_flag=True, help="Leave the service running (until Ctrl-C).")
+@click.option("--boards", type=click.IntRange(1, 24), default=3, show_default=True)
+@click.option(
+    "--megabytes",
+    type=click.FloatRange(0.0, 64.0, min_open=True),
+    default=4.0,
+    show_default=True,
+    help="Data written to the boards and read back.",
+)
+@click.option("--port", type=int, default=0, show_default=True, help="Service port (0: any).")
+def demo(keep: bool, boards: int, megabytes: float, port: int) -> None:
+    """Run the service with a virtual machine and use it with the client."""
+    started = time.monotonic()
+    from pyspalloc.server.config import ServiceConfig
+    from pyspalloc.server.runner import start_service
+
+    data_dir = Path(tempfile.mkdtemp(prefix="pyspalloc-demo-"))
+    config = ServiceConfig(
+        host="127.0.0.1",
+        port=port,
+        data_dir=data_dir,
+        machines=[MACHINE],
+        embed_virtual=True,
+        virtual_address_base=_address_base(),
+        create_admin=True,
+        allocator_period=0.2,
+    )
+    service: Any = None
+    try:
+        with console.status("Starting the service and a virtual 24-board machine..."):
+            try:
+                service = start_service(config)
+            except (OSError, RuntimeError, ValueError) as error:
+                raise CLIError(f"cannot start the service: {error}") from None
+        username, password = "admin", str(service.admin_password)
+        console.print(
+            f"[bold]Service[/] {service.url}  (SQLite in {data_dir}, "
+            f"virtual boards on {config.virtual_address_base[:-4]}.x.y)"
+        )
+        with client_errors(service.url):
+            _use_service(service.url, username, password, boards, megabytes)
+        ui = f"{service.url}system/"
+        console.print(f"[bold]Web UI[/]  {ui}  (log in as [bold]{username}[/] / {password})")
+        console.print(f"[green]Demo finished in {time.monotonic() - started:.1f} s[/]")
+        if keep:
+            _keep_running(service.url, ui, username, password)
+    finally:
+        if service is not None:
+            t0 = time.monotonic()
+            with console.status("Stopping the service..."):
+                service.stop()
+            console.print(f"[dim]Service stopped ({time.monotonic() - t0:.1f} s)[/]")
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def _use_service(url: str, username: str, password: str, boards: int, megabytes: float) -> None:
+    from pyspalloc.client import SpallocClient
+
+    t0 = time.monotonic()
+    with SpallocClient(url, username, password) as client:
+        console.print(f"[bold]Logged in[/] as {username} ({time.monotonic() - t0:.2f} s)")
+        machines = client.list_machines()
+        for machine in machines.values():
+            console.print(
+                f"[bold]Machine[/] {machine.name}: {machine.width}x{machine.height} triads, "
+                f"{3 * machine.width * machine.height} boards, tags {sorted(machine.tags)}"
+            )
+        job = client.create_job(boards)
+        job_url = url_of(job)
+        try:
+            with state_progress(job_id_of(job_url)) as on_state:
+                view = wait_for_ready(client.session, job_url, on_state, timeout=60)
+            console.print(
+                f"[bold]Job {view.id}[/]: {view.num_boards} boards on {view.machine}, "
+                f"root {view.connections[0][2] if view.connections else '-'}"
+            )
+            _transfer(job, view, int(megabytes * 1024 * 1024))
+            _where(client, view)
+        finally:
+            job.destroy("demo finished")
+        gone = fetch_job(client.session, job_url, allocation=False)
+        console.print(f"[bold]Job {gone.id}[/]: {gone.state} ({gone.reason})")
+
+
+def _transfer(job: Any, view: JobView, size: int) -> None:
+    """Write ``size`` bytes over the job's boards through the proxy, read them back."""
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TextColumn,
+        TransferSpeedColumn,
+    )
+
+    from pyspalloc.transceiver import Transceiver
+
+    chips = [(x, y) for x, y, _ in view.connections]
+    data = random.Random(4).randbytes(size)
+    pieces = [
+        (chips[i % len(chips)], SDRAM_BASE + (i // len(chips)) * CHUNK, offset)
+        for i, offset in enumerate(range(0, size, CHUNK))
+    ]
+    t0 = time.monotonic()
+    with job.create_transceiver() as txrx:
+        version = txrx.get_scamp_version(0, 0)
+        console.print(
+            f"[bold]Transceiver[/] over the proxy: {len(chips)} boards, root runs "
+            f"{getattr(version, 'version_string', version)} ({time.monotonic() - t0:.2f} s)"
+        )
+        columns = (
+            TextColumn("[bold]{task.description:<6}"),
+            BarColumn(bar_width=30),
+            DownloadColumn(binary_units=True),
+            TransferSpeedColumn(),
+        )
+        timings: dict[str, float] = {}
+        back = bytearray(size)
+        with Progress(*columns, console=console) as progress:
+            for label in ("write", "read"):
+                task = progress.add_task(label, total=size)
+                start = time.monotonic()
+                for (x, y), address, offset in pieces:
+                    n = min(CHUNK, size - offset)
+                    # the plain Transceiver operations: SCP through the proxy websocket
+                    if label == "write":
+                        Transceiver.write_memory(txrx, x, y, address, data[offset : offset + n])
+                    else:
+                        back[offset : offset + n] = Transceiver.read_memory(txrx, x, y, address, n)
+                    progress.advance(task, n)
+                timings[label] = time.monotonic() - start
+    mib = size / (1024 * 1024)
+    for label, seconds in timings.items():
+        console.print(
+            f"[bold]{label.capitalize():<5}[/] {mib:.1f} MiB in {seconds:.2f} s: "
+            f"[bold]{mib / seconds:.2f} MiB/s[/] (SCP through the proxy)"
+        )
+    if bytes(back) != data:
+        bad = sum(1 for a, b in zip(back, data, strict=True) if a != b)
+        raise CLIError(f"read back {bad} wrong bytes out of {size}")
+    digest = hashlib.sha256(data).hexdigest()[:16]
+    console.print(f"[green]Read back all {size} bytes intact[/] (sha256 {digest}...)")
+
+
+def _where(client: Any, view: JobView) -> None:
+    """Print where each of the job's boards is."""
+    from pyspalloc.cli.common import where_is
+
+    rows = []
+    for (x, y, host), triad in zip(view.connections, view.triads, strict=False):
+        found = where_is(
+            client, view.machine or "", "logical-board", x=triad[0], y=triad[1], z=triad[2]
+        )
+        physical = (found or {}).get("physical-board-coordinates") or ["?"] * 3
+        rows.append(
+            [
+                f"{x}, {y}",
+                ", ".join(map(str, triad)),
+                f"{physical[0]} / {physical[1]} / {physical[2]}",
+                host,
+            ]
+        )
+    print_table(
+        f"Where job {view.id}'s boards are",
+        ["Job chip", "Triad (x, y, z)", "Cabinet / frame / board", "IP address"],
+        rows,
+    )
+
+
+def _keep_running(url: str, ui: str, username: str, password: str) -> None:
+    """Serve until Ctrl-C (or SIGTERM)."""
+    stop = threading.Event()
+
+    def on_signal(_signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    console.print()
+    console.print("[bold]The service keeps running[/]; press Ctrl-C to stop it. Try:")
+    console.print(
+        f"  export SPALLOC_SERVER={url} SPALLOC_USER={username} SPALLOC_PASSWORD={password}"
+    )
+    console.print("  pyspalloc machines spin24; pyspalloc alloc 2 1; pyspalloc jobs")
+    console.print(f"  or open {ui}")
+    while not stop.wait(0.5):
+        pass
