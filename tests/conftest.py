@@ -79,6 +79,9 @@ USERS = {
 }
 
 
+_HASHES: dict[str, str] = {}
+
+
 @pytest.fixture
 def make_service(tmp_path: Path, db_url: str) -> Iterator[Callable[..., Any]]:
     """Start services on ``db_url`` with an instant power controller; all stopped at the end.
@@ -94,7 +97,9 @@ def make_service(tmp_path: Path, db_url: str) -> Iterator[Callable[..., Any]]:
     store = Store(db_url)
     if not store.count_users():
         for name, (password, trust) in USERS.items():
-            store.create_user(name, hash_password(password), TrustLevel[trust])
+            if name not in _HASHES:  # argon2 is deliberately slow: hash once per run
+                _HASHES[name] = hash_password(password)
+            store.create_user(name, _HASHES[name], TrustLevel[trust])
     store.close()
     running: list[Any] = []
 
