@@ -11,14 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from pyspalloc.geometry import builtin_machine
-from pyspalloc.virtual import VirtualMachine
 from pyspalloc.wire.eieio import EIEIODataMessage, EIEIOType
+from tests.virtual.conftest import start_vm
 
 pytestmark = [pytest.mark.interop, pytest.mark.slow]
 
 SPINNMAN = "spinnman==1!7.3.0"
-BOARD_IP = "127.1.0.1"
 KEYS = (0x1234, 0xBEEF0001, 0xCAFE0002)
 
 SCRIPT = r"""
@@ -85,12 +83,11 @@ def test_spinnman_boots_and_uses_virtual_board(
     run_interop_script: Callable[..., subprocess.Popen[str]],
 ) -> None:
     python = interop_python(SPINNMAN)
-    with VirtualMachine(builtin_machine("spin5")) as vm:
-        board = vm.board_by_ip(BOARD_IP)
-        assert board is not None
+    with start_vm("spin5") as vm:  # an unbooted, unpowered board on 127.X.0.1
+        (board,) = vm.boards.values()
         board.power_on()
         assert not board.booted
-        process = run_interop_script(python, SCRIPT, BOARD_IP)
+        process = run_interop_script(python, SCRIPT, board.ip)
         first = json.loads(_line(process, 120))
         assert board.booted
         message = EIEIODataMessage(EIEIOType.KEY_32, KEYS)
@@ -104,6 +101,6 @@ def test_spinnman_boots_and_uses_virtual_board(
     assert result["cores"] == 48 * 18
     assert result["size"] == [8, 8]
     assert result["memory_ok"] is True
-    assert [1, "127.0.0.1", first["tag_port"], True, BOARD_IP] in result["tags"]
+    assert [1, "127.0.0.1", first["tag_port"], True, board.ip] in result["tags"]
     assert len(result["tags"]) == 1
     assert result["keys"] == list(KEYS)

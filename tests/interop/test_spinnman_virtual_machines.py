@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from pyspalloc.geometry import Triad, builtin_machine
-from pyspalloc.virtual import VirtualMachine
+from pyspalloc.geometry import Triad
+from tests.virtual.conftest import start_vm
 
 pytestmark = [pytest.mark.interop, pytest.mark.slow]
 
@@ -62,8 +62,7 @@ def test_spinnman_discovers_booted_machine(
     size: list[int],
 ) -> None:
     python = interop_python(SPINNMAN)
-    definition = builtin_machine("spin24", "127.141.0.0")
-    with VirtualMachine(definition, powered=powered is None) as vm:
+    with start_vm("spin24", powered=powered is None) as vm:
         for triad in powered or ():
             vm.boards[triad].power_on()
         root = vm.boards[Triad(0, 0, 0)]

@@ -1,8 +1,8 @@
-"""Fixtures: virtual machines on address bases no other test module uses."""
+"""Fixtures: virtual machines on loopback address bases that are free right now."""
 
 from __future__ import annotations
 
-import itertools
+import random
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -10,8 +10,19 @@ import pytest
 from pyspalloc.geometry import builtin_machine
 from pyspalloc.virtual import VirtualMachine
 
-# Each machine gets a fresh 127.X.0.0 base so tests never collide on a port.
-_BASES = itertools.cycle(range(100, 140))
+
+def start_vm(name: str = "spin5", **options: object) -> VirtualMachine:
+    """Start a built-in machine on a random free ``127.X.0.0`` base (X in 160-250)."""
+    bases = random.sample(range(160, 251), 40)
+    error: OSError | None = None
+    for second in bases:
+        vm = VirtualMachine(builtin_machine(name, f"127.{second}.0.0"), **options)  # type: ignore[arg-type]
+        try:
+            return vm.start()
+        except OSError as failure:  # address in use by another test run: try another
+            error = failure
+    assert error is not None
+    raise error
 
 
 @pytest.fixture
@@ -20,9 +31,7 @@ def make_vm() -> Iterator[Callable[..., VirtualMachine]]:
     started: list[VirtualMachine] = []
 
     def make(name: str = "spin5", **options: object) -> VirtualMachine:
-        base = f"127.{next(_BASES)}.0.0"
-        vm = VirtualMachine(builtin_machine(name, base), **options)  # type: ignore[arg-type]
-        vm.start()
+        vm = start_vm(name, **options)
         started.append(vm)
         return vm
 

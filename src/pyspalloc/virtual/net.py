@@ -36,9 +36,9 @@ class UdpEndpoint:
         try:
             sock.setblocking(False)
             sock.bind((ip, port))
-        except OSError:
+        except OSError as error:
             sock.close()
-            raise
+            raise OSError(error.errno, f"cannot bind UDP {ip}:{port}: {error.strerror}") from None
         self.sock = sock
         self.address = (ip, port)
         # While a batch of received datagrams is handled, replies are queued here and
