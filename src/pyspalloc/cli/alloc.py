@@ -251,12 +251,16 @@ def _run(command: str, view: JobView) -> int:
 
 def _hold(client: SpallocClient, job_url: str) -> int:
     """Wait until Ctrl-C (0) or until the job dies on its own (1)."""
-    while True:
-        time.sleep(1.0)
-        view = fetch_job(client.session, job_url, allocation=False)
-        if view.state == "DESTROYED":
-            error_console.print(f"job {view.id} was destroyed: {view.reason or 'no reason given'}")
-            return EXIT_DESTROYED
+    try:
+        while True:
+            time.sleep(1.0)
+            view = fetch_job(client.session, job_url, allocation=False)
+            if view.state == "DESTROYED":
+                reason = view.reason or "no reason given"
+                error_console.print(f"job {view.id} was destroyed: {reason}")
+                return EXIT_DESTROYED
+    except KeyboardInterrupt:
+        return 0
 
 
 def _finish(job: SpallocJob, job_url: str, reason: str, no_destroy: bool, as_json: bool) -> None:
