@@ -113,6 +113,7 @@ class Channel:
     __slots__ = (
         "_closed",
         "_held",
+        "_prefix",
         "_proxy",
         "_queue",
         "_reopen_hooks",
@@ -129,6 +130,8 @@ class Channel:
         self.port = port
         #: The server's current id for this channel; None while (re)opening.
         self.channel_id: int | None = None
+        #: The MSG frame header for the current channel id (None while detached).
+        self._prefix: bytes | None = None
         self._queue: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
         self._closed = False
         self._held: bytes | None = None  # a payload taken out by peek()
@@ -145,7 +148,15 @@ class Channel:
     def _adopt(self, reply: ServerFrame) -> None:
         """Take the channel id (and address) from an OPEN or OPEN_UNBOUND reply."""
         assert isinstance(reply, OpenReply)
-        self.channel_id = reply.channel_id
+        self._attach(reply.channel_id)
+
+    def _attach(self, channel_id: int) -> None:
+        self._prefix = Message(channel_id, b"").to_bytes()
+        self.channel_id = channel_id
+
+    def _detach(self) -> None:
+        self.channel_id = None
+        self._prefix = None
 
     def add_reopen_hook(self, hook: Callable[[], None]) -> None:
         """Call ``hook()`` (on the receiver thread; it must not block) after a reopen."""
@@ -161,11 +172,11 @@ class Channel:
         SpinnmanIOException
             If the channel or the proxy is closed.
         """
-        channel_id = self.channel_id
-        if channel_id is None:
+        prefix = self._prefix  # the encoded MSG header of the current channel id
+        if prefix is None:
             self._check_usable()
             return
-        self._proxy._send_frame(Message(channel_id, data).to_bytes())
+        self._proxy._send_frame(prefix + data)
 
     def receive(self, timeout: float | None = None) -> bytes:
         """Wait for the next UDP payload received on the channel.
@@ -217,7 +228,7 @@ class Channel:
     def _kill(self) -> None:
         """Mark closed and wake all readers (receiver thread or closer)."""
         self._closed = True
-        self.channel_id = None
+        self._detach()
         self._queue.put(_DEAD)
 
     def close(self, timeout: float | None = None) -> None:
@@ -254,7 +265,7 @@ class UnboundChannel(Channel):
         assert isinstance(reply, OpenUnboundReply)
         self.ip = reply.ip
         self.port = reply.port
-        self.channel_id = reply.channel_id
+        self._attach(reply.channel_id)
 
     def send(self, data: bytes) -> None:
         """Unbound channels cannot send without a target; use :meth:`send_to`.
@@ -640,7 +651,7 @@ class ProxyConnection:
             self._by_id.clear()
             reopen = list(self._open.values())
             for channel in reopen:
-                channel.channel_id = None
+                channel._detach()
         old.close()
         for handler in dropped:
             handler(_DROPPED)

@@ -29,6 +29,8 @@ PONG: Final = 0xA
 
 #: Bytes asked of the socket per read.
 READ_SIZE: Final = 262144
+#: Bytes of os.urandom fetched at a time for masking keys.
+ENTROPY_BLOCK: Final = 4096
 #: Largest message accepted from the server (proxy frames are tiny).
 MAX_MESSAGE: Final = 16 * 1024 * 1024
 
@@ -74,6 +76,8 @@ class FrameSocket:
             raise ConnectionLost("websocket is not connected")
         self._sock: socket.socket = sock
         self._send_lock = threading.Lock()
+        self._entropy = b""  # fresh masking keys, 4 bytes each, from os.urandom
+        self._entropy_at = 0
         self._buffer = bytearray()
         self._fragments: list[bytes] | None = None
         self._fragment_opcode = BINARY
@@ -96,11 +100,14 @@ class FrameSocket:
         ConnectionLost
             If the socket failed or timed out (the stream is then unusable).
         """
-        key = os.urandom(4)
-        frame = _header(opcode, len(payload)) + key + mask(key, payload)
         try:
             with self._send_lock:
-                self._sock.sendall(frame)
+                at = self._entropy_at
+                if at >= len(self._entropy):
+                    self._entropy, at = os.urandom(ENTROPY_BLOCK), 0
+                key = self._entropy[at : at + 4]
+                self._entropy_at = at + 4
+                self._sock.sendall(_header(opcode, len(payload)) + key + mask(key, payload))
         except OSError as error:
             self.abort()
             raise ConnectionLost(f"websocket send failed: {error}") from error
