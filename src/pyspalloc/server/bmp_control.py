@@ -70,10 +70,14 @@ class BMPControlOptions:
         Seconds to wait for a booted root board to answer CMD_VER.
     boot:
         Whether to boot the job's root board after power-on.
+    fpga_attempts:
+        Power-ons of a board whose FPGAs do not report their own numbers in their FLAG
+        registers after power-on; 0 skips the check (BMP firmware before 2.0).
     """
 
     power_attempts: int = 3
     link_attempts: int = 3
+    fpga_attempts: int = 3
     boot_attempts: int = 3
     retry_delay: float = 0.5
     power_timeout: float = 5.0
@@ -154,6 +158,7 @@ class BMPMachineController:
 
         def bring_up(bmp_ip: str, triads: list[Triad]) -> None:
             self._power(machine, bmp_ip, triads, on=True)
+            self._check_fpgas(machine, bmp_ip, triads)
             self._set_links(machine, bmp_ip, triads, stopped)
 
         self._each_bmp(groups, bring_up)
@@ -209,6 +214,42 @@ class BMPMachineController:
                 lambda: switch(connection, numbers, timeout=o.power_timeout, retries=0),
             )
         log.info("%s done", what)
+
+    def _check_fpgas(self, machine: MachineDefinition, bmp_ip: str, triads: list[Triad]) -> None:
+        """Re-power boards whose FPGAs are not ready, a bounded number of times."""
+        o = self.options
+        if o.fpga_attempts <= 0:
+            return
+        pending = list(triads)
+        with self._connection(bmp_ip) as connection:
+            for attempt in range(1, o.fpga_attempts + 1):
+                bad = []
+                for triad in pending:
+                    number = machine.boards[triad].physical.board
+
+                    def check(number: int = number) -> bool:
+                        return bmp.check_fpga_ids(connection, number, timeout=o.register_timeout)
+
+                    ok = retry(
+                        f"FPGA check of board {number} at BMP {bmp_ip}",
+                        o.link_attempts,
+                        o.retry_delay,
+                        check,
+                    )
+                    if not ok:
+                        bad.append(triad)
+                if not bad:
+                    return
+                pending = bad
+                log.warning(
+                    "FPGAs of %d boards at BMP %s not ready (try %d)", len(bad), bmp_ip, attempt
+                )
+                if attempt < o.fpga_attempts:
+                    self._power(machine, bmp_ip, bad, on=True)
+        raise BMPControlError(
+            f"FPGAs of boards {[tuple(t) for t in pending]} at BMP {bmp_ip} not ready "
+            f"after {o.fpga_attempts} power-ons"
+        )
 
     def _set_links(
         self,
