@@ -59,7 +59,10 @@ def test_machine_wide_fault_options(make_vm) -> None:
 @pytest.fixture(scope="module")
 def fuzz_target():
     vm = start_vm("spin24", powered=True)
-    vm.boards[(0, 0, 0)].boot_here()
+    root = vm.boards[(0, 0, 0)]
+    root.boot_here()
+    with ScpClient(root.ip) as scp:  # reverse tag 3 on port 40123, to core (1, 1, 2)
+        scp.ok(0, 0, 0, 26, (1 << 29) | (1 << 16) | (2 << 8) | 3, (1 << 24) | (1 << 16) | 40123)
     yield vm
     vm.stop()
 
@@ -89,7 +92,7 @@ def test_malformed_datagrams_never_break_a_board(fuzz_target, data: bytes, port:
         "boot": (root.ip, 54321),
         "bmp": (next(iter(vm.bmps.values())).ip, 17893),
         "unbooted": (vm.boards[(3, 1, 2)].ip, 17893),
-        "reverse": (root.ip, 54321),
+        "reverse": (root.ip, 40123),
     }[port]
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         sock.bind(("127.0.0.1", 0))
