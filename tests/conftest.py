@@ -76,6 +76,7 @@ USERS = {
     "alice": ("alice-pw-1", "USER"),
     "bob": ("bob-pw-2", "USER"),
     "root": ("root-pw-3", "ADMIN"),
+    "rita": ("rita-pw-4", "READER"),
 }
 
 

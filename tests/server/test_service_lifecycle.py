@@ -1,0 +1,54 @@
+"""Lifecycle rules: roles, power failures, and the anti-starvation importance span."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from spalloc_http import Client
+from test_service_jobs import login, state, wait_for
+
+
+def test_reader_can_look_but_not_create(service: Any) -> None:
+    rita = Client(service.url)
+    assert rita.login("rita", "rita-pw-4").status_code == 302
+    assert rita.get("machines").status_code == 200
+    assert rita.get("jobs").status_code == 200
+    refused = rita.create()
+    assert (refused.status_code, refused.text) == (403, "computer says no")
+
+
+def test_failed_power_on_requeues_then_succeeds(service: Any) -> None:
+    alice = login(service, "alice")
+    service.controller.fail_next = RuntimeError("BMP did not answer")
+    url = alice.create(**{"num-boards": 3}).headers["location"]
+    wait_for(lambda: state(alice, url) == "READY")
+    assert service.controller.calls[0][0] == "off"  # the failed boards were powered off
+    assert ("on", "spin24", 3) in service.controller.calls
+
+
+def test_failed_user_power_change_destroys_job(service: Any) -> None:
+    alice = login(service, "alice")
+    url = alice.create().headers["location"]
+    wait_for(lambda: state(alice, url) == "READY")
+    service.controller.fail_next = RuntimeError("BMP did not answer")
+    assert alice.post(url + "/machine/power", json={"power": "ON"}).status_code == 202
+    body = wait_for(lambda: (b := alice.get(url).json())["state"] == "DESTROYED" and b)
+    assert body["reason"] == "Error changing power state!  Please contact an administrator."
+
+
+def test_long_waiting_request_holds_back_newcomers(make_service: Any) -> None:
+    service = make_service(importance_span=5.0, allocator_period=0.2)
+    alice = login(service, "alice")
+    first = alice.create(**{"dimensions": {"width": 1, "height": 1}}).headers["location"]
+    wait_for(lambda: state(alice, first) == "READY")
+    big = alice.create(**{"dimensions": {"width": 4, "height": 2}}).headers["location"]
+    time.sleep(1.0)  # several passes: the big request's importance is now far ahead
+    small = alice.create(**{"num-boards": 1}).headers["location"]
+    time.sleep(1.0)
+    assert state(alice, small) == "QUEUED"  # free boards exist, but it must wait its turn
+    assert alice.delete(first + "?reason=make room").status_code == 204
+    wait_for(lambda: state(alice, big) == "READY")
+    assert state(alice, small) == "QUEUED"
+    assert alice.delete(big + "?reason=done").status_code == 204
+    wait_for(lambda: state(alice, small) == "READY")
