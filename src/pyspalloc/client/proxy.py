@@ -517,6 +517,7 @@ class ProxyConnection:
                 ws.abort()
                 with self._lock:
                     self._pending.pop(correlation_id, None)
+                time.sleep(0.01)  # let the receiver notice the drop and reconnect
                 continue
             try:
                 reply = replies.get(timeout=max(0.0, deadline - time.monotonic()))
@@ -666,14 +667,18 @@ class ProxyConnection:
                 return False
             self._ws = ws
             self.reconnects += 1
-            for channel in reopen:
-                self._reopen(ws, channel)
+            frames = [self._reopen(channel) for channel in reopen if not channel._closed]
             self._connected.notify_all()
+        try:
+            for frame in frames:
+                ws.send_binary(frame)
+        except OSError:
+            ws.abort()  # dropped again: the receiver will reconnect once more
         log.info("proxy websocket %s reconnected; reopening %d channels", self.url, len(reopen))
         return True
 
-    def _reopen(self, ws: FrameSocket, channel: Channel) -> None:
-        """Send the OPEN for ``channel`` without waiting (called with the lock held)."""
+    def _reopen(self, channel: Channel) -> bytes:
+        """Register the answer handler of a reopen; return the request (lock held)."""
         register = self._registrar(channel)
 
         def handle(reply: _Reply) -> None:
@@ -693,10 +698,7 @@ class ProxyConnection:
 
         correlation_id = next(self._correlation) & 0xFFFFFFFF
         self._pending[correlation_id] = handle
-        try:
-            ws.send_binary(channel._reopen_request(correlation_id))
-        except (OSError, websocket.WebSocketException):
-            ws.abort()
+        return channel._reopen_request(correlation_id)
 
     def _give_up(self, why: str) -> None:
         with self._lock:
