@@ -135,7 +135,11 @@ def test_admin_pages_are_forbidden_to_users(browsers: dict[str, Browser]) -> Non
     alice = browsers["alice"]
     alice.page(SYSTEM)
     for path in ADMIN_PAGES:
-        assert alice.page(path).status_code == 403, path
+        refused = alice.page(path)
+        assert refused.status_code == 403, path
+        assert refused.headers["content-type"].startswith("text/html")
+        assert "<h1>Forbidden</h1>" in refused.text
+        assert f'action="{SYSTEM}/perform_logout"' in refused.text
     # the forms too, even with a valid CSRF token
     alice.page(SYSTEM)
     posts = {
@@ -286,7 +290,8 @@ def test_job_page_power_and_destroy(browsers: dict[str, Browser]) -> None:
 def test_other_users_cannot_see_or_destroy_a_job(browsers: dict[str, Browser]) -> None:
     alice, bob, root = browsers["alice"], browsers["bob"], browsers["root"]
     job = alice.create_job(**{"num-boards": 1})
-    assert bob.page(f"{SYSTEM}/job_info/{job}").status_code == 404
+    hidden = bob.page(f"{SYSTEM}/job_info/{job}")
+    assert hidden.status_code == 404 and "no such job" in hidden.text
     bob.page(SYSTEM)
     assert bob.form(f"{SYSTEM}/delete_job/{job}", {"reason": "mine now"}).status_code == 404
     assert bob.form(f"{SYSTEM}/power_job/{job}", {"power": "off"}).status_code == 404

@@ -25,6 +25,7 @@ from pyspalloc.server.web.support import (
     actor,
     done,
     form_fields,
+    html_errors,
     render,
     viewer,
 )
@@ -41,6 +42,7 @@ def _admin(request: Request) -> Viewer:
 
 
 @router.get(ADMIN)
+@html_errors
 def admin_index(request: Request) -> Response:
     """Links to the admin pages."""
     who = _admin(request)
@@ -68,6 +70,7 @@ def _users_page(
 
 
 @router.get(ADMIN + "/users")
+@html_errors
 def users(request: Request) -> Response:
     """All users with forms to enable, disable, set the role and reset the password."""
     return _users_page(request, _admin(request))
@@ -80,6 +83,7 @@ def _role(value: str) -> TrustLevel | None:
         return None
 
 
+@html_errors
 def _create_user(request: Request, form: dict[str, str]) -> Response:
     who = actor(request, form, TrustLevel.ADMIN)
     name = form.get("username", "").strip()
@@ -116,6 +120,7 @@ def _user_by_id(who: Viewer, user_id: int) -> UserInfo:
     return user
 
 
+@html_errors
 def _change_user(request: Request, user_id: int, form: dict[str, str]) -> Response:
     who = actor(request, form, TrustLevel.ADMIN)
     user = _user_by_id(who, user_id)
@@ -166,11 +171,13 @@ def _groups_page(
 
 
 @router.get(ADMIN + "/groups")
+@html_errors
 def groups(request: Request) -> Response:
     """All groups, with a form to create one."""
     return _groups_page(request, _admin(request))
 
 
+@html_errors
 def _create_group(request: Request, form: dict[str, str]) -> Response:
     who = actor(request, form, TrustLevel.ADMIN)
     name = form.get("name", "").strip()
@@ -221,11 +228,13 @@ def _group_page(
 
 
 @router.get(ADMIN + "/groups/{group_id}")
+@html_errors
 def group(request: Request, group_id: int) -> Response:
     """One group's members, with forms to add and remove members."""
     return _group_page(request, _admin(request), group_id)
 
 
+@html_errors
 def _change_group(request: Request, group_id: int, form: dict[str, str]) -> Response:
     who = actor(request, form, TrustLevel.ADMIN)
     store = who.ctx.store
@@ -256,6 +265,7 @@ async def change_group(request: Request, group_id: int) -> Response:
 
 # ---- boards -------------------------------------------------------------------------
 @router.get(ADMIN + "/boards")
+@html_errors
 def boards(request: Request) -> Response:
     """Boards of one machine (``?machine=``) with forms to take them in or out of service."""
     who = _admin(request)
@@ -293,6 +303,7 @@ def boards(request: Request) -> Response:
     )
 
 
+@html_errors
 def _change_board(request: Request, board_id: int, form: dict[str, str]) -> Response:
     who = actor(request, form, TrustLevel.ADMIN)
     action = form.get("action", "")

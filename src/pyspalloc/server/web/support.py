@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec
 from urllib.parse import urlencode
 
 import jinja2
@@ -15,7 +17,7 @@ from fastapi.templating import Jinja2Templates
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from pyspalloc.server.api.common import ctx_of
+from pyspalloc.server.api.common import ApiError, ctx_of
 from pyspalloc.server.auth import CSRF_HEADER, CSRF_PARAM, Caller, CsrfFailure, Forbidden
 from pyspalloc.server.context import ServiceContext
 from pyspalloc.server.store import SessionInfo, TrustLevel
@@ -106,6 +108,16 @@ class Viewer:
         return self.admin or owner_id == self.user_id
 
 
+_VIEWER = "web_viewer"
+
+
+def _remember(request: Request, who: Viewer, role: TrustLevel) -> Viewer:
+    request.state.web_viewer = who
+    if who.caller.user.trust < role:
+        raise Forbidden()
+    return who
+
+
 def viewer(request: Request, role: TrustLevel = TrustLevel.READER) -> Viewer:
     """Authenticate a page request (GET) and check ``role``.
 
@@ -118,10 +130,8 @@ def viewer(request: Request, role: TrustLevel = TrustLevel.READER) -> Viewer:
     """
     ctx = ctx_of(request)
     caller = ctx.auth.authenticate(request, "GET")
-    if caller.user.trust < role:
-        raise Forbidden()
     session = ctx.auth.ensure_session(request, caller)
-    return Viewer(ctx, caller, session)
+    return _remember(request, Viewer(ctx, caller, session), role)
 
 
 def actor(request: Request, form: dict[str, str], role: TrustLevel) -> Viewer:
@@ -145,10 +155,8 @@ def actor(request: Request, form: dict[str, str], role: TrustLevel) -> Viewer:
         if session is None or not token or not secrets.compare_digest(token, session.csrf):
             raise CsrfFailure()
     caller = ctx.auth.authenticate(request, "GET")
-    if caller.user.trust < role:
-        raise Forbidden()
     session_info = ctx.auth.ensure_session(request, caller)
-    return Viewer(ctx, caller, session_info)
+    return _remember(request, Viewer(ctx, caller, session_info), role)
 
 
 async def form_fields(request: Request) -> dict[str, str]:
@@ -189,3 +197,32 @@ def done(path: str, what: str, **params: str) -> Response:
     """Redirect (303) to ``path`` after a successful form, announcing ``what``."""
     query = urlencode({**params, "done": what})
     return RedirectResponse(f"{path}?{query}", status_code=303)
+
+
+P = ParamSpec("P")
+
+
+def html_errors(fn: Callable[P, Response]) -> Callable[P, Response]:
+    """Answer 403 and 4xx errors of a signed-in user's page with an HTML error page.
+
+    The wrapped function takes the request as its first (or ``request=``) argument.
+    Errors before the user is known (no login, bad CSRF token) keep the service's
+    plain answers.
+    """
+
+    @functools.wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> Response:
+        try:
+            return fn(*args, **kwargs)
+        except (Forbidden, ApiError) as error:
+            request = kwargs.get("request", args[0] if args else None)
+            who = getattr(request.state, _VIEWER, None) if isinstance(request, Request) else None
+            if not isinstance(request, Request) or not isinstance(who, Viewer):
+                raise
+            if isinstance(error, Forbidden):
+                status, message = 403, "You are not allowed to do that (computer says no)."
+            else:
+                status, message = error.status, error.message
+            return render(request, who, "error.html", status, code=status, message=message)
+
+    return wrapper

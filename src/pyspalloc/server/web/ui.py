@@ -34,6 +34,7 @@ from pyspalloc.server.web.support import (
     actor,
     done,
     form_fields,
+    html_errors,
     render,
     viewer,
 )
@@ -127,6 +128,7 @@ def _index(request: Request) -> Response:
 
 
 @router.get(SYSTEM)
+@html_errors
 def index(request: Request) -> Response:
     """The main page: version, machines, your jobs and links to everything else."""
     return _index(request)
@@ -134,6 +136,7 @@ def index(request: Request) -> Response:
 
 # ---- machines -----------------------------------------------------------------------
 @router.get(SYSTEM + "/list_machines")
+@html_errors
 def list_machines(request: Request) -> Response:
     """Table of machines with utilisation."""
     who = viewer(request)
@@ -142,6 +145,7 @@ def list_machines(request: Request) -> Response:
 
 
 @router.get(SYSTEM + "/machine_info/{name}")
+@html_errors
 def machine_info(request: Request, name: str) -> Response:
     """One machine: its numbers, a picture of its boards and its jobs."""
     who = viewer(request)
@@ -173,6 +177,7 @@ def machine_info(request: Request, name: str) -> Response:
 
 # ---- jobs ---------------------------------------------------------------------------
 @router.get(SYSTEM + "/list_jobs")
+@html_errors
 def list_jobs(request: Request) -> Response:
     """Table of live jobs (and recently finished ones with ``?deleted=true``)."""
     who = viewer(request)
@@ -224,6 +229,7 @@ def _visible(who: Viewer, job: str) -> JobInfo:
 
 
 @router.get(SYSTEM + "/job_info/{job}")
+@html_errors
 def job_info(request: Request, job: str) -> Response:
     """One job: state, keepalive, boards (in the machine picture), power and destroy."""
     who = viewer(request)
@@ -231,6 +237,7 @@ def job_info(request: Request, job: str) -> Response:
     return render(request, who, "job.html", refresh=REFRESH_SECONDS, **_job_details(who, found))
 
 
+@html_errors
 def _destroy(request: Request, job: str, form: dict[str, str]) -> Response:
     who = actor(request, form, TrustLevel.USER)
     found = _visible(who, job)
@@ -248,6 +255,7 @@ async def delete_job(request: Request, job: str) -> Response:
     return await run_in_threadpool(_destroy, request, job, form)
 
 
+@html_errors
 def _power(request: Request, job: str, form: dict[str, str]) -> Response:
     who = actor(request, form, TrustLevel.USER)
     found = _visible(who, job)
@@ -277,12 +285,14 @@ async def power_job(request: Request, job: str) -> Response:
 
 # ---- password -----------------------------------------------------------------------
 @router.get(SYSTEM + "/change_password")
+@html_errors
 def change_password_page(request: Request) -> Response:
     """The form to change one's own password."""
     who = viewer(request, TrustLevel.BASIC)
     return render(request, who, "password.html", local=who.caller.user.password_hash is not None)
 
 
+@html_errors
 def _change_password(request: Request, form: dict[str, str]) -> Response:
     who = actor(request, form, TrustLevel.BASIC)
     user = who.caller.user
