@@ -14,6 +14,7 @@ import json
 import os
 import random
 import select
+import socket
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -216,9 +217,23 @@ def make_test_ca(directory: Path) -> tuple[Path, Path, Path]:
     )
 
 
+def free_virtual_base() -> str:
+    """A ``127.1.N.0`` base whose BMP and first board addresses are free right now."""
+    for _ in range(50):
+        net = random.randrange(100, 250)
+        try:
+            for host in (f"127.1.{net}.0", f"127.1.{net}.1"):
+                with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+                    probe.bind((host, 17893))
+        except OSError:
+            continue
+        return f"127.1.{net}.0"
+    raise RuntimeError("no free 127.1.N.0 address range for a virtual machine")
+
+
 @pytest.fixture
 def machine() -> Iterator[tuple[MachineDefinition, VirtualMachine]]:
-    definition = builtin_machine("spin24", f"127.1.{random.randrange(100, 250)}.0")
+    definition = builtin_machine("spin24", free_virtual_base())
     with VirtualMachine(definition) as vm:
         yield definition, vm
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import socket
 import struct
 import time
 from collections.abc import Iterator
@@ -20,14 +21,23 @@ FAST = BMPControlOptions(retry_delay=0.05, power_timeout=1.0, boot_timeout=10.0)
 JOB = [Triad(0, 0, 0), Triad(0, 0, 1), Triad(0, 0, 2)]
 
 
-def random_base() -> str:
-    """A 127.1.N.0 base unlikely to clash with other tests' virtual machines."""
-    return f"127.1.{random.randrange(100, 250)}.0"
+def free_virtual_base() -> str:
+    """A ``127.1.N.0`` base whose BMP and first board addresses are free right now."""
+    for _ in range(50):
+        net = random.randrange(100, 250)
+        try:
+            for host in (f"127.1.{net}.0", f"127.1.{net}.1"):
+                with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+                    probe.bind((host, 17893))
+        except OSError:
+            continue
+        return f"127.1.{net}.0"
+    raise RuntimeError("no free 127.1.N.0 address range for a virtual machine")
 
 
 @pytest.fixture
 def machine() -> MachineDefinition:
-    return builtin_machine("spin24", random_base())
+    return builtin_machine("spin24", free_virtual_base())
 
 
 @pytest.fixture
