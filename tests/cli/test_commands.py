@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -69,7 +70,9 @@ def test_machines_counts_and_maps_jobs(cli: Cli, client_for: Callable[..., Any])
 
     text = cli("machines", "spin24").stdout
     grid = [
-        line for line in text.splitlines() if set(line.strip()) <= set(".xAB ") and line.strip()
+        line[4:]
+        for line in text.splitlines()
+        if re.fullmatch(r"(  \d | {4})[ .xAB]+", line) and set(line[4:]) & set(".xAB")
     ]
     assert len(grid) == 6  # 3 rows of boards per triad row
     assert "".join(grid).count("A") == 3 and "".join(grid).count("B") == 1

@@ -82,6 +82,12 @@ def test_demo_keep_serves_until_interrupted() -> None:
         url, user, password = found.groups()
         with SpallocClient(url, user, password) as client:
             assert "spin24" in client.list_machines()
+        import requests
+
+        page = requests.get(url + "system/", timeout=10, allow_redirects=False)
+        assert page.status_code in (200, 302, 303, 401), page.status_code  # login needed
+        login = requests.get(url + "system/login.html", timeout=10)
+        assert login.status_code == 200 and "password" in login.text.lower()
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=30) == 0
     finally:

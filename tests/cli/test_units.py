@@ -52,7 +52,7 @@ class _Machine:
 
 
 def _cells(lines: list[str]) -> list[list[str]]:
-    plain = [re.sub(r"\[[^\]]*\]", "", line) for line in lines]
+    plain = [re.sub(r"\[[^\]]*\]", "", line)[4:] for line in lines[:-1]]
     return [[c for c in line if c != " "] for line in plain]
 
 

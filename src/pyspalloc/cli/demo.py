@@ -48,7 +48,13 @@ def _address_base() -> str:
 
 @click.command()
 @click.option("--keep", is_flag=True, help="Leave the service running (until Ctrl-C).")
-@click.option("--boards", type=click.IntRange(1, 24), default=3, show_default=True)
+@click.option(
+    "--boards",
+    type=click.IntRange(1, 24),
+    default=3,
+    show_default=True,
+    help="Boards the demo job asks for.",
+)
 @click.option(
     "--megabytes",
     type=click.FloatRange(0.0, 64.0, min_open=True),

@@ -125,7 +125,10 @@ def _show_machine(client: SpallocClient, name: str, as_json: bool) -> None:
     for line in render_map(machine, boards, letters):
         console.print(line, highlight=False)
     console.print()
-    console.print(f"[dim]{FREE} free   {DEAD} dead or absent   letters: jobs (north is up)[/]")
+    console.print(
+        f"[dim]{FREE} free   {DEAD} dead or absent   letters: jobs   "
+        "(triad rows y on the left, columns x below; each triad is boards 0, 1, 2 bottom-up)[/]"
+    )
     if job_boards:
         print_table(
             None,
@@ -162,19 +165,18 @@ def render_map(
 ) -> list[str]:
     """Draw the boards as a hexagonal grid, one character per board (rich markup).
 
-    Each board is placed where its Ethernet chip falls once chip space is sheared into
-    hexagons (``column = x - y / 2``, wrapped on the torus), so neighbouring boards are
-    neighbours on the screen; rows go north (top) to south.
+    Each triad is three rows: board 0 at the bottom, board 1 up and to the right
+    (north-east), board 2 above board 0 (as on the chip grid, where their Ethernet chips
+    are at (0, 0), (8, 4) and (4, 8) of the triad). Columns follow the triad's x and
+    rows go north (top) to south, so within a triad neighbouring boards touch.
     """
-    chip_width = 12 * machine.width
     rows = 3 * machine.height
-    columns = chip_width // 2
+    columns = 6 * machine.width
     grid: list[list[str]] = [[" "] * columns for _ in range(rows)]
     dead = dead_triads(machine)
     for x, y, z in all_triads(machine):
-        cx, cy = 12 * x + (0, 8, 4)[z], 12 * y + (0, 4, 8)[z]
-        column = ((cx - cy // 2) % chip_width) // 2
-        row = cy // 4
+        column = 6 * x + (0, 3, 0)[z]
+        row = 3 * y + z
         found = boards.get((x, y, z))
         if (x, y, z) in dead or found is None:
             cell = f"[red]{DEAD}[/]"
@@ -184,4 +186,9 @@ def render_map(
         else:
             cell = f"[dim]{FREE}[/]"
         grid[row][column] = cell
-    return [" " + "".join(r).rstrip() for r in reversed(grid)]
+    lines = [
+        (f"{row // 3:>3} " if row % 3 == 0 else "    ") + "".join(grid[row]).rstrip()
+        for row in reversed(range(rows))
+    ]
+    axis = "".join(f"{x:<6}" for x in range(machine.width)).rstrip()
+    return [*lines, f"[dim]y/x {axis}[/]"]
