@@ -90,6 +90,14 @@ class Responder:
         if any(r.result != SCPResult.RC_OK for r in replies):
             self._outstanding.discard(request.sequence)
 
+    def wait_received(self, count: int, timeout: float = 2.0) -> int:
+        """Wait until ``count`` requests have arrived (or ``timeout``); return how many."""
+        deadline = time.monotonic() + timeout
+        while len(self.received) < count and time.monotonic() < deadline:
+            time.sleep(0.005)
+        time.sleep(0.05)  # let any extra (unexpected) request arrive too
+        return len(self.received)
+
     def close(self) -> None:
         self._stop.set()
         self._thread.join(2)

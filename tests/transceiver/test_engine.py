@@ -156,7 +156,7 @@ def test_timeout_after_bounded_retries(make_responder: type[Responder]) -> None:
     responder = make_responder(lambda request, seen: [])
     with connect(responder) as connection, pytest.raises(SpinnmanTimeoutException):
         scp_call(connection, reads(connection, 1)[0], timeout=0.02, retries=3)
-    assert len(responder.received) == 4
+    assert responder.wait_received(4) == 4
     assert len({request.sequence for request in responder.received}) == 1
 
 
@@ -172,7 +172,7 @@ def test_retry_codes_are_honoured(make_responder: type[Responder]) -> None:
     with connect(responder) as connection:
         replies = scp_burst(connection, reads(connection, 5))
     assert args_of(replies) == list(range(5))
-    assert len(responder.received) == 5 * 4
+    assert responder.wait_received(20) == 20
 
 
 def test_retry_codes_run_out(make_responder: type[Responder]) -> None:
@@ -183,7 +183,7 @@ def test_retry_codes_run_out(make_responder: type[Responder]) -> None:
     with connect(responder) as connection, pytest.raises(SpinnmanGenericProcessException) as info:
         scp_call(connection, reads(connection, 1)[0], retries=2)
     assert "RC_P2P_TIMEOUT" in str(info.value)
-    assert len(responder.received) == 3
+    assert responder.wait_received(3) == 3
 
 
 def test_error_code_names_core_and_command(make_responder: type[Responder]) -> None:
@@ -199,7 +199,7 @@ def test_error_code_names_core_and_command(make_responder: type[Responder]) -> N
     assert (error.x, error.y, error.p) == (3, 4, 5)
     assert isinstance(error.exception, SpinnmanUnexpectedResponseCodeException)
     assert "WRITE" in str(error) and "RC_ARG" in str(error)
-    assert len(responder.received) == 1
+    assert responder.wait_received(1) == 1
 
 
 def test_on_error_reports_and_continues(make_responder: type[Responder]) -> None:

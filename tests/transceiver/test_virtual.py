@@ -247,5 +247,5 @@ def test_booted_triad_has_144_chips() -> None:
 
 def test_engine_options_pass_through(board_ip: str) -> None:
     with create_transceiver(board_ip, window=1, timeout=0.5) as txrx:
-        assert txrx.options == EngineOptions(1, 0.5, 10)
+        assert txrx.options == EngineOptions(1, 0.5, 10, 0.02)
         assert len(txrx.read_memory(0, 0, SDRAM, 3000)) == 3000

@@ -64,7 +64,7 @@ def read_bmp_version(
 ) -> VersionInfo:
     """CMD_VER of the BMP (``name`` is ``"BC&MP"``)."""
     _check_board(board)
-    return get_version(connection, 0, 0, board, EngineOptions(1, timeout, BMP_RETRIES))
+    return get_version(connection, 0, 0, board, EngineOptions(1, timeout, BMP_RETRIES, timeout))
 
 
 def _power(
@@ -78,7 +78,8 @@ def _power(
         mask |= 1 << board
     arg1 = (int(delay * 1000) << 16) | int(on)
     request = make_request(connection, 0, 0, min(boards), SCPCommand.BMP_POWER, arg1, mask)
-    scp_call(connection, request, timeout=timeout, retries=retries)
+    # Switching power takes the BMP a while: resend only after the full timeout.
+    scp_call(connection, request, timeout=timeout, retries=retries, min_timeout=timeout)
 
 
 def power_on(

@@ -127,7 +127,8 @@ def wait_until_booted(
         left = deadline - time.monotonic()
         if left <= 0:
             break
-        options = EngineOptions(window=1, timeout=max(0.01, min(attempt_timeout, left)), retries=0)
+        wait = max(0.01, min(attempt_timeout, left))
+        options = EngineOptions(window=1, timeout=wait, retries=0, min_timeout=wait)
         try:
             version = get_version(connection, 255, 255, 0, options)
         except (SpinnmanTimeoutException, SpinnmanIOException) as error:

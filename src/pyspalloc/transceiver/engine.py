@@ -17,6 +17,7 @@ from __future__ import annotations
 import itertools
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -66,6 +67,8 @@ MAX_RETRY_BACKOFF = 0.1
 MIN_TIMEOUT = 0.02
 
 _sequence_counter = itertools.count()
+# Round-trip estimates (srtt, rttvar) remembered per connection between bursts.
+_round_trips: weakref.WeakKeyDictionary[object, tuple[float, float]] = weakref.WeakKeyDictionary()
 _sequence_lock = threading.Lock()
 
 
@@ -176,7 +179,8 @@ class _InFlight:
 class _RoundTrip:
     """Smoothed round-trip time of one burst, giving the retransmission timeout (RTO).
 
-    Until the first reply the RTO is the full ``timeout``; afterwards it is
+    Until the first reply on the connection the RTO is the full ``timeout``; afterwards
+    (also in later bursts on the same connection) it is
     ``srtt + 4 * rttvar`` clamped to ``[min_timeout, timeout]``. A request's k-th
     resend waits ``min(timeout, rto * 2**k)``. Only replies to requests sent once are
     sampled.
@@ -189,6 +193,21 @@ class _RoundTrip:
         self.floor = min(min_timeout, timeout)
         self.srtt: float | None = None
         self.var = 0.0
+
+    def restore(self, connection: object) -> None:
+        """Start from the estimate left by the connection's previous burst."""
+        try:
+            self.srtt, self.var = _round_trips[connection]
+        except (KeyError, TypeError):
+            pass
+
+    def remember(self, connection: object) -> None:
+        """Keep the estimate for the connection's next burst."""
+        if self.srtt is not None:
+            try:
+                _round_trips[connection] = (self.srtt, self.var)
+            except TypeError:
+                pass  # not weakly referenceable: every burst starts afresh
 
     def sample(self, rtt: float) -> None:
         if self.srtt is None:
@@ -301,6 +320,7 @@ def scp_stream(
     EngineOptions(window, timeout, retries)  # validates
     clock = time.monotonic
     timer = _RoundTrip(timeout, min_timeout)
+    timer.restore(connection)
     pending: dict[int, _InFlight] = {}
     source = enumerate(requests)
     exhausted = False
@@ -340,6 +360,7 @@ def scp_stream(
             pending[sequence] = flight
             send(flight, clock())
         if not pending:
+            timer.remember(connection)
             return taken
 
         # Deal with every request whose timer has run out.
@@ -439,6 +460,18 @@ def scp_call(
     *,
     timeout: float = 1.0,
     retries: int = 10,
+    min_timeout: float = MIN_TIMEOUT,
 ) -> SCPResponse:
-    """Send one request and return its RC_OK reply (see :func:`scp_stream`)."""
-    return scp_burst(connection, [request], window=1, timeout=timeout, retries=retries)[0]
+    """Send one request and return its RC_OK reply (see :func:`scp_stream`).
+
+    For a command that is slow on the board or must not run twice, pass
+    ``min_timeout=timeout`` so it is only resent after the full ``timeout``.
+    """
+    return scp_burst(
+        connection,
+        [request],
+        window=1,
+        timeout=timeout,
+        retries=retries,
+        min_timeout=min_timeout,
+    )[0]

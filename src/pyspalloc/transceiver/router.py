@@ -177,7 +177,13 @@ def load_multicast_routes(
     alloc = make_request(
         connection, x, y, 0, SCPCommand.ALLOC, (app_id << 8) | _ALLOC_RTR, len(routes)
     )
-    reply = scp_call(connection, alloc, timeout=options.timeout, retries=options.retries)
+    reply = scp_call(
+        connection,
+        alloc,
+        timeout=options.timeout,
+        retries=options.retries,
+        min_timeout=options.timeout,
+    )
     (base,) = reply.args(1)
     if base == 0:
         raise SpinnmanInvalidParameterException(

@@ -30,7 +30,14 @@ def malloc_sdram(
     """Allocate ``size`` bytes of chip (x, y)'s SDRAM for ``app_id``; return the address."""
     arg1 = (_TAG_RETRY << 16) | (app_id << 8) | _ALLOC_SDRAM
     request = make_request(connection, x, y, 0, SCPCommand.ALLOC, arg1, size, tag)
-    reply = scp_call(connection, request, timeout=options.timeout, retries=options.retries)
+    # Not idempotent (with tag 0): resend only after the full timeout.
+    reply = scp_call(
+        connection,
+        request,
+        timeout=options.timeout,
+        retries=options.retries,
+        min_timeout=options.timeout,
+    )
     (address,) = reply.args(1)
     if address == 0:
         raise SpinnmanInvalidParameterException(

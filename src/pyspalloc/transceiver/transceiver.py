@@ -22,7 +22,7 @@ from pyspalloc.transceiver import cpu, discovery, memory, router, sdram, tags
 from pyspalloc.transceiver.boot import boot_board, wait_until_booted
 from pyspalloc.transceiver.connections import Connection, UDPConnection
 from pyspalloc.transceiver.cpu import CPUInfo, CPUState, Signal
-from pyspalloc.transceiver.engine import EngineOptions
+from pyspalloc.transceiver.engine import MIN_TIMEOUT, EngineOptions
 from pyspalloc.transceiver.machine_info import MachineInfo, VersionInfo
 from pyspalloc.transceiver.router import MulticastRoute, RouterDiagnostics
 from pyspalloc.transceiver.tags import IPTag, ReverseIPTag
@@ -48,7 +48,7 @@ class Transceiver:
         Connections to boards' Ethernet chips (``chip_x``/``chip_y`` say which).
     boot_connection:
         A connection to the root board's boot port, used by :meth:`boot`.
-    window, timeout, retries:
+    window, timeout, retries, min_timeout:
         SCP engine settings (see :func:`~pyspalloc.transceiver.engine.scp_stream`).
     boot_timeout:
         Seconds to wait for a board to come up after booting it.
@@ -62,6 +62,7 @@ class Transceiver:
         window: int = 8,
         timeout: float = 1.0,
         retries: int = 10,
+        min_timeout: float = MIN_TIMEOUT,
         boot_timeout: float = 15.0,
     ) -> None:
         if isinstance(connections, Connection):
@@ -70,7 +71,7 @@ class Transceiver:
             raise SpinnmanInvalidParameterException("connections", connections, "none given")
         self.connections: list[Connection] = list(connections)
         self.boot_connection = boot_connection
-        self.options = EngineOptions(window, timeout, retries)
+        self.options = EngineOptions(window, timeout, retries, min_timeout)
         self.boot_timeout = boot_timeout
         self.machine: MachineInfo | None = None
         self._locks: dict[int, threading.Lock] = {}
@@ -137,7 +138,8 @@ class Transceiver:
         SpinnmanIOException
             The board runs something other than SC&MP 4.
         """
-        options = EngineOptions(1, self.options.timeout, BOOT_RETRIES)
+        timeout = self.options.timeout
+        options = EngineOptions(1, timeout, BOOT_RETRIES, min_timeout=timeout)
         try:
             with self._use(self.root_connection) as connection:
                 version = discovery.get_version(connection, 255, 255, 0, options)
