@@ -363,3 +363,24 @@ def test_channel_limit_and_disabled_unbound(harness: Harness) -> None:
         ws.send(OpenUnboundRequest(4).to_bytes())
         error = recv(ws)
         assert isinstance(error, ErrorReply) and error.correlation_id == 4
+
+
+def test_random_frames_never_break_the_session(harness: Harness) -> None:
+    rng = random.Random(1234)
+    with harness.connect(1) as ws:
+        real = open_channel(ws, 1, 0, 0)
+        for _ in range(400):
+            opcode = rng.choice([0, 1, 2, 3, 4, 5, 6, 0xFFFFFFFF])
+            words = [opcode] + [rng.choice([0, 1, 4, 8, real, 17893, 0xFFFFFFFF]) for _ in range(4)]
+            frame = struct.pack("<5I", *words)[: rng.randrange(8, 21)]
+            ws.send(frame + b"quiet" * rng.randrange(0, 2))
+        # every frame was handled in order: the marker OPEN's reply comes after them all
+        ws.send(OpenRequest(0xABCDEF, 0, 0, PORT).to_bytes())
+        while True:
+            frame = recv(ws)
+            if isinstance(frame, OpenReply) and frame.correlation_id == 0xABCDEF:
+                break
+        ws.send(Message(frame.channel_id, b"alive").to_bytes())
+        while (reply := recv(ws)) != Message(frame.channel_id, b"echo:alive"):
+            assert isinstance(reply, (Message, ErrorReply, OpenReply, CloseReply))
+    assert harness.registry.count(1) <= 1
