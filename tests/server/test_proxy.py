@@ -384,3 +384,20 @@ def test_random_frames_never_break_the_session(harness: Harness) -> None:
         while (reply := recv(ws)) != Message(frame.channel_id, b"echo:alive"):
             assert isinstance(reply, (Message, ErrorReply, OpenReply, CloseReply))
     assert harness.registry.count(1) <= 1
+
+
+def test_oversized_datagrams_are_refused_and_the_channel_lives_on(harness: Harness) -> None:
+    with harness.connect(1) as ws:
+        channel = open_channel(ws, 1, 0, 0)
+        ws.send(Message(channel, b"\x00" * 70000).to_bytes())  # dropped, as UDP would
+        biggest = b"x" * (65507 - 5)  # the echo adds 5 bytes: still one datagram
+        ws.send(Message(channel, biggest).to_bytes())
+        assert recv(ws) == Message(channel, b"echo:" + biggest)
+        ws.send(OpenUnboundRequest(2).to_bytes())
+        unbound = recv(ws)
+        assert isinstance(unbound, OpenUnboundReply)
+        ws.send(MessageTo(unbound.channel_id, 0, 0, PORT, b"\x00" * 70000).to_bytes())
+        error = recv(ws)
+        assert isinstance(error, ErrorReply) and "too large" in error.message
+        ws.send(Message(channel, b"ok").to_bytes())
+        assert recv(ws) == Message(channel, b"echo:ok")

@@ -17,6 +17,8 @@ log = logging.getLogger(__name__)
 _MSG_HEADER = struct.Struct("<2I")
 _MSG = 2
 _U32_MAX = 0xFFFFFFFF
+#: the largest UDP payload over IPv4
+MAX_DATAGRAM = 65507
 
 
 class ChannelIds:
@@ -52,19 +54,24 @@ class ChannelProtocol(asyncio.DatagramProtocol):
     sources:
         For an unbound channel, the source IPs whose datagrams are forwarded; ``None``
         for a connected channel (the kernel already filters by peer address).
+    lost:
+        Called with the channel id if the socket fails and closes by itself.
     """
 
-    __slots__ = ("_deliver", "_header", "_sources", "transport")
+    __slots__ = ("_deliver", "_header", "_id", "_lost", "_sources", "transport")
 
     def __init__(
         self,
         channel_id: int,
         deliver: Callable[[bytes], None],
         sources: frozenset[str] | None = None,
+        lost: Callable[[int], None] | None = None,
     ) -> None:
+        self._id = channel_id
         self._header = _MSG_HEADER.pack(_MSG, channel_id)
         self._deliver = deliver
         self._sources = sources
+        self._lost = lost
         self.transport: asyncio.DatagramTransport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -81,6 +88,12 @@ class ChannelProtocol(asyncio.DatagramProtocol):
     def error_received(self, exc: Exception) -> None:
         """Ignore ICMP errors (e.g. port unreachable); the channel stays usable."""
         log.debug("proxy channel error: %s", exc)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        """Tell the session when the socket failed (not when it was closed on purpose)."""
+        if exc is not None and self._lost is not None:
+            log.info("proxy channel %d failed: %s", self._id, exc)
+            self._lost(self._id)
 
 
 class Channel:
@@ -99,7 +112,11 @@ class Channel:
 
 
 async def open_bound(
-    channel_id: int, ip: str, port: int, deliver: Callable[[bytes], None]
+    channel_id: int,
+    ip: str,
+    port: int,
+    deliver: Callable[[bytes], None],
+    lost: Callable[[int], None] | None = None,
 ) -> Channel:
     """Open a channel connected to ``(ip, port)``.
 
@@ -110,7 +127,7 @@ async def open_bound(
     """
     loop = asyncio.get_running_loop()
     transport, _ = await loop.create_datagram_endpoint(
-        lambda: ChannelProtocol(channel_id, deliver),
+        lambda: ChannelProtocol(channel_id, deliver, None, lost),
         remote_addr=(ip, port),
         family=socket.AF_INET,
     )
@@ -118,7 +135,11 @@ async def open_bound(
 
 
 async def open_unbound(
-    channel_id: int, host: str, sources: frozenset[str], deliver: Callable[[bytes], None]
+    channel_id: int,
+    host: str,
+    sources: frozenset[str],
+    deliver: Callable[[bytes], None],
+    lost: Callable[[int], None] | None = None,
 ) -> tuple[Channel, str, int]:
     """Open a listening channel on ``host`` (ephemeral port) that accepts ``sources``.
 
@@ -134,7 +155,7 @@ async def open_unbound(
     """
     loop = asyncio.get_running_loop()
     transport, _ = await loop.create_datagram_endpoint(
-        lambda: ChannelProtocol(channel_id, deliver, sources),
+        lambda: ChannelProtocol(channel_id, deliver, sources, lost),
         local_addr=(host, 0),
         family=socket.AF_INET,
     )

@@ -14,6 +14,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from pyspalloc.server.proxy.channels import (
     CHANNEL_IDS,
+    MAX_DATAGRAM,
     Channel,
     local_address_towards,
     open_bound,
@@ -42,6 +43,8 @@ _HEADER = struct.Struct("<2I")
 _MSG = 2
 _MSG_TO = 4
 _MSG_TO_HEADER = struct.Struct("<5I")
+_MAX_MSG = 8 + MAX_DATAGRAM
+_MAX_MSG_TO = 20 + MAX_DATAGRAM
 
 #: websocket close codes
 CLOSE_NORMAL = 1000
@@ -207,7 +210,7 @@ class ProxySession:
                 opcode, channel_id = _HEADER.unpack_from(data)
                 if opcode == _MSG:  # the data path: no decoding, no objects
                     channel = channels.get(channel_id)
-                    if channel is not None and channel.bound:
+                    if channel is not None and channel.bound and len(data) <= _MAX_MSG:
                         channel.transport.sendto(data[8:])
                     continue
                 if opcode == _MSG_TO and len(data) >= 20:
@@ -252,7 +255,9 @@ class ProxySession:
             return
         channel_id = CHANNEL_IDS.next()
         try:
-            channel = await open_bound(channel_id, ip, request.port, self._deliver)
+            channel = await open_bound(
+                channel_id, ip, request.port, self._deliver, self._channel_lost
+            )
         except OSError as error:
             self._error(corr, f"cannot open channel to {ip}:{request.port}: {error}")
             return
@@ -273,7 +278,7 @@ class ProxySession:
             host = self._unbound_address()
             channel_id = CHANNEL_IDS.next()
             channel, address, port = await open_unbound(
-                channel_id, host, self._sources, self._deliver
+                channel_id, host, self._sources, self._deliver, self._channel_lost
             )
         except (OSError, LookupError) as error:
             self._error(corr, f"cannot open unbound channel: {error}")
@@ -294,6 +299,10 @@ class ProxySession:
                 root = self.boards.get((0, 0)) or next(iter(self.boards.values()))
                 self._unbound_host = local_address_towards(root)
         return self._unbound_host
+
+    def _channel_lost(self, channel_id: int) -> None:
+        """Forget a channel whose socket failed; later MSGs to it are dropped."""
+        self.channels.pop(channel_id, None)
 
     def _close_channel(self, request: CloseRequest) -> None:
         channel = self.channels.pop(request.channel_id, None)
@@ -316,6 +325,9 @@ class ProxySession:
             return
         if not 1 <= port <= 65535:
             self._error(channel_id, f"bad port number {port}")
+            return
+        if len(data) > _MAX_MSG_TO:
+            self._error(channel_id, f"payload of {len(data) - 20} bytes is too large for UDP")
             return
         channel.transport.sendto(data[20:], (ip, port))
 
