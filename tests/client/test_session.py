@@ -9,7 +9,6 @@ import pytest
 from pyspalloc.client.session import Session, SpallocHTTPError
 from pyspalloc.client.utils import websocket_url
 from pyspalloc.exceptions import SpallocException
-from pyspalloc.server.auth import digest, new_secret
 from pyspalloc.server.store import TrustLevel
 from tests.conftest import USERS
 
@@ -17,10 +16,17 @@ ALICE_PW = USERS["alice"][0]
 
 
 def make_token(service: Any, user: str) -> str:
-    """Issue a bearer token for ``user`` the way the service does."""
-    store = service.app.state.ctx.store
-    token = new_secret(32)
-    store.add_token(store.get_user(user).id, digest(token))
+    """Issue a bearer token for ``user`` with ``pyspalloc user token``."""
+    from click.testing import CliRunner
+
+    from pyspalloc.cli.main import main
+
+    result = CliRunner().invoke(
+        main, ["user", "token", user, "--database", service.config.database]
+    )
+    assert result.exit_code == 0, result.output
+    token = result.output.strip().splitlines()[-1]
+    assert len(token) >= 32
     return token
 
 
