@@ -24,6 +24,7 @@ from pyspalloc.transceiver import (
 from pyspalloc.transceiver.engine import EngineOptions
 from pyspalloc.transceiver.router import MulticastRoute
 from pyspalloc.virtual import VirtualMachine
+from pyspalloc.wire.sdp import SDPFlag, SDPHeader, SDPMessage
 
 SDRAM = 0x60240000
 
@@ -114,6 +115,38 @@ def test_ip_tags(txrx: Transceiver) -> None:
         txrx.clear_ip_tag(1)
         txrx.clear_ip_tag(2)
         assert not {1, 2} & {tag.tag for tag in txrx.get_tags()}
+
+
+def test_traffic_through_tags(spin5: VirtualMachine, txrx: Transceiver) -> None:
+    board = next(iter(spin5.boards.values()))
+    with UDPConnection(local_host="127.0.0.1") as listener:
+        txrx.set_ip_tag(4, "127.0.0.1", listener.local_port, strip_sdp=True)
+        board.send_from_core(1, 1, 2, 4, b"spikes!")
+        assert listener.receive(2.0) == b"spikes!"
+    txrx.set_reverse_ip_tag(5, 23456, 1, 1, 7)
+    with UDPConnection(board.ip, 23456) as injector:
+        injector.send(b"\x01\x02payload")
+        deadline = time.monotonic() + 2
+        while not board.reverse_tag_packets and time.monotonic() < deadline:
+            time.sleep(0.01)
+    message = board.reverse_tag_packets[-1]
+    assert message.data == b"\x01\x02payload"
+    assert (message.header.dest_x, message.header.dest_y, message.header.dest_cpu) == (1, 1, 7)
+    txrx.clear_ip_tag(4)
+    txrx.clear_ip_tag(5)
+
+
+def test_send_sdp_message_to_a_core(spin5: VirtualMachine, txrx: Transceiver) -> None:
+    board = next(iter(spin5.boards.values()))
+    header = SDPHeader(
+        flags=SDPFlag.REPLY_NOT_EXPECTED, dest_port=1, dest_cpu=3, dest_x=2, dest_y=1
+    )
+    txrx.send_sdp_message(SDPMessage(header, b"hello core"))
+    deadline = time.monotonic() + 2
+    while not board.core_packets and time.monotonic() < deadline:
+        time.sleep(0.01)
+    message = board.core_packets[-1]
+    assert message.data == b"hello core" and message.header.dest_cpu == 3
 
 
 def test_update_tag_to_this_connection(txrx: Transceiver, board_ip: str) -> None:
@@ -217,9 +250,10 @@ def test_bmp_power_cycle_and_fpga_registers() -> None:
                 quiet = Transceiver(probe, timeout=0.1, retries=1)
                 with pytest.raises(SpinnmanTimeoutException):
                     quiet.get_scamp_version()
-            bmp.power_on(connection, [0])
-            with create_transceiver(board.ip, timeout=0.2) as txrx:
-                assert txrx.get_machine_details().n_chips == 48
+        bmp.power_on(bmp_ip, [0])  # by address: a connection is opened for the call
+        assert bmp.read_fpga_register(bmp_ip, 2, 0x5C, 0) == 0  # power-on resets the FPGAs
+        with create_transceiver(board.ip, timeout=0.2) as txrx:
+            assert txrx.get_machine_details().n_chips == 48
 
 
 def test_booted_triad_has_144_chips() -> None:

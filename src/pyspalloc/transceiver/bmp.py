@@ -1,12 +1,15 @@
 """Board Management Processor operations: power and FPGA registers (link control).
 
 A frame's BMP speaks SCP on UDP 17893 at its own IP. Requests go to chip (0, 0) with the
-board number (0..23 within the frame) as the cpu.
+board number (0..23 within the frame) as the cpu. Every function takes either an open
+connection to the BMP or the BMP's IP address.
 """
 
 from __future__ import annotations
 
 import struct
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from pyspalloc.exceptions import SpinnmanInvalidParameterException
 from pyspalloc.geometry import (
@@ -23,6 +26,7 @@ from pyspalloc.transceiver.machine_info import VersionInfo
 from pyspalloc.wire.scp import SCP_PORT, SCPCommand
 
 __all__ = [
+    "BMPTarget",
     "bmp_connection",
     "check_fpga_ids",
     "link_enabled",
@@ -49,6 +53,19 @@ def bmp_connection(bmp_ip: str) -> UDPConnection:
     return UDPConnection(bmp_ip, SCP_PORT)
 
 
+#: A connection to a BMP, or the BMP's IP address (a connection is opened and closed).
+BMPTarget = Connection | str
+
+
+@contextmanager
+def _open(target: BMPTarget) -> Iterator[Connection]:
+    if isinstance(target, str):
+        with bmp_connection(target) as connection:
+            yield connection
+    else:
+        yield target
+
+
 def _check_board(board: int) -> None:
     if not 0 <= board < N_BOARDS:
         raise SpinnmanInvalidParameterException("board", board, f"must be in 0..{N_BOARDS - 1}")
@@ -60,15 +77,17 @@ def _check_fpga(fpga: int) -> None:
 
 
 def read_bmp_version(
-    connection: Connection, board: int = 0, *, timeout: float = BMP_TIMEOUT
+    connection: BMPTarget, board: int = 0, *, timeout: float = BMP_TIMEOUT
 ) -> VersionInfo:
     """CMD_VER of the BMP (``name`` is ``"BC&MP"``)."""
     _check_board(board)
-    return get_version(connection, 0, 0, board, EngineOptions(1, timeout, BMP_RETRIES, timeout))
+    options = EngineOptions(1, timeout, BMP_RETRIES, timeout)
+    with _open(connection) as link:
+        return get_version(link, 0, 0, board, options)
 
 
 def _power(
-    connection: Connection, boards: list[int], on: bool, delay: float, timeout: float, retries: int
+    connection: BMPTarget, boards: list[int], on: bool, delay: float, timeout: float, retries: int
 ) -> None:
     if not boards:
         return
@@ -77,13 +96,14 @@ def _power(
         _check_board(board)
         mask |= 1 << board
     arg1 = (int(delay * 1000) << 16) | int(on)
-    request = make_request(connection, 0, 0, min(boards), SCPCommand.BMP_POWER, arg1, mask)
-    # Switching power takes the BMP a while: resend only after the full timeout.
-    scp_call(connection, request, timeout=timeout, retries=retries, min_timeout=timeout)
+    with _open(connection) as link:
+        request = make_request(link, 0, 0, min(boards), SCPCommand.BMP_POWER, arg1, mask)
+        # Switching power takes the BMP a while: resend only after the full timeout.
+        scp_call(link, request, timeout=timeout, retries=retries, min_timeout=timeout)
 
 
 def power_on(
-    connection: Connection,
+    connection: BMPTarget,
     boards: list[int],
     *,
     timeout: float = 10.0,
@@ -95,7 +115,7 @@ def power_on(
 
 
 def power_off(
-    connection: Connection,
+    connection: BMPTarget,
     boards: list[int],
     *,
     timeout: float = 10.0,
@@ -107,7 +127,7 @@ def power_off(
 
 
 def read_fpga_register(
-    connection: Connection,
+    connection: BMPTarget,
     fpga: int,
     register: int,
     board: int,
@@ -117,16 +137,17 @@ def read_fpga_register(
     """Read a 32-bit FPGA register of ``board`` (CMD_LINK_READ)."""
     _check_board(board)
     _check_fpga(fpga)
-    request = make_request(
-        connection, 0, 0, board, SCPCommand.LINK_READ, register & ~3 & 0xFFFFFFFF, 4, fpga
-    )
-    reply = scp_call(connection, request, timeout=timeout, retries=BMP_RETRIES)
+    with _open(connection) as link:
+        request = make_request(
+            link, 0, 0, board, SCPCommand.LINK_READ, register & ~3 & 0xFFFFFFFF, 4, fpga
+        )
+        reply = scp_call(link, request, timeout=timeout, retries=BMP_RETRIES)
     value: int = struct.unpack("<I", reply.payload[:4])[0]
     return value
 
 
 def write_fpga_register(
-    connection: Connection,
+    connection: BMPTarget,
     fpga: int,
     register: int,
     value: int,
@@ -137,22 +158,23 @@ def write_fpga_register(
     """Write a 32-bit FPGA register of ``board`` (CMD_LINK_WRITE)."""
     _check_board(board)
     _check_fpga(fpga)
-    request = make_request(
-        connection,
-        0,
-        0,
-        board,
-        SCPCommand.LINK_WRITE,
-        register & ~3 & 0xFFFFFFFF,
-        4,
-        fpga,
-        struct.pack("<I", value & 0xFFFFFFFF),
-    )
-    scp_call(connection, request, timeout=timeout, retries=BMP_RETRIES)
+    with _open(connection) as link:
+        request = make_request(
+            link,
+            0,
+            0,
+            board,
+            SCPCommand.LINK_WRITE,
+            register & ~3 & 0xFFFFFFFF,
+            4,
+            fpga,
+            struct.pack("<I", value & 0xFFFFFFFF),
+        )
+        scp_call(link, request, timeout=timeout, retries=BMP_RETRIES)
 
 
 def set_link_enabled(
-    connection: Connection,
+    connection: BMPTarget,
     board: int,
     link: Direction | tuple[int, int],
     enabled: bool,
@@ -172,7 +194,7 @@ def set_link_enabled(
 
 
 def link_enabled(
-    connection: Connection,
+    connection: BMPTarget,
     board: int,
     link: Direction | tuple[int, int],
     *,
@@ -184,7 +206,7 @@ def link_enabled(
     return read_fpga_register(connection, fpga, address, board, timeout=timeout) == 0
 
 
-def check_fpga_ids(connection: Connection, board: int, *, timeout: float = BMP_TIMEOUT) -> bool:
+def check_fpga_ids(connection: BMPTarget, board: int, *, timeout: float = BMP_TIMEOUT) -> bool:
     """Whether each FPGA's FLAG register reports its own number (the board is wired up)."""
     return all(
         read_fpga_register(connection, fpga, FPGA_FLAG_REGISTER, board, timeout=timeout) & 3 == fpga
