@@ -225,7 +225,7 @@ class Session:
 
     def _fetch_description(self) -> dict[str, Any]:
         reply = self._raw("GET", self.srv_url, self._headers(write=False))
-        if reply.status_code in (401, 403) or not 200 <= reply.status_code < 300:
+        if not 200 <= reply.status_code < 300:
             raise SpallocException(f"Unable to login: {_error_text(reply)}")
         try:
             description = reply.json()
@@ -276,24 +276,11 @@ class Session:
     # ------------------------------------------------------------------ requests
 
     def get(self, url: str, timeout: float = 10, **kwargs: Any) -> requests.Response:
-        """Do an HTTP GET in the session.
+        """Do an HTTP GET in the session (query parameters from ``kwargs``).
 
-        Parameters
-        ----------
-        url:
-            The URL; keyword arguments other than ``timeout`` become query parameters.
-        timeout:
-            Seconds to wait for the response.
-
-        Returns
-        -------
-        requests.Response
-            The (2xx or 3xx) response.
-
-        Raises
-        ------
-        SpallocHTTPError
-            If the server rejects the request (also a ``ValueError``).
+        Every request method returns the (2xx or 3xx) :class:`requests.Response` and
+        raises :class:`SpallocHTTPError` (also a ``ValueError``) for any other status,
+        after renewing the session once if the status says it was lost.
         """
         return self._request("GET", url, timeout=timeout, params=kwargs or None)
 
