@@ -15,7 +15,7 @@ from starlette.responses import RedirectResponse, Response
 from pyspalloc.server.api.common import SRV, base_url, ctx_of, json_response
 from pyspalloc.server.auth import CSRF_PARAM, CsrfFailure
 
-router = APIRouter()
+router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 
 LOGIN_PAGE = "/spalloc/system/login.html"
