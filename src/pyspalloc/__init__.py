@@ -7,8 +7,11 @@ Java Spalloc server; the virtual machine speaks the real SpiNNaker UDP protocols
 from pyspalloc.client import (
     AbstractSpallocClient,
     SpallocClient,
+    SpallocEIEIOConnection,
+    SpallocEIEIOListener,
     SpallocJob,
     SpallocMachine,
+    SpallocProxiedConnection,
     SpallocState,
     is_server_address,
 )
@@ -19,9 +22,12 @@ __version__ = "0.1.0"
 __all__ = [
     "AbstractSpallocClient",
     "SpallocClient",
+    "SpallocEIEIOConnection",
+    "SpallocEIEIOListener",
     "SpallocException",
     "SpallocJob",
     "SpallocMachine",
+    "SpallocProxiedConnection",
     "SpallocState",
     "__version__",
     "is_server_address",

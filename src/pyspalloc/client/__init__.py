@@ -5,8 +5,11 @@ creates :class:`SpallocJob` handles.
 """
 
 from pyspalloc.client.client import AbstractSpallocClient, SpallocClient
+from pyspalloc.client.connections import SpallocEIEIOConnection
 from pyspalloc.client.job import SpallocJob
+from pyspalloc.client.listeners import SpallocEIEIOListener
 from pyspalloc.client.machine import SpallocMachine
+from pyspalloc.client.proxied import SpallocProxiedConnection
 from pyspalloc.client.session import Session, SessionAware, SpallocHTTPError
 from pyspalloc.client.state import SpallocState
 from pyspalloc.client.utils import ServiceVersion, is_server_address
@@ -17,9 +20,12 @@ __all__ = [
     "Session",
     "SessionAware",
     "SpallocClient",
+    "SpallocEIEIOConnection",
+    "SpallocEIEIOListener",
     "SpallocHTTPError",
     "SpallocJob",
     "SpallocMachine",
+    "SpallocProxiedConnection",
     "SpallocState",
     "is_server_address",
 ]
