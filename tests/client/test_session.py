@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -236,3 +237,27 @@ def test_session_is_shared_by_threads(service: Any) -> None:
     for thread in threads:
         thread.join(30)
     assert results == [200] * 8
+
+
+def test_websocket_handshake_uses_and_renews_the_session(service: Any) -> None:
+    session = login(service)
+    jobs = session.get(session.srv_url).json()["jobs-ref"]
+    reply = session.post(
+        jobs, {"num-boards": 1, "keepalive-interval": "PT60S", "tags": ["default"]}
+    )
+    job_url = reply.headers["Location"]
+    proxy_ref = ""
+    for _ in range(100):
+        proxy_ref = session.get(job_url).json().get("proxy-ref", "")
+        if proxy_ref:
+            break
+        time.sleep(0.1)
+    assert proxy_ref
+    ws = session.websocket(proxy_ref)
+    assert ws.connected
+    ws.close()
+    forget_sessions(service)
+    ws = session.websocket(proxy_ref)  # refused with the dead cookie, then renewed
+    assert ws.connected
+    ws.close()
+    session.delete(job_url)
