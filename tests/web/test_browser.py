@@ -153,8 +153,14 @@ def test_non_admin_is_refused_admin_pages(service: Any, new_page: Any) -> None:
     for path in ("admin", "admin/users", "admin/groups", "admin/boards"):
         response = page.goto(f"{service.url}system/{path}")
         assert response is not None and response.status == 403, path
+    expect(page.locator("h1")).to_have_text("Forbidden")
     expect(page.locator("body")).to_contain_text("computer says no")
     shot(page, "06-admin-refused")
+    # every page has a working log-out button
+    page.click("header form.logout button")
+    page.wait_for_url(re.compile(r"/login\.html$"))
+    response = page.goto(service.url + "system/list_jobs")
+    assert response is not None and response.url.endswith("/login.html")
 
 
 def test_admin_takes_a_board_out_of_service(service: Any, new_page: Any) -> None:

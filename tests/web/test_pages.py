@@ -467,3 +467,12 @@ def test_output_is_escaped(browsers: dict[str, Browser]) -> None:
     text = alice.page(f"{SYSTEM}/job_info/{job}").text
     assert "<script>alert" not in text
     assert str(escape('<script>alert("x")</script>')) in text
+
+
+def test_logout_form_ends_the_session(browsers: dict[str, Browser]) -> None:
+    alice = browsers["alice"]
+    alice.page(SYSTEM + "/list_jobs")
+    assert alice.form(SYSTEM + "/perform_logout", {}, csrf=False).status_code == 403
+    out = alice.form(SYSTEM + "/perform_logout", {})
+    assert out.status_code == 302 and out.headers["location"].endswith("/login.html")
+    assert alice.page(SYSTEM + "/list_jobs").status_code == 302
