@@ -343,6 +343,33 @@ def test_missing_settings(cli: Cli) -> None:
     assert result.exit_code == 1 and "no credentials" in one_line_error(result)
 
 
+def test_bearer_token(cli: Cli, db_url: str) -> None:
+    from click.testing import CliRunner
+
+    from pyspalloc.cli.main import main
+
+    issued = CliRunner().invoke(main, ["user", "token", "bob", "--database", db_url])
+    assert issued.exit_code == 0, issued.output
+    token = issued.stdout.strip()
+    job = cli.json("alloc", "--token", token, "--command", "true", user=None)
+    assert job["owner"] == "bob" and job["state"] == "READY"
+    result = cli("jobs", "--token", "not-a-token", user=None)
+    assert result.exit_code == 1
+    one_line_error(result)
+
+
+def test_alloc_gives_up_waiting(cli: Cli, client_for: Callable[..., Any]) -> None:
+    blocker = ready(client_for("bob").create_job_rect(4, 2))
+    result = cli("alloc", "3", "--timeout", "1")
+    assert result.exit_code == 1
+    assert "still QUEUED after 1 s" in one_line_error(result)
+    assert "QUEUED" in result.stdout
+    (gone,) = cli.json("jobs", "--deleted")
+    assert gone["state"] == "DESTROYED"
+    assert gone["reason"] == f"alloc failed: job {gone['id']} is still QUEUED after 1 s"
+    blocker.destroy()
+
+
 def test_bearer_token_and_config_file(
     cli: Cli, service: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

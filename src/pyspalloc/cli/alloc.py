@@ -211,6 +211,7 @@ def alloc(
         job_url = url_of(job)
         code = 0
         reason = "finished"
+        quiet = False  # on errors, the error line is the only output on stderr
         try:
             view = _wait(client, job_url, as_json, timeout)
             _show(view, as_json, command is None)
@@ -223,11 +224,14 @@ def alloc(
         except KeyboardInterrupt:
             reason, code = "interrupted", EXIT_INTERRUPTED
             error_console.print("interrupted")
-        except BaseException:
-            reason = "error"
+        except click.ClickException as error:
+            reason, quiet = f"alloc failed: {error.message}"[:250], True
+            raise
+        except BaseException as error:
+            reason, quiet = f"alloc failed: {type(error).__name__}"[:250], True
             raise
         finally:
-            _finish(job, job_url, reason, no_destroy, as_json)
+            _finish(job, job_url, reason, no_destroy, as_json or quiet)
     sys.exit(code)
 
 
@@ -263,7 +267,8 @@ def _hold(client: SpallocClient, job_url: str) -> int:
         return 0
 
 
-def _finish(job: SpallocJob, job_url: str, reason: str, no_destroy: bool, as_json: bool) -> None:
+def _finish(job: SpallocJob, job_url: str, reason: str, no_destroy: bool, quiet: bool) -> None:
+    """Destroy the job (or just stop keeping it alive, with ``no_destroy``)."""
     from pyspalloc.cli.common import job_id_of
 
     close = getattr(job, "close", None)
@@ -277,5 +282,5 @@ def _finish(job: SpallocJob, job_url: str, reason: str, no_destroy: bool, as_jso
     except Exception as error:  # the job may already be gone
         error_console.print(f"could not destroy job {job_id_of(job_url)}: {error}")
         return
-    if not as_json:
+    if not quiet:
         error_console.print(f"job {job_id_of(job_url)} destroyed ({reason})")
