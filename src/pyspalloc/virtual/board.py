@@ -19,8 +19,22 @@ from pyspalloc.virtual.scamp import Call, handle_sark, handle_scamp, needs_state
 from pyspalloc.virtual.tags import TagTable
 from pyspalloc.wire.boot import BOOT_PORT, BootMessage, BootOpCode
 from pyspalloc.wire.errors import WireFormatError
-from pyspalloc.wire.scp import SCP_PORT, SCPCommand, SCPRequest, SCPResponse, SCPResult
-from pyspalloc.wire.sdp import MAX_SDP_DATA, SDPFlag, SDPHeader, SDPMessage
+from pyspalloc.wire.scp import (
+    MAX_SCP_DATA,
+    SCP_PORT,
+    SCPCommand,
+    SCPRequest,
+    SCPResponse,
+    SCPResult,
+)
+from pyspalloc.wire.sdp import (
+    MAX_SDP_DATA,
+    SDP_HEADER_SIZE,
+    UDP_PAD,
+    SDPFlag,
+    SDPHeader,
+    SDPMessage,
+)
 
 if TYPE_CHECKING:
     from pyspalloc.virtual.machine import VirtualMachine
@@ -35,7 +49,9 @@ _BOOTING_VERSION = b"SC&MP/SpiNNaker\0" + b"4.0.0\0"
 _SDP_MIN = 10
 _SEQ = struct.Struct("<H")
 _PREFIX_CACHE = 4096
-_REPLY_PREFIXES: dict[tuple[SDPHeader, tuple[int, int], SCPResult], bytes] = {}
+_REPLY_PREFIXES: dict[tuple[bytes, tuple[int, int], SCPResult], bytes] = {}
+#: Where the SDP header sits in a datagram on port 17893 (after the pad).
+_HEADER = slice(len(UDP_PAD), len(UDP_PAD) + SDP_HEADER_SIZE)
 _MAX_UDP = 2 + 8 + MAX_SDP_DATA + 8
 
 
@@ -240,11 +256,11 @@ class VirtualBoard:
         if machine.ready_at and self.vm.loop.time() < machine.ready_at:
             if expects_reply and request.command == SCPCommand.VER:
                 payload = version_payload(255, 255, 0, _BOOTING_VERSION)
-                self._reply(request, SCPResult.RC_OK, payload, (0, 0), sender)
+                self._reply(request, data, SCPResult.RC_OK, payload, (0, 0), sender)
             return
         result, payload, source = self._execute(machine, request, sender, len(data))
         if expects_reply:
-            self._reply(request, result, payload, source, sender)
+            self._reply(request, data, result, payload, source, sender)
 
     def _execute(
         self, machine: BootedMachine, request: SCPRequest, sender: tuple[str, int], size: int
@@ -266,6 +282,18 @@ class VirtualBoard:
         if chip is None:
             chip = machine.state(x, y, create=needs_state(command))
             assert chip is not None
+        if not header.dest_cpu and request.arg2 <= MAX_SCP_DATA and request.arg3 <= 2:
+            # Fast paths for the bulk of the traffic; anything odd takes the full handler.
+            if command == SCPCommand.READ:
+                memory = chip.read(request.arg1, request.arg2)
+                if memory is not None:
+                    return SCPResult.RC_OK, memory, (x, y)
+            elif (
+                command == SCPCommand.WRITE
+                and len(request.data) == request.arg2
+                and chip.write(request.arg1, request.data)
+            ):
+                return SCPResult.RC_OK, b"", (x, y)
         call = Call(request, machine, self, target, sender, x, y, chip)
         if header.dest_cpu:
             result, payload = handle_sark(call, header.dest_cpu)
@@ -276,12 +304,13 @@ class VirtualBoard:
     def _reply(
         self,
         request: SCPRequest,
+        data: bytes,
         result: SCPResult,
         payload: bytes,
         source: tuple[int, int],
         sender: tuple[str, int],
     ) -> None:
-        key = (request.header, source, result)
+        key = (data[_HEADER], source, result)
         prefix = _REPLY_PREFIXES.get(key)
         if prefix is None:
             # pad + SDP reply header + rc, encoded once per distinct request header
@@ -290,8 +319,7 @@ class VirtualBoard:
             if len(_REPLY_PREFIXES) >= _PREFIX_CACHE:
                 _REPLY_PREFIXES.clear()
             _REPLY_PREFIXES[key] = prefix
-        data = prefix + _SEQ.pack(request.sequence) + payload
-        self._send(self._scp, data, sender)
+        self._send(self._scp, prefix + _SEQ.pack(request.sequence) + payload, sender)
 
     def _sdp_packet(self, data: bytes, request: SCPRequest | None, sender: tuple[str, int]) -> None:
         """SDP that is not SCP for core 0: keep it for its core, or answer RC_PORT."""
@@ -306,7 +334,7 @@ class VirtualBoard:
             source = (
                 (0, 0) if header.dest_x == header.dest_y == 255 else (header.dest_x, header.dest_y)
             )
-            self._reply(request, SCPResult.RC_PORT, b"", source, sender)
+            self._reply(request, data, SCPResult.RC_PORT, b"", source, sender)
 
     # -- IP tags --------------------------------------------------------------------
 
