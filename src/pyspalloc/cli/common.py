@@ -468,8 +468,16 @@ def state_progress(
     ) as progress:
         task = progress.add_task(f"Job {job_id}", total=3, state="", completed=0)
 
+        shown = [0]
+
         def on_state(state: str, elapsed: float) -> None:
-            progress.update(task, completed=STATE_STEPS.get(state, 0), state=state)
+            step = STATE_STEPS.get(state, 0)
+            # a job starts QUEUED: show the states it passed through between two polls
+            for name, earlier in STATE_STEPS.items():
+                if shown[0] < earlier < step:
+                    progress.console.print(f"Job {job_id}: {state_label(name)}  [dim](passed)[/]")
+            shown[0] = max(shown[0], step)
+            progress.update(task, completed=step, state=state)
             progress.console.print(f"Job {job_id}: {state_label(state)}  [dim]{elapsed:.1f} s[/]")
 
         yield on_state
