@@ -145,7 +145,15 @@ class UDPConnection:
 
     def receive(self, timeout: float | None = None) -> bytes:
         """Receive one datagram (see :meth:`Connection.receive`)."""
-        return self.receive_with_address(timeout)[0]
+        if self._closed:
+            raise SpinnmanIOException("connection is closed")
+        self._set_timeout(timeout)
+        try:
+            return self._socket.recv(MAX_DATAGRAM)
+        except (TimeoutError, BlockingIOError):
+            raise SpinnmanTimeoutException("a datagram", timeout) from None
+        except OSError as error:
+            raise SpinnmanIOException(f"receive failed: {error}") from error
 
     def receive_with_address(self, timeout: float | None = None) -> tuple[bytes, tuple[str, int]]:
         """Receive one datagram and the (host, port) it came from."""

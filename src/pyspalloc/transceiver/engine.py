@@ -14,6 +14,7 @@ lock per connection for this.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import threading
 import time
@@ -40,7 +41,7 @@ from pyspalloc.wire.scp import (
     scp_request,
     with_sequence,
 )
-from pyspalloc.wire.sdp import SDPFlag
+from pyspalloc.wire.sdp import SDPFlag, SDPHeader
 
 __all__ = [
     "DEFAULT_OPTIONS",
@@ -124,19 +125,14 @@ def make_request(
     data: bytes = b"",
 ) -> SCPRequest:
     """An SCP request to core (x, y, p), sent from ``connection``'s chip."""
-    return scp_request(
-        x,
-        y,
-        p,
-        command,
-        arg1,
-        arg2,
-        arg3,
-        data,
-        flags=SDPFlag.REPLY_EXPECTED,
-        src_x=connection.chip_x & 0xFF,
-        src_y=connection.chip_y & 0xFF,
-    )
+    header = _header(x, y, p, connection.chip_x & 0xFF, connection.chip_y & 0xFF)
+    return SCPRequest(header, command, 0, arg1, arg2, arg3, data)
+
+
+@functools.lru_cache(maxsize=4096)
+def _header(x: int, y: int, p: int, src_x: int, src_y: int) -> SDPHeader:
+    # Headers are immutable and shared: the same destination gets the same object.
+    return scp_request(x, y, p, 0, flags=SDPFlag.REPLY_EXPECTED, src_x=src_x, src_y=src_y).header
 
 
 def describe(request: SCPRequest) -> str:
@@ -355,7 +351,8 @@ def scp_stream(
             sequence = next_sequence()
             while sequence in pending:
                 sequence = next_sequence()
-            request = with_sequence(request, sequence)
+            if request.sequence != sequence:
+                request = with_sequence(request, sequence)
             flight = _InFlight(index, request, request.to_bytes())
             pending[sequence] = flight
             send(flight, clock())
