@@ -154,3 +154,27 @@ def test_alloc_notices_the_job_dying(cli: Cli, service: Any, client_for: Any) ->
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+@pytest.mark.parametrize("command", [["jobs"], ["machines"], ["machines", "spin24"]])
+def test_watch_until_interrupted(service: Any, client_for: Any, command: list[str]) -> None:
+    job = client_for("alice").create_job(1)
+    env = _env(SPALLOC_SERVER=service.url, SPALLOC_USER="alice", SPALLOC_PASSWORD=USERS["alice"][0])
+    process = subprocess.Popen(
+        [*PYSPALLOC, *command, "--watch", "--interval", "0.2"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        time.sleep(7)  # log in (slow on a loaded machine) and draw a few times
+        assert process.poll() is None, process.communicate()
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=30)
+        assert process.returncode == 0, err
+        assert str(job.job_id) in out
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()

@@ -267,10 +267,17 @@ class JobView:
         }
 
 
-def fetch_job(session: Session, url: str, allocation: bool = True, power: bool = False) -> JobView:
+def fetch_job(
+    session: Session,
+    url: str,
+    allocation: bool = True,
+    power: bool = False,
+    cache: dict[str, dict[str, Any] | None] | None = None,
+) -> JobView:
     """Read a job's state (and allocation, and power) into a :class:`JobView`.
 
-    Reading the allocation or power counts as an access (a keepalive) on the service.
+    Reading the allocation or power counts as an access (a keepalive) on the service;
+    ``cache`` (job URL -> allocation) avoids reading a live job's allocation twice.
 
     Raises
     ------
@@ -294,7 +301,12 @@ def fetch_job(session: Session, url: str, allocation: bool = True, power: bool =
         request=request if isinstance(request, dict) else None,
     )
     if allocation and view.state != "QUEUED":
-        found = get_json(session, url + "machine")
+        if cache is not None and url in cache:
+            found = cache[url]
+        else:
+            found = get_json(session, url + "machine")
+            if cache is not None and view.state in ("POWER", "READY"):
+                cache[url] = found  # an allocation does not change while the job lives
         if found is not None:
             view.machine = found.get("machine-name") or None
             view.width = found.get("width")
@@ -316,19 +328,29 @@ def list_job_urls(client: SpallocClient, deleted: bool = False) -> list[str]:
     return [url_of(job) for job in client.list_jobs(deleted=deleted)]
 
 
-def fetch_jobs(client: SpallocClient, urls: list[str], allocation: bool = True) -> list[JobView]:
+def fetch_jobs(
+    client: SpallocClient,
+    urls: list[str],
+    allocation: bool = True,
+    cache: dict[str, dict[str, Any] | None] | None = None,
+) -> list[JobView]:
     """Read many jobs at once (a few requests in parallel)."""
     if not urls:
         return []
     session = client.session
     with ThreadPoolExecutor(max_workers=min(8, len(urls))) as pool:
-        views = pool.map(lambda u: _fetch_or_none(session, u, allocation), urls)
+        views = pool.map(lambda u: _fetch_or_none(session, u, allocation, cache), urls)
         return [v for v in views if v is not None]
 
 
-def _fetch_or_none(session: Session, url: str, allocation: bool) -> JobView | None:
+def _fetch_or_none(
+    session: Session,
+    url: str,
+    allocation: bool,
+    cache: dict[str, dict[str, Any] | None] | None,
+) -> JobView | None:
     try:
-        return fetch_job(session, url, allocation)
+        return fetch_job(session, url, allocation, cache=cache)
     except CLIError:
         return None  # destroyed and purged between the listing and the read
 

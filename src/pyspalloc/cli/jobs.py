@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
+from rich.table import Table
 
 from pyspalloc.cli.common import (
+    JobView,
     age,
     client_errors,
     connect,
@@ -13,19 +17,24 @@ from pyspalloc.cli.common import (
     list_job_urls,
     service_options,
 )
-from pyspalloc.cli.output import print_json, print_table
+from pyspalloc.cli.output import console, make_table, print_json
+from pyspalloc.cli.output import watch as watch_output
 
 
 @click.command()
 @click.option("--deleted", is_flag=True, help="Include destroyed jobs.")
 @click.option("--machine", "-m", default=None, help="Only jobs on this machine.")
 @click.option("--owner", "-o", default=None, help="Only jobs of this owner.")
+@click.option("--watch", "-w", is_flag=True, help="Redraw every --interval seconds until Ctrl-C.")
+@click.option("--interval", type=float, default=2.0, show_default=True, help="For --watch (s).")
 @service_options
 @json_option
 def jobs(
     deleted: bool,
     machine: str | None,
     owner: str | None,
+    watch: bool,
+    interval: float,
     url: str | None,
     username: str | None,
     password: str | None,
@@ -35,19 +44,35 @@ def jobs(
     """List the jobs you may see (all jobs for admins), newest first.
 
     Reading a job's boards counts as an access to it on the service (as with the Java
-    Spalloc server), which refreshes its keepalive.
+    Spalloc server), which refreshes its keepalive; --watch reads each job's boards once.
     """
+    if watch and as_json:
+        raise click.UsageError("--watch and --json do not go together")
     client, settings = connect(url, username, password, token)
+
+    allocations: dict[str, dict[str, Any] | None] = {}
+
+    def read() -> list[JobView]:
+        views = fetch_jobs(client, list_job_urls(client, deleted=deleted), cache=allocations)
+        return [
+            v
+            for v in views
+            if (machine is None or v.machine == machine) and (owner is None or v.owner == owner)
+        ]
+
     with client, client_errors(settings.url):
-        views = fetch_jobs(client, list_job_urls(client, deleted=deleted))
-    if machine is not None:
-        views = [v for v in views if v.machine == machine]
-    if owner is not None:
-        views = [v for v in views if v.owner == owner]
+        if watch:
+            watch_output(lambda: _table(read()), interval)
+            return
+        views = read()
     if as_json:
         print_json([v.to_json() for v in views])
-        return
-    print_table(
+    else:
+        console.print(_table(views))
+
+
+def _table(views: list[JobView]) -> Table:
+    return make_table(
         None,
         ["ID", "Owner", "State", "Boards", "Machine", "Age", "Keepalive host"],
         [

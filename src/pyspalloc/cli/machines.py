@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import click
+from rich.console import Group, RenderableType
+from rich.text import Text
 
 from pyspalloc.cli.common import (
     all_triads,
@@ -16,7 +18,8 @@ from pyspalloc.cli.common import (
     json_option,
     service_options,
 )
-from pyspalloc.cli.output import console, print_json, print_table
+from pyspalloc.cli.output import console, make_table, print_json
+from pyspalloc.cli.output import watch as output_watch
 from pyspalloc.client import SpallocClient, SpallocMachine
 
 #: letters given to jobs on a map, in order of job id
@@ -46,10 +49,14 @@ def _summary(machine: SpallocMachine, boards: dict[tuple[int, int, int], Any]) -
 
 @click.command()
 @click.argument("name", required=False)
+@click.option("--watch", "-w", is_flag=True, help="Redraw every --interval seconds until Ctrl-C.")
+@click.option("--interval", type=float, default=2.0, show_default=True, help="For --watch (s).")
 @service_options
 @json_option
 def machines(
     name: str | None,
+    watch: bool,
+    interval: float,
     url: str | None,
     username: str | None,
     password: str | None,
@@ -57,17 +64,32 @@ def machines(
     as_json: bool,
 ) -> None:
     """List the machines, or show a map of machine NAME with each job's boards."""
+    if watch and as_json:
+        raise click.UsageError("--watch and --json do not go together")
     client, settings = connect(url, username, password, token)
     with client, client_errors(settings.url):
         if name is not None:
-            _show_machine(client, name, as_json)
+            find_machine(client, name)
+
+        def view() -> tuple[Any, RenderableType]:
+            if name is None:
+                return _list_view(client)
+            return _machine_view(client, find_machine(client, name))
+
+        if watch:
+            output_watch(lambda: view()[1], interval)
             return
-        found = client.list_machines()
-        summaries = [_summary(m, board_map(client, m)) for _, m in sorted(found.items())]
+        data, shown = view()
     if as_json:
-        print_json(summaries)
-        return
-    print_table(
+        print_json(data)
+    else:
+        console.print(shown)
+
+
+def _list_view(client: SpallocClient) -> tuple[list[dict[str, Any]], RenderableType]:
+    found = client.list_machines()
+    summaries = [_summary(m, board_map(client, m)) for _, m in sorted(found.items())]
+    table = make_table(
         None,
         ["Name", "Boards", "Triads (WxH)", "Tags", "In use", "Dead boards", "Jobs"],
         [
@@ -83,61 +105,60 @@ def machines(
             for s in summaries
         ],
     )
+    return summaries, table
 
 
-def _show_machine(client: SpallocClient, name: str, as_json: bool) -> None:
-    machine = find_machine(client, name)
+def _machine_view(
+    client: SpallocClient, machine: SpallocMachine
+) -> tuple[dict[str, Any], RenderableType]:
     boards = board_map(client, machine)
     summary = _summary(machine, boards)
-    owners: dict[int, str | None] = {}
     job_boards: dict[int, int] = {}
     for found in boards.values():
         if found and "job-id" in found:
             job_boards[int(found["job-id"])] = job_boards.get(int(found["job-id"]), 0) + 1
-    for job_id in job_boards:
-        owners[job_id] = _owner(client, job_id)
+    owners = {job_id: _owner(client, job_id) for job_id in job_boards}
     letters = {job_id: LETTERS[i % len(LETTERS)] for i, job_id in enumerate(sorted(job_boards))}
-    if as_json:
-        summary["boards_detail"] = [
-            {
-                "x": t[0],
-                "y": t[1],
-                "z": t[2],
-                "dead": found is None,
-                "physical": None if found is None else found.get("physical-board-coordinates"),
-                "chip": None if found is None else found.get("board-chip"),
-                "job_id": None if found is None else found.get("job-id"),
-            }
-            for t, found in sorted(boards.items())
-        ]
-        summary["jobs"] = [
-            {"id": j, "key": letters[j], "boards": n, "owner": owners[j]}
-            for j, n in sorted(job_boards.items())
-        ]
-        print_json(summary)
-        return
-    console.print(
-        f"[bold]{machine.name}[/]  tags: {', '.join(sorted(machine.tags)) or '-'}  "
-        f"size: {machine.width}x{machine.height} triads, {summary['boards']} boards  "
-        f"in use: {summary['boards_in_use']}  dead: {summary['dead_boards']}"
-    )
-    console.print()
-    for line in render_map(machine, boards, letters):
-        console.print(line, highlight=False)
-    console.print()
-    console.print(
-        f"[dim]{FREE} free   {DEAD} dead or absent   letters: jobs   "
-        "(triad rows y on the left, columns x below; each triad is boards 0, 1, 2 bottom-up)[/]"
-    )
+    summary["boards_detail"] = [
+        {
+            "x": t[0],
+            "y": t[1],
+            "z": t[2],
+            "dead": found is None,
+            "physical": None if found is None else found.get("physical-board-coordinates"),
+            "chip": None if found is None else found.get("board-chip"),
+            "job_id": None if found is None else found.get("job-id"),
+        }
+        for t, found in sorted(boards.items())
+    ]
+    summary["jobs"] = [
+        {"id": j, "key": letters[j], "boards": n, "owner": owners[j]}
+        for j, n in sorted(job_boards.items())
+    ]
+    parts: list[RenderableType] = [
+        Text.from_markup(
+            f"[bold]{machine.name}[/]  tags: {', '.join(sorted(machine.tags)) or '-'}  "
+            f"size: {machine.width}x{machine.height} triads, {summary['boards']} boards  "
+            f"in use: {summary['boards_in_use']}  dead: {summary['dead_boards']}\n"
+        ),
+        *(Text.from_markup(line) for line in render_map(machine, boards, letters)),
+        Text.from_markup(
+            f"\n[dim]{FREE} free   {DEAD} dead or absent   letters: jobs   (triad rows y on the "
+            "left, columns x below; each triad is boards 0, 1, 2 bottom-up)[/]"
+        ),
+    ]
     if job_boards:
-        print_table(
-            None,
-            ["Key", "Job ID", "Boards", "Owner"],
-            [
-                [_colour(letters[j], j, letters), j, n, owners[j]]
-                for j, n in sorted(job_boards.items())
-            ],
+        parts.append(
+            make_table(
+                None,
+                ["Key", "Job ID", "Boards", "Owner"],
+                [
+                    [Text.from_markup(_colour(letters[j], j, letters)), j, n, owners[j]]
+                    for j, n in sorted(job_boards.items())
+                ],
+            )
         )
+    return summary, Group(*parts)
 
 
 def _owner(client: SpallocClient, job_id: int) -> str | None:
