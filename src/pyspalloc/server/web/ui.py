@@ -13,6 +13,7 @@ import re
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from fastapi import APIRouter
 from starlette.concurrency import run_in_threadpool
@@ -55,7 +56,7 @@ def job_link(job_id: int) -> str:
 
 def machine_link(name: str) -> str:
     """Return the page of a machine."""
-    return f"{SYSTEM}/machine_info/{name}"
+    return f"{SYSTEM}/machine_info/{quote(name, safe='')}"
 
 
 # ---- static resources ---------------------------------------------------------------
