@@ -112,3 +112,16 @@ def test_odd_requests(make_vm) -> None:
         # Requests with no reply wanted get none; the board keeps answering.
         scp.send_raw(SCPRequest(SDPHeader(flags=0x07), 3, 5, 0x60000000, 4, 0, b"abcd").to_bytes())
         assert scp.read(0, 0, 0x60000000, 4) == b"abcd"
+
+
+def test_link_read_write_reach_the_neighbour(make_vm) -> None:
+    board = _board(make_vm)
+    with ScpClient(board.ip) as scp:
+        # From (1, 1) over link 0 (east) is (2, 1).
+        scp.ok(1, 1, 0, 18, 0x60000100, 4, 0, data=b"link")
+        assert scp.read(2, 1, 0x60000100, 4) == b"link"
+        assert scp.ok(2, 1, 0, 17, 0x60000100, 4, 3).payload == b"link"  # back west
+        assert scp.request(0, 0, 0, 17, 0x60000000, 4, 6).result == SCPResult.RC_ARG
+        assert scp.request(0, 0, 0, 17, 0x60000000, 3, 0).result == SCPResult.RC_ARG
+        # (0, 0) has no south-west neighbour on a lone board.
+        assert scp.request(0, 0, 0, 17, 0x60000000, 4, 4).result == SCPResult.RC_TIMEOUT
