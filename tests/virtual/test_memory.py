@@ -120,7 +120,7 @@ def test_link_read_write_reach_the_neighbour(make_vm) -> None:
         # From (1, 1) over link 0 (east) is (2, 1).
         scp.ok(1, 1, 0, 18, 0x60000100, 4, 0, data=b"link")
         assert scp.read(2, 1, 0x60000100, 4) == b"link"
-        assert scp.ok(2, 1, 0, 17, 0x60000100, 4, 3).payload == b"link"  # back west
+        assert scp.ok(3, 1, 0, 17, 0x60000100, 4, 3).payload == b"link"  # (3, 1) reads west
         assert scp.request(0, 0, 0, 17, 0x60000000, 4, 6).result == SCPResult.RC_ARG
         assert scp.request(0, 0, 0, 17, 0x60000000, 3, 0).result == SCPResult.RC_ARG
         # (0, 0) has no south-west neighbour on a lone board.
