@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from pyspalloc.client.client import SpallocClient
+from pyspalloc.client.connections import SpallocSCPConnection
 from pyspalloc.client.job import SpallocJob
 from pyspalloc.client.proxy import ProxyConnection, ProxyError
 from pyspalloc.exceptions import SpinnmanIOException, SpinnmanTimeoutException
@@ -250,6 +251,15 @@ def service_process(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], str
         process.wait(10)
 
 
+def drain(connection: SpallocSCPConnection) -> None:
+    """Throw away whatever arrives on ``connection`` until it is quiet for 0.3 s."""
+    for _ in range(100):
+        try:
+            connection.receive(0.3)
+        except SpinnmanTimeoutException:
+            return
+
+
 def test_every_call_times_out_when_the_server_stops_answering(
     service_process: tuple[subprocess.Popen[str], str],
 ) -> None:
@@ -260,6 +270,7 @@ def test_every_call_times_out_when_the_server_stops_answering(
         proxy = proxy_of(stuck)
         proxy.call_timeout = 1.0
         assert scp_call(connection, make_request(connection, 0, 0, 0, SCPCommand.VER))
+        drain(connection)  # a resent VER (on a busy machine) may have a late reply
         process.send_signal(signal.SIGSTOP)
         try:
             limits = {
@@ -275,8 +286,12 @@ def test_every_call_times_out_when_the_server_stops_answering(
             }
             for what, call in limits.items():
                 started = time.monotonic()
-                with pytest.raises(SpinnmanTimeoutException):
-                    call()
+                try:
+                    result = call()
+                except SpinnmanTimeoutException:
+                    pass
+                else:
+                    pytest.fail(f"{what} returned {result!r} from a frozen service")
                 assert time.monotonic() - started < 3.0, what
             started = time.monotonic()
             connection.close()  # CLOSE times out: logged, not raised
