@@ -102,9 +102,12 @@ def int_param(request: Request, name: str, default: int | None = None) -> int:
             raise bad(f"{name} is required")
         return default
     try:
-        return int(raw)
+        value = int(raw)
     except ValueError:
         raise bad(f"{name} must be an integer") from None
+    if not -(2**32) <= value <= 2**32:
+        raise bad(f"{name} is out of range")
+    return value
 
 
 def client_host(conn: HTTPConnection) -> str | None:

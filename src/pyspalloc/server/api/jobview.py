@@ -24,6 +24,8 @@ def parse_job_id(text: str) -> int:
         raise ApiError(404, "not found") from None
     if job_id <= 0:
         raise ApiError(400, "job ID must be positive")
+    if job_id > 2**31 - 1:
+        raise no_such_job()
     return job_id
 
 

@@ -14,6 +14,7 @@ _FIELDS = frozenset(
         "max-dead-boards", "owner", "group", "nmpi-collab", "nmpi-job-id",
     }
 )  # fmt: skip
+_INT_MAX = 2**31 - 1
 _DURATION = re.compile(
     r"^P(?:(?P<d>\d+(?:\.\d+)?)D)?"
     r"(?:T(?:(?P<h>\d+(?:\.\d+)?)H)?(?:(?P<m>\d+(?:\.\d+)?)M)?(?:(?P<s>\d+(?:\.\d+)?)S)?)?$",
@@ -102,6 +103,8 @@ def _int(obj: dict[str, Any], key: str, name: str, low: int, high: int | None) -
         return None
     if isinstance(value, bool) or not isinstance(value, int):
         raise bad(f"{name} must be an integer")
+    if value > _INT_MAX:
+        raise bad(f"{name} is too large")
     if value < low or (high is not None and value > high):
         limit = f"at least {low}" if high is None else f"{low} to {high}"
         raise bad(f"{name} must be {limit}")
