@@ -112,9 +112,18 @@ def test_eieio_connection_update_tag_and_receive(proxy_service: Any, job: Spallo
         assert eieio.receive_eieio_message(5.0) == command
         # without waiting for the reply: the late reply is skipped by receive
         eieio.update_tag(2, do_receive=False)
-        time.sleep(0.2)
-        board.send_from_core(0, 0, 3, 2, EVENTS.to_bytes())
-        assert eieio.receive_eieio_message(5.0) == EVENTS
+
+        def arrived() -> bool:
+            try:
+                board.send_from_core(0, 0, 3, 2, EVENTS.to_bytes())
+            except ValueError:  # the board has not set the tag yet
+                return False
+            try:
+                return eieio.receive_eieio_message(0.5) == EVENTS
+            except SpinnmanTimeoutException:
+                return False
+
+        eventually(arrived, what="a packet through tag 2")
     finally:
         eieio.close()
 
