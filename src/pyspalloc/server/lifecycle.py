@@ -301,7 +301,7 @@ class Lifecycle:
         self.store.release_boards(job.id, [b.id for b in self.store.held_boards(job.id)])
         self.store.requeue(job.id)
         self.events.notify(("job", job.id), ("machine", machine.name))
-        self.wake()
+        # no wake-up: the next periodic pass retries, so a failing BMP is not hammered
 
     def _power_off_and_free(self, job_id: int) -> None:
         with self._job_lock(job_id):
