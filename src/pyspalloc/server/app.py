@@ -28,6 +28,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from pyspalloc.exceptions import SpinnmanInvalidParameterException
 from pyspalloc.geometry import MachineDefinition
 from pyspalloc.server.api import job_resources, jobs, root
 from pyspalloc.server.api import machines as machines_api
@@ -138,6 +139,10 @@ def _install_handlers(app: FastAPI, debug: bool) -> None:
     async def http_error(_: Request, error: StarletteHTTPException) -> Response:
         message = "not found" if error.status_code == 404 else str(error.detail)
         return text_response(message, error.status_code)
+
+    @app.exception_handler(SpinnmanInvalidParameterException)
+    async def invalid_parameter(_: Request, error: SpinnmanInvalidParameterException) -> Response:
+        return text_response(str(error), 400)
 
     @app.exception_handler(Exception)
     async def unexpected(_: Request, error: Exception) -> Response:
