@@ -11,6 +11,7 @@ import pytest
 
 from pyspalloc.exceptions import (
     SpinnmanGenericProcessException,
+    SpinnmanIOException,
     SpinnmanTimeoutException,
     SpinnmanUnexpectedResponseCodeException,
 )
@@ -254,3 +255,34 @@ def test_lazy_requests_are_consumed_as_the_window_allows(
         count = scp_stream(connection, generate(), lambda index, reply: None)
     assert count == 20
     assert produced == list(range(20))
+
+
+def test_unreachable_port_fails_fast_as_io_error() -> None:
+    import socket
+
+    probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    probe.bind(("127.1.250.3", 0))
+    port = probe.getsockname()[1]
+    probe.close()  # nothing listens there now: the kernel answers ICMP port unreachable
+    with UDPConnection("127.1.250.3", port) as connection:
+        start = time.monotonic()
+        with pytest.raises(SpinnmanGenericProcessException) as info:
+            scp_call(connection, reads(connection, 1)[0], timeout=0.5, retries=3)
+        assert time.monotonic() - start < 0.4
+    assert isinstance(info.value.exception, SpinnmanIOException)
+
+
+def test_concurrent_bursts_on_separate_connections(make_responder: type[Responder]) -> None:
+    responder = make_responder()
+    results: dict[int, list[int]] = {}
+
+    def work(worker: int) -> None:
+        with connect(responder) as connection:
+            results[worker] = args_of(scp_burst(connection, reads(connection, 200)))
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert results == {n: list(range(200)) for n in range(4)}

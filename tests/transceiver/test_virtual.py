@@ -283,3 +283,25 @@ def test_engine_options_pass_through(board_ip: str) -> None:
     with create_transceiver(board_ip, window=1, timeout=0.5) as txrx:
         assert txrx.options == EngineOptions(1, 0.5, 10, 0.02)
         assert len(txrx.read_memory(0, 0, SDRAM, 3000)) == 3000
+
+
+def test_threads_share_one_transceiver(txrx: Transceiver) -> None:
+    import threading
+
+    blobs = {n: os.urandom(20_000 + n) for n in range(4)}
+    errors: list[BaseException] = []
+
+    def work(n: int) -> None:
+        try:
+            x, y = n, n
+            txrx.write_memory(x, y, SDRAM + 0x200000, blobs[n])
+            assert txrx.read_memory(x, y, SDRAM + 0x200000, len(blobs[n])) == blobs[n]
+        except BaseException as error:
+            errors.append(error)
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert errors == []
