@@ -3,6 +3,7 @@ powered and booted by the BMP controller over real UDP."""
 
 from __future__ import annotations
 
+import base64
 import os
 import random
 import socket
@@ -256,3 +257,22 @@ def test_rest_memory_round_trip_and_router_reset(
         filters = tx.read_memory(9, 5, 0xE1000200, 64)
         assert struct.unpack_from("<I", filters, 12)[0] == 12345
         assert struct.unpack_from("<I", filters, 28)[0] == 77
+
+
+def test_bearer_and_basic_credentials_open_the_proxy(vservice: Any) -> None:
+    alice = login(vservice, "alice")
+    _, job = ready_job(alice, **{"num-boards": 1})
+    ctx = vservice.app.state.ctx
+    token = ctx.auth.issue_token(ctx.store.get_user("alice"))
+    basic = base64.b64encode(b"alice:alice-pw-1").decode()
+    for header in (f"Bearer {token}", f"Basic {basic}"):
+        with connect(
+            job["proxy-ref"], additional_headers={"Authorization": header}, open_timeout=10
+        ) as ws:
+            ws.send(OpenRequest(0, 0, 0, SCP).to_bytes())
+            channel = recv(ws).channel_id
+            ws.send(Message(channel, ver_request(2)).to_bytes())
+            assert SCPResponse.from_bytes(recv(ws).payload).result == SCPResult.RC_OK
+    bad = base64.b64encode(b"alice:wrong").decode()
+    with pytest.raises(InvalidStatus):
+        connect(job["proxy-ref"], additional_headers={"Authorization": f"Basic {bad}"})
