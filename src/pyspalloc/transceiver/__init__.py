@@ -5,7 +5,8 @@
   windowed SCP engine everything else calls.
 * :mod:`.memory`, :mod:`.discovery`, :mod:`.tags`, :mod:`.router`, :mod:`.cpu`,
   :mod:`.sdram`: operations as functions of a connection.
-* :mod:`.transceiver`: :class:`Transceiver`, which routes them over several boards.
+* :mod:`.transceiver`: :class:`Transceiver`, which routes them over several boards;
+  :mod:`.factory`: :func:`create_transceiver` for a board's IP address.
 * :mod:`.boot`: the boot image and boot packets; :mod:`.bmp`: BMP power and FPGA links.
 """
 
@@ -13,10 +14,11 @@ from pyspalloc.transceiver.boot import boot_board, boot_image, wait_until_booted
 from pyspalloc.transceiver.connections import Connection, UDPConnection
 from pyspalloc.transceiver.cpu import CPUInfo, CPUState, Signal
 from pyspalloc.transceiver.engine import EngineOptions, scp_burst, scp_call, scp_stream
+from pyspalloc.transceiver.factory import create_transceiver
 from pyspalloc.transceiver.machine_info import ChipInfo, MachineInfo, VersionInfo
 from pyspalloc.transceiver.router import MulticastRoute, RouterDiagnostics
 from pyspalloc.transceiver.tags import IPTag, ReverseIPTag
-from pyspalloc.transceiver.transceiver import Transceiver, create_transceiver
+from pyspalloc.transceiver.transceiver import Transceiver
 
 __all__ = [
     "CPUInfo",

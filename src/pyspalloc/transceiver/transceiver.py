@@ -29,7 +29,7 @@ from pyspalloc.transceiver.tags import IPTag, ReverseIPTag
 from pyspalloc.wire.scp import SCP_PORT
 from pyspalloc.wire.sdp import SDPMessage
 
-__all__ = ["Transceiver", "create_transceiver"]
+__all__ = ["Transceiver"]
 
 #: Tries of CMD_VER before deciding a board needs booting.
 BOOT_RETRIES = 3
@@ -476,45 +476,3 @@ class Transceiver:
 
     def __exit__(self, *_: object) -> None:
         self.close()
-
-
-def create_transceiver(
-    host: str,
-    *,
-    ensure_ready: bool = True,
-    discover: bool = False,
-    **kwargs: float,
-) -> Transceiver:
-    """A :class:`Transceiver` over UDP to the board at ``host`` (its Ethernet chip is 0, 0).
-
-    Parameters
-    ----------
-    ensure_ready:
-        Run :meth:`Transceiver.ensure_board_is_ready` (booting the board if needed).
-    discover:
-        Also discover the machine and connect to every board.
-    kwargs:
-        ``window``, ``timeout``, ``retries``, ``boot_timeout``.
-    """
-    from pyspalloc.wire.boot import BOOT_PORT
-
-    connection = UDPConnection(host, SCP_PORT)
-    boot = UDPConnection(host, BOOT_PORT)
-    transceiver = Transceiver(
-        [connection],
-        boot,
-        window=int(kwargs.get("window", 8)),
-        timeout=float(kwargs.get("timeout", 1.0)),
-        retries=int(kwargs.get("retries", 10)),
-        boot_timeout=float(kwargs.get("boot_timeout", 15.0)),
-    )
-    try:
-        if ensure_ready:
-            transceiver.ensure_board_is_ready()
-        if discover:
-            transceiver.get_machine_details()
-            transceiver.discover_scamp_connections()
-    except BaseException:
-        transceiver.close()
-        raise
-    return transceiver

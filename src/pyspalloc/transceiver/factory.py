@@ -1,0 +1,52 @@
+"""Making a :class:`~pyspalloc.transceiver.transceiver.Transceiver` for a board's address."""
+
+from __future__ import annotations
+
+from pyspalloc.transceiver.connections import UDPConnection
+from pyspalloc.transceiver.engine import MIN_TIMEOUT
+from pyspalloc.transceiver.transceiver import Transceiver
+from pyspalloc.wire.boot import BOOT_PORT
+from pyspalloc.wire.scp import SCP_PORT
+
+__all__ = ["create_transceiver"]
+
+
+def create_transceiver(
+    host: str,
+    *,
+    ensure_ready: bool = True,
+    discover: bool = False,
+    **kwargs: float,
+) -> Transceiver:
+    """A :class:`Transceiver` over UDP to the board at ``host`` (its Ethernet chip is 0, 0).
+
+    Parameters
+    ----------
+    ensure_ready:
+        Run :meth:`Transceiver.ensure_board_is_ready` (booting the board if needed).
+    discover:
+        Also discover the machine and connect to every board.
+    kwargs:
+        ``window``, ``timeout``, ``retries``, ``min_timeout``, ``boot_timeout``.
+    """
+    connection = UDPConnection(host, SCP_PORT)
+    boot = UDPConnection(host, BOOT_PORT)
+    transceiver = Transceiver(
+        [connection],
+        boot,
+        window=int(kwargs.get("window", 8)),
+        timeout=float(kwargs.get("timeout", 1.0)),
+        retries=int(kwargs.get("retries", 10)),
+        min_timeout=float(kwargs.get("min_timeout", MIN_TIMEOUT)),
+        boot_timeout=float(kwargs.get("boot_timeout", 15.0)),
+    )
+    try:
+        if ensure_ready:
+            transceiver.ensure_board_is_ready()
+        if discover:
+            transceiver.get_machine_details()
+            transceiver.discover_scamp_connections()
+    except BaseException:
+        transceiver.close()
+        raise
+    return transceiver
