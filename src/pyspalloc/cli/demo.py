@@ -131,6 +131,7 @@ def _use_service(url: str, username: str, password: str, boards: int, megabytes:
             )
             _transfer(job, view, int(megabytes * 1024 * 1024))
             _where(client, view)
+            _map(client, view)
         finally:
             job.destroy("demo finished")
         gone = fetch_job(client.session, job_url, allocation=False)
@@ -219,6 +220,16 @@ def _where(client: Any, view: JobView) -> None:
         ["Job chip", "Triad (x, y, z)", "Cabinet / frame / board", "IP address"],
         rows,
     )
+
+
+def _map(client: Any, view: JobView) -> None:
+    """Print the machine's map with the job's boards (as ``pyspalloc machines NAME``)."""
+    from pyspalloc.cli.machines import machine_view
+
+    machines = client.list_machines()
+    if view.machine in machines:
+        console.print()
+        console.print(machine_view(client, machines[view.machine])[1])
 
 
 def _keep_running(url: str, ui: str, username: str, password: str) -> None:

@@ -74,7 +74,7 @@ def machines(
         def view() -> tuple[Any, RenderableType]:
             if name is None:
                 return _list_view(client)
-            return _machine_view(client, find_machine(client, name))
+            return machine_view(client, find_machine(client, name))
 
         if watch:
             output_watch(lambda: view()[1], interval)
@@ -108,9 +108,10 @@ def _list_view(client: SpallocClient) -> tuple[list[dict[str, Any]], RenderableT
     return summaries, table
 
 
-def _machine_view(
+def machine_view(
     client: SpallocClient, machine: SpallocMachine
 ) -> tuple[dict[str, Any], RenderableType]:
+    """The ``--json`` data and the drawing of one machine with its jobs."""
     boards = board_map(client, machine)
     summary = _summary(machine, boards)
     job_boards: dict[int, int] = {}
