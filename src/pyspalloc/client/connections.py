@@ -1,6 +1,6 @@
 """Connections to a job's boards through the proxy websocket (the seed's names).
 
-Each class wraps one :class:`~pyspalloc.client.proxy.Channel` and satisfies the
+Each class wraps one :class:`~pyspalloc.client.channels.Channel` and satisfies the
 :class:`pyspalloc.transceiver.connections.Connection` protocol (``send``,
 ``receive(timeout)``, ``close``, ``chip_x``, ``chip_y``), so a
 :class:`~pyspalloc.transceiver.Transceiver` runs over them unchanged.
@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import replace
 
+from pyspalloc.client.channels import Channel
 from pyspalloc.client.listeners import SpallocEIEIOListener, SpallocUDPListener
 from pyspalloc.client.proxied import (
     EIEIOMessage,
@@ -23,7 +24,6 @@ from pyspalloc.client.proxied import (
     receive_eieio,
     update_tag_request,
 )
-from pyspalloc.client.proxy import Channel
 from pyspalloc.exceptions import SpinnmanInvalidPacketException
 from pyspalloc.wire.boot import BootMessage
 from pyspalloc.wire.errors import WireFormatError

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
+from pyspalloc.client.channels import UnboundChannel
 from pyspalloc.client.proxied import (
     EIEIOMessage,
     SpallocProxiedConnection,
@@ -18,7 +19,6 @@ from pyspalloc.client.proxied import (
     receive_eieio,
     update_tag_request,
 )
-from pyspalloc.client.proxy import UnboundChannel
 from pyspalloc.exceptions import SpinnmanInvalidParameterException, SpinnmanIOException
 from pyspalloc.wire.scp import SCP_PORT
 

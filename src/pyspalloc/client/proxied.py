@@ -1,6 +1,6 @@
 """The base of every proxied connection, and the SDP/SCP helpers they share.
 
-:class:`SpallocProxiedConnection` wraps one :class:`~pyspalloc.client.proxy.Channel`;
+:class:`SpallocProxiedConnection` wraps one :class:`~pyspalloc.client.channels.Channel`;
 the board connections are in :mod:`pyspalloc.client.connections` and the listeners in
 :mod:`pyspalloc.client.listeners`.
 """
@@ -11,7 +11,7 @@ import logging
 import time
 from collections.abc import Callable
 
-from pyspalloc.client.proxy import Channel
+from pyspalloc.client.channels import Channel
 from pyspalloc.exceptions import (
     SpinnmanInvalidPacketException,
     SpinnmanIOException,

@@ -31,9 +31,9 @@ from typing import TYPE_CHECKING, Any, Final, cast
 
 import websocket
 
+from pyspalloc.client.channels import Channel, ProxyError, UnboundChannel
 from pyspalloc.client.wsframes import BINARY, FrameSocket
 from pyspalloc.exceptions import (
-    SpallocException,
     SpinnmanIOException,
     SpinnmanTimeoutException,
 )
@@ -43,11 +43,8 @@ from pyspalloc.wire.proxy import (
     CloseRequest,
     ErrorReply,
     Message,
-    MessageTo,
     OpenReply,
-    OpenRequest,
     OpenUnboundReply,
-    OpenUnboundRequest,
     ServerFrame,
     decode_server_frame,
 )
@@ -83,213 +80,11 @@ _PERMANENT_STATUSES: Final = frozenset({400, 403, 404, 410})
 #: Close codes after which reconnecting makes sense (going away, restart, try later).
 _RETRY_CLOSE_CODES: Final = frozenset({1001, 1012, 1013})
 
-#: What the receiver thread puts in a channel queue to wake readers of a dead channel.
-_DEAD: Final = None
 #: What a waiting call is handed when the websocket dropped under it.
 _DROPPED: Final = object()
 
 _Reply = ServerFrame | object
 _Handler = Callable[[_Reply], None]
-
-
-class ProxyError(SpallocException, SpinnmanIOException):
-    """The proxy refused an OPEN, CLOSE or OPEN_UNBOUND with an ERROR frame.
-
-    Parameters
-    ----------
-    message:
-        The text the server sent.
-    """
-
-
-class Channel:
-    """One channel of a :class:`ProxyConnection`: a connected UDP socket on the server.
-
-    Made by :meth:`ProxyConnection.open_channel`; not made directly. ``send`` and
-    ``receive`` carry raw UDP payloads (including the two SDP pad bytes, which the proxy
-    neither adds nor strips).
-    """
-
-    __slots__ = (
-        "_closed",
-        "_held",
-        "_prefix",
-        "_proxy",
-        "_queue",
-        "_reopen_hooks",
-        "channel_id",
-        "port",
-        "x",
-        "y",
-    )
-
-    def __init__(self, proxy: ProxyConnection, x: int, y: int, port: int) -> None:
-        self._proxy = proxy
-        self.x = x
-        self.y = y
-        self.port = port
-        #: The server's current id for this channel; None while (re)opening.
-        self.channel_id: int | None = None
-        #: The MSG frame header for the current channel id (None while detached).
-        self._prefix: bytes | None = None
-        self._queue: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
-        self._closed = False
-        self._held: bytes | None = None  # a payload taken out by peek()
-        self._reopen_hooks: list[Callable[[], None]] = []
-
-    @property
-    def is_open(self) -> bool:
-        """Whether the channel can still be used (it may be reopening)."""
-        return not self._closed and not self._proxy.is_dead
-
-    def _reopen_request(self, correlation_id: int) -> bytes:
-        return OpenRequest(correlation_id, self.x, self.y, self.port).to_bytes()
-
-    def _adopt(self, reply: ServerFrame) -> None:
-        """Take the channel id (and address) from an OPEN or OPEN_UNBOUND reply."""
-        assert isinstance(reply, OpenReply)
-        self._attach(reply.channel_id)
-
-    def _attach(self, channel_id: int) -> None:
-        self._prefix = Message(channel_id, b"").to_bytes()
-        self.channel_id = channel_id
-
-    def _detach(self) -> None:
-        self.channel_id = None
-        self._prefix = None
-
-    def add_reopen_hook(self, hook: Callable[[], None]) -> None:
-        """Call ``hook()`` (on the receiver thread; it must not block) after a reopen."""
-        self._reopen_hooks.append(hook)
-
-    def send(self, data: bytes) -> None:
-        """Send one UDP payload on the channel.
-
-        While the websocket is being reconnected the payload is dropped, as UDP would.
-
-        Raises
-        ------
-        SpinnmanIOException
-            If the channel or the proxy is closed.
-        """
-        prefix = self._prefix  # the encoded MSG header of the current channel id
-        if prefix is None:
-            self._check_usable()
-            return
-        self._proxy._send_frame(prefix + data)
-
-    def receive(self, timeout: float | None = None) -> bytes:
-        """Wait for the next UDP payload received on the channel.
-
-        Parameters
-        ----------
-        timeout:
-            Seconds to wait; None waits until a payload arrives or the channel closes.
-
-        Raises
-        ------
-        SpinnmanTimeoutException
-            If nothing arrived in time.
-        SpinnmanIOException
-            If the channel or the proxy is closed.
-        """
-        held = self._held
-        if held is not None:
-            self._held = None
-            return held
-        try:
-            item = self._queue.get(timeout=timeout)
-        except queue.Empty:
-            raise SpinnmanTimeoutException("a message on a proxy channel", timeout) from None
-        if item is _DEAD:
-            self._queue.put(_DEAD)  # wake any other reader too
-            self._check_usable()
-            raise SpinnmanIOException("proxy channel closed")
-        return item
-
-    def peek(self, timeout: float = 0.0) -> bool:
-        """Whether a payload is ready within ``timeout`` seconds (it stays unread)."""
-        if self._held is not None:
-            return True
-        try:
-            self._held = self.receive(timeout)
-        except SpinnmanTimeoutException:
-            return False
-        except SpinnmanIOException:
-            return True  # the next receive reports it
-        return True
-
-    def _check_usable(self) -> None:
-        if self._closed:
-            raise SpinnmanIOException("proxy channel is closed")
-        if self._proxy.is_dead:
-            raise SpinnmanIOException(f"proxy websocket is closed: {self._proxy.failure}")
-
-    def _kill(self) -> None:
-        """Mark closed and wake all readers (receiver thread or closer)."""
-        self._closed = True
-        self._detach()
-        self._queue.put(_DEAD)
-
-    def close(self, timeout: float | None = None) -> None:
-        """Close the channel on the server (a second close does nothing).
-
-        Parameters
-        ----------
-        timeout:
-            Time limit of the CLOSE call; the proxy's default if None.
-        """
-        if self._closed:
-            return
-        self._proxy._close_channel(self, timeout)
-
-
-class UnboundChannel(Channel):
-    """An unbound (listen-only) channel: it receives from every board of the job.
-
-    Sending needs a target: :meth:`send_to`. :attr:`ip` and :attr:`port` are the
-    server-side address of the channel's UDP socket (for programming IP tags).
-    """
-
-    __slots__ = ("ip",)
-
-    def __init__(self, proxy: ProxyConnection) -> None:
-        super().__init__(proxy, 0, 0, 0)
-        #: The server-side IPv4 address of the channel's socket.
-        self.ip = "0.0.0.0"
-
-    def _reopen_request(self, correlation_id: int) -> bytes:
-        return OpenUnboundRequest(correlation_id).to_bytes()
-
-    def _adopt(self, reply: ServerFrame) -> None:
-        assert isinstance(reply, OpenUnboundReply)
-        self.ip = reply.ip
-        self.port = reply.port
-        self._attach(reply.channel_id)
-
-    def send(self, data: bytes) -> None:
-        """Unbound channels cannot send without a target; use :meth:`send_to`.
-
-        Raises
-        ------
-        SpinnmanIOException
-            Always.
-        """
-        raise SpinnmanIOException("an unbound proxy channel can only send with send_to")
-
-    def send_to(self, data: bytes, x: int, y: int, port: int) -> None:
-        """Send one UDP payload to ``port`` of the board whose Ethernet chip is (x, y).
-
-        Raises
-        ------
-        SpinnmanIOException
-            If the channel or the proxy is closed.
-        """
-        channel_id = self.channel_id
-        if channel_id is None:
-            self._check_usable()
-            return
-        self._proxy._send_frame(MessageTo(channel_id, x, y, port, data).to_bytes())
 
 
 class ProxyConnection:

@@ -1,0 +1,236 @@
+"""The channels of a proxy websocket: what a proxied connection sends and receives on.
+
+A :class:`Channel` is a connected UDP socket on the service, reached through one
+:class:`~pyspalloc.client.proxy.ProxyConnection`; an :class:`UnboundChannel` is a
+listening one. Received payloads wait in a per-channel queue that the proxy's receiver
+thread fills.
+"""
+
+from __future__ import annotations
+
+import queue
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Final
+
+from pyspalloc.exceptions import (
+    SpallocException,
+    SpinnmanIOException,
+    SpinnmanTimeoutException,
+)
+from pyspalloc.wire.proxy import (
+    Message,
+    MessageTo,
+    OpenReply,
+    OpenRequest,
+    OpenUnboundReply,
+    OpenUnboundRequest,
+    ServerFrame,
+)
+
+if TYPE_CHECKING:
+    from pyspalloc.client.proxy import ProxyConnection
+
+__all__ = ["Channel", "ProxyError", "UnboundChannel"]
+
+#: What is put in a channel queue to wake the readers of a dead channel.
+DEAD: Final = None
+
+
+class ProxyError(SpallocException, SpinnmanIOException):
+    """The proxy refused an OPEN, CLOSE or OPEN_UNBOUND with an ERROR frame.
+
+    Parameters
+    ----------
+    message:
+        The text the server sent.
+    """
+
+
+class Channel:
+    """One channel of a :class:`ProxyConnection`: a connected UDP socket on the server.
+
+    Made by :meth:`ProxyConnection.open_channel`; not made directly. ``send`` and
+    ``receive`` carry raw UDP payloads (including the two SDP pad bytes, which the proxy
+    neither adds nor strips).
+    """
+
+    __slots__ = (
+        "_closed",
+        "_held",
+        "_prefix",
+        "_proxy",
+        "_queue",
+        "_reopen_hooks",
+        "channel_id",
+        "port",
+        "x",
+        "y",
+    )
+
+    def __init__(self, proxy: ProxyConnection, x: int, y: int, port: int) -> None:
+        self._proxy = proxy
+        self.x = x
+        self.y = y
+        self.port = port
+        #: The server's current id for this channel; None while (re)opening.
+        self.channel_id: int | None = None
+        #: The MSG frame header for the current channel id (None while detached).
+        self._prefix: bytes | None = None
+        self._queue: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
+        self._closed = False
+        self._held: bytes | None = None  # a payload taken out by peek()
+        self._reopen_hooks: list[Callable[[], None]] = []
+
+    @property
+    def is_open(self) -> bool:
+        """Whether the channel can still be used (it may be reopening)."""
+        return not self._closed and not self._proxy.is_dead
+
+    def _reopen_request(self, correlation_id: int) -> bytes:
+        return OpenRequest(correlation_id, self.x, self.y, self.port).to_bytes()
+
+    def _adopt(self, reply: ServerFrame) -> None:
+        """Take the channel id (and address) from an OPEN or OPEN_UNBOUND reply."""
+        assert isinstance(reply, OpenReply)
+        self._attach(reply.channel_id)
+
+    def _attach(self, channel_id: int) -> None:
+        self._prefix = Message(channel_id, b"").to_bytes()
+        self.channel_id = channel_id
+
+    def _detach(self) -> None:
+        self.channel_id = None
+        self._prefix = None
+
+    def add_reopen_hook(self, hook: Callable[[], None]) -> None:
+        """Call ``hook()`` (on the receiver thread; it must not block) after a reopen."""
+        self._reopen_hooks.append(hook)
+
+    def send(self, data: bytes) -> None:
+        """Send one UDP payload on the channel.
+
+        While the websocket is being reconnected the payload is dropped, as UDP would.
+
+        Raises
+        ------
+        SpinnmanIOException
+            If the channel or the proxy is closed.
+        """
+        prefix = self._prefix  # the encoded MSG header of the current channel id
+        if prefix is None:
+            self._check_usable()
+            return
+        self._proxy._send_frame(prefix + data)
+
+    def receive(self, timeout: float | None = None) -> bytes:
+        """Wait for the next UDP payload received on the channel.
+
+        Parameters
+        ----------
+        timeout:
+            Seconds to wait; None waits until a payload arrives or the channel closes.
+
+        Raises
+        ------
+        SpinnmanTimeoutException
+            If nothing arrived in time.
+        SpinnmanIOException
+            If the channel or the proxy is closed.
+        """
+        held = self._held
+        if held is not None:
+            self._held = None
+            return held
+        try:
+            item = self._queue.get(timeout=timeout)
+        except queue.Empty:
+            raise SpinnmanTimeoutException("a message on a proxy channel", timeout) from None
+        if item is DEAD:
+            self._queue.put(DEAD)  # wake any other reader too
+            self._check_usable()
+            raise SpinnmanIOException("proxy channel closed")
+        return item
+
+    def peek(self, timeout: float = 0.0) -> bool:
+        """Whether a payload is ready within ``timeout`` seconds (it stays unread)."""
+        if self._held is not None:
+            return True
+        try:
+            self._held = self.receive(timeout)
+        except SpinnmanTimeoutException:
+            return False
+        except SpinnmanIOException:
+            return True  # the next receive reports it
+        return True
+
+    def _check_usable(self) -> None:
+        if self._closed:
+            raise SpinnmanIOException("proxy channel is closed")
+        if self._proxy.is_dead:
+            raise SpinnmanIOException(f"proxy websocket is closed: {self._proxy.failure}")
+
+    def _kill(self) -> None:
+        """Mark closed and wake all readers (receiver thread or closer)."""
+        self._closed = True
+        self._detach()
+        self._queue.put(DEAD)
+
+    def close(self, timeout: float | None = None) -> None:
+        """Close the channel on the server (a second close does nothing).
+
+        Parameters
+        ----------
+        timeout:
+            Time limit of the CLOSE call; the proxy's default if None.
+        """
+        if self._closed:
+            return
+        self._proxy._close_channel(self, timeout)
+
+
+class UnboundChannel(Channel):
+    """An unbound (listen-only) channel: it receives from every board of the job.
+
+    Sending needs a target: :meth:`send_to`. :attr:`ip` and :attr:`port` are the
+    server-side address of the channel's UDP socket (for programming IP tags).
+    """
+
+    __slots__ = ("ip",)
+
+    def __init__(self, proxy: ProxyConnection) -> None:
+        super().__init__(proxy, 0, 0, 0)
+        #: The server-side IPv4 address of the channel's socket.
+        self.ip = "0.0.0.0"
+
+    def _reopen_request(self, correlation_id: int) -> bytes:
+        return OpenUnboundRequest(correlation_id).to_bytes()
+
+    def _adopt(self, reply: ServerFrame) -> None:
+        assert isinstance(reply, OpenUnboundReply)
+        self.ip = reply.ip
+        self.port = reply.port
+        self._attach(reply.channel_id)
+
+    def send(self, data: bytes) -> None:
+        """Unbound channels cannot send without a target; use :meth:`send_to`.
+
+        Raises
+        ------
+        SpinnmanIOException
+            Always.
+        """
+        raise SpinnmanIOException("an unbound proxy channel can only send with send_to")
+
+    def send_to(self, data: bytes, x: int, y: int, port: int) -> None:
+        """Send one UDP payload to ``port`` of the board whose Ethernet chip is (x, y).
+
+        Raises
+        ------
+        SpinnmanIOException
+            If the channel or the proxy is closed.
+        """
+        channel_id = self.channel_id
+        if channel_id is None:
+            self._check_usable()
+            return
+        self._proxy._send_frame(MessageTo(channel_id, x, y, port, data).to_bytes())
