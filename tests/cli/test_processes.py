@@ -178,3 +178,23 @@ def test_watch_until_interrupted(service: Any, client_for: Any, command: list[st
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+def test_demo_port_in_use() -> None:
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = subprocess.run(
+            [*PYSPALLOC, "demo", "--port", str(port)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=_env(),
+        )
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        f"Error: cannot use port {port}: Address already in use"
+    ]

@@ -12,6 +12,7 @@ import hashlib
 import random
 import shutil
 import signal
+import socket
 import tempfile
 import threading
 import time
@@ -41,6 +42,16 @@ CHUNK = 256 * 1024
 MACHINE = "virtual:spin24"
 
 
+def _check_port(port: int) -> None:
+    """Fail with one line if the port is taken (before the server logs its own error)."""
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError as error:
+            raise CLIError(f"cannot use port {port}: {error.strerror or error}") from None
+
+
 def _address_base() -> str:
     """A loopback /16 for the virtual boards, away from ``pyspalloc virtual``'s 127.1."""
     return f"127.{random.randint(100, 199)}.0.0"
@@ -66,6 +77,8 @@ def _address_base() -> str:
 def demo(keep: bool, boards: int, megabytes: float, port: int) -> None:
     """Run the service with a virtual machine and use it with the client."""
     started = time.monotonic()
+    if port:
+        _check_port(port)
     from pyspalloc.server.config import ServiceConfig
     from pyspalloc.server.runner import start_service
 
