@@ -330,3 +330,36 @@ def test_reconnection_renews_an_expired_session(fresh_job: SpallocJob) -> None:
     reply = scp_call(connection, make_request(connection, 0, 0, 0, SCPCommand.VER))
     assert reply.result == SCPResult.RC_OK
     connection.close()
+
+
+def test_pings_keep_an_idle_websocket_heard(job: SpallocJob) -> None:
+    url = job.get_proxy_url()  # type: ignore[attr-defined]
+    proxy = ProxyConnection(url, session=job.session, ping_interval=0.3)  # type: ignore[attr-defined]
+    try:
+        first = proxy._last_heard
+        eventually(lambda: proxy._last_heard > first, what="a pong")
+        time.sleep(1.2)  # more than 3 intervals: only pongs keep it from being dropped
+        assert proxy.reconnects == 0 and proxy.is_connected
+    finally:
+        proxy.close()
+
+
+def test_channels_to_several_boards_share_one_websocket(proxy_client: Any) -> None:
+    triad = ready_job(proxy_client, boards=3)
+    try:
+        boards = triad.get_connections()
+        assert len(boards) == 3
+        connections = {xy: triad.connect_to_board(*xy) for xy in boards}
+        assert len({c.channel.channel_id for c in connections.values()}) == 3
+        data = {xy: os.urandom(5000) for xy in boards}
+        transceiver = Transceiver(list(connections.values()))
+        try:
+            for (x, y), payload in data.items():
+                assert transceiver.get_scamp_version(x, y).x == x
+                transceiver.write_memory(x, y, ADDRESS, payload)
+            for (x, y), payload in data.items():
+                assert transceiver.read_memory(x, y, ADDRESS, len(payload)) == payload
+        finally:
+            transceiver.close()
+    finally:
+        triad.destroy()
