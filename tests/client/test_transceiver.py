@@ -130,3 +130,12 @@ def test_create_job_transceiver_function(job: SpallocJob) -> None:
         made.close()
     with pytest.raises(SpinnmanIOException):
         made.get_scamp_version()
+
+
+def test_ensure_board_is_ready_and_engine_settings(job: SpallocJob) -> None:
+    made = SpallocTransceiver(job, ensure_board_is_ready=True, timeout=0.5, retries=3)
+    try:
+        assert made.options.timeout == 0.5
+        assert made.get_scamp_version(0, 0).name == "SC&MP"
+    finally:
+        made.close()

@@ -69,6 +69,11 @@ class SpallocTransceiver(Transceiver):
     job:
         The job (READY). One proxied SCP connection is opened to each of its boards and
         a boot connection to its root board.
+    ensure_board_is_ready:
+        Also check (booting through the proxy if needed) that the root board answers.
+    kwargs:
+        Engine settings passed to :class:`~pyspalloc.transceiver.Transceiver`
+        (``window``, ``timeout``, ``retries``, ``boot_timeout``).
 
     Raises
     ------
@@ -76,7 +81,7 @@ class SpallocTransceiver(Transceiver):
         If the proxy cannot be reached.
     """
 
-    def __init__(self, job: SpallocJob) -> None:
+    def __init__(self, job: SpallocJob, ensure_board_is_ready: bool = False, **kwargs: Any) -> None:
         self._job = job
         connections: list[SpallocSCPConnection] = []
         boot: SpallocBootConnection | None = None
@@ -88,7 +93,13 @@ class SpallocTransceiver(Transceiver):
             for connection in connections:
                 connection.close()
             raise
-        super().__init__(connections, boot_connection=boot)
+        super().__init__(connections, boot_connection=boot, **kwargs)
+        if ensure_board_is_ready:
+            try:
+                self.ensure_board_is_ready()
+            except BaseException:
+                self.close()
+                raise
 
     @property
     def job(self) -> SpallocJob:
