@@ -260,6 +260,10 @@ def test_job_errors(cli: Cli, client_for: Callable[..., Any]) -> None:
     assert result.exit_code == 4
     result = cli("job", str(job.job_id), "--power", "on", "--keepalive")
     assert result.exit_code == 2
+    # "--destroy 5" would read 5 as the reason: refused rather than guessing the job
+    result = cli("job", "--destroy", str(job.job_id))
+    assert result.exit_code == 2 and "did you mean job" in result.stderr
+    assert client_for("alice").get_job(job.job_id).get_state().name != "DESTROYED"
 
 
 # ------------------------------------------------------------------ where-is

@@ -96,6 +96,10 @@ def job(
     """Show job JOB_ID (default: your only live job), or destroy, power or keep it alive."""
     if sum((destroy is not None, power is not None, keepalive)) > 1:
         raise click.UsageError("give at most one of --destroy, --power and --keepalive")
+    if job_id is None and destroy is not None and destroy.strip().isdigit():
+        raise click.UsageError(
+            f"did you mean job {destroy.strip()}? write: pyspalloc job ID --destroy [REASON]"
+        )
     client, settings = connect(url, username, password, token)
     with client, client_errors(settings.url):
         target = job_url(client, job_id) if job_id is not None else only_live_job(client)
