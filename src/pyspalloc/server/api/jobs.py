@@ -89,7 +89,7 @@ def _resolve_board(
         found = machine.board_at_ip(locator.address or "")
     if found is None:
         return None
-    row = next((b for b in ctx.store.boards(info.id) if b.triad == tuple(found.triad)), None)
+    row = ctx.store.board_at(info.id, *found.triad)
     if row is None or not row.functioning:
         return None
     return Triad(*found.triad), row.id

@@ -182,7 +182,7 @@ def _lookup(request: Request, name: str, kind: str) -> Response:
         board_def = definition.board_at_ip(address.strip())
     if board_def is None:
         raise ApiError(404, "failed to locate board")
-    board = next((b for b in ctx.store.boards(info.id) if b.triad == tuple(board_def.triad)), None)
+    board = ctx.store.board_at(info.id, *board_def.triad)
     if board is None:
         raise ApiError(404, "failed to locate board")
     if chip is None:

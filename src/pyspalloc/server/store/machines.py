@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import delete, func, select
 
@@ -81,6 +81,17 @@ def board_info(row: BoardRow) -> BoardInfo:
         row.powered,
         row.power_off_time,
     )
+
+
+_BOARD_COLUMNS = (
+    BoardRow.id, BoardRow.machine_id, BoardRow.x, BoardRow.y, BoardRow.z, BoardRow.cabinet,
+    BoardRow.frame, BoardRow.board_num, BoardRow.address, BoardRow.functioning, BoardRow.job_id,
+    BoardRow.powered, BoardRow.power_off_time,
+)  # fmt: skip
+
+
+def _from_row(row: Any) -> BoardInfo:
+    return BoardInfo(*row)
 
 
 class MachinesMixin(StoreBase):
@@ -179,10 +190,23 @@ class MachinesMixin(StoreBase):
             return None if row is None else _machine(row)
 
     def boards(self, machine_id: int) -> list[BoardInfo]:
-        """Return every board of a machine."""
+        """Return every board of a machine (a plain column query: this is on hot paths)."""
         with self._read() as s:
-            rows = s.scalars(select(BoardRow).where(BoardRow.machine_id == machine_id))
-            return [board_info(r) for r in rows]
+            rows = s.execute(select(*_BOARD_COLUMNS).where(BoardRow.machine_id == machine_id))
+            return [_from_row(r) for r in rows]
+
+    def board_at(self, machine_id: int, x: int, y: int, z: int) -> BoardInfo | None:
+        """Return the board at triad (x, y, z) of a machine."""
+        with self._read() as s:
+            row = s.execute(
+                select(*_BOARD_COLUMNS).where(
+                    BoardRow.machine_id == machine_id,
+                    BoardRow.x == x,
+                    BoardRow.y == y,
+                    BoardRow.z == z,
+                )
+            ).first()
+            return None if row is None else _from_row(row)
 
     def board(self, board_id: int) -> BoardInfo | None:
         """Return one board by id."""
