@@ -363,3 +363,22 @@ def test_channels_to_several_boards_share_one_websocket(proxy_client: Any) -> No
             transceiver.close()
     finally:
         triad.destroy()
+
+
+def test_concurrent_transfers_on_separate_channels(job: SpallocJob) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from pyspalloc.transceiver import memory
+
+    def transfer(index: int) -> bool:
+        connection = job.connect_to_board(0, 0)
+        try:
+            data = os.urandom(128 * 1024)
+            address = ADDRESS + 0x100000 * (index + 1)
+            memory.write_memory(connection, 0, 0, address, data)
+            return memory.read_memory(connection, 0, 0, address, len(data)) == data
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(4) as pool:
+        assert all(pool.map(transfer, range(4)))
