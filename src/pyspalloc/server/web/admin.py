@@ -12,20 +12,18 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
-from pyspalloc.geometry import Triad
 from pyspalloc.server.api.common import ApiError
 from pyspalloc.server.auth import hash_password
 from pyspalloc.server.store import TrustLevel, UserInfo
 from pyspalloc.server.store import web_queries as wq
-from pyspalloc.server.web.machine_picture import PictureBoard, render_machine
 from pyspalloc.server.web.support import (
     ADMIN,
-    SYSTEM,
     Viewer,
     actor,
     done,
     form_fields,
     html_errors,
+    machine_picture,
     render,
     viewer,
 )
@@ -277,21 +275,7 @@ def boards(request: Request) -> Response:
     picture = None
     if chosen is not None:
         board_list = sorted(store.boards(chosen.machine.id), key=lambda b: b.triad)
-        picture = render_machine(
-            [
-                PictureBoard(
-                    Triad(*b.triad),
-                    (b.cabinet, b.frame, b.board),
-                    b.address,
-                    b.functioning,
-                    b.job_id,
-                    None,
-                )
-                for b in board_list
-            ],
-            job_href=lambda j: f"{SYSTEM}/job_info/{j}",
-            label=f"boards of machine {name}",
-        )
+        picture = machine_picture(who, chosen.machine.id, label=f"boards of machine {name}")
     return render(
         request,
         who,

@@ -17,10 +17,12 @@ from fastapi.templating import Jinja2Templates
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+from pyspalloc.geometry import Triad
 from pyspalloc.server.api.common import ApiError, ctx_of
 from pyspalloc.server.auth import CSRF_HEADER, CSRF_PARAM, Caller, CsrfFailure, Forbidden
 from pyspalloc.server.context import ServiceContext
-from pyspalloc.server.store import SessionInfo, TrustLevel
+from pyspalloc.server.store import BoardInfo, SessionInfo, TrustLevel
+from pyspalloc.server.web.machine_picture import MachinePicture, PictureBoard, render_machine
 
 SYSTEM = "/spalloc/system"
 RESOURCES = SYSTEM + "/resources"
@@ -226,3 +228,50 @@ def html_errors(fn: Callable[P, Response]) -> Callable[P, Response]:
             return render(request, who, "error.html", status, code=status, message=message)
 
     return wrapper
+
+
+def job_link(job_id: int) -> str:
+    """Return the page of a job."""
+    return f"{SYSTEM}/job_info/{job_id}"
+
+
+# ---- pictures -----------------------------------------------------------------------
+def machine_picture(
+    who: Viewer, machine_id: int, *, highlight: int | None = None, label: str = "machine"
+) -> MachinePicture:
+    """Draw a machine's boards for ``who`` (owners and links only where permitted)."""
+    store = who.ctx.store
+    boards = store.boards(machine_id)
+    owners: dict[int, tuple[int, str]] = {}
+    for job_id in {b.job_id for b in boards if b.job_id is not None}:
+        job = store.get_job(job_id)
+        if job is not None:
+            owners[job_id] = (job.owner_id, job.owner)
+
+    def owner(job_id: int | None) -> str | None:
+        if job_id is None or job_id not in owners:
+            return None
+        owner_id, name = owners[job_id]
+        return name if who.may_see_job(owner_id) else None
+
+    def href(job_id: int) -> str | None:
+        found = owners.get(job_id)
+        return job_link(job_id) if found and who.may_see_job(found[0]) else None
+
+    return render_machine(
+        [_picture_board(b, owner(b.job_id)) for b in boards],
+        highlight=highlight,
+        job_href=href,
+        label=label,
+    )
+
+
+def _picture_board(board: BoardInfo, owner: str | None) -> PictureBoard:
+    return PictureBoard(
+        Triad(*board.triad),
+        (board.cabinet, board.frame, board.board),
+        board.address,
+        board.functioning,
+        board.job_id,
+        owner,
+    )

@@ -20,14 +20,13 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 
-from pyspalloc.geometry import Triad, allocation_chip_size
+from pyspalloc.geometry import allocation_chip_size
 from pyspalloc.server.api.common import ApiError
 from pyspalloc.server.api.jobview import machine_of, parse_job_id, visible_job
 from pyspalloc.server.auth import hash_password, verify_password
-from pyspalloc.server.store import BoardInfo, JobInfo, JobState, TrustLevel
+from pyspalloc.server.store import JobInfo, JobState, TrustLevel
 from pyspalloc.server.store import web_queries as wq
 from pyspalloc.server.web import admin
-from pyspalloc.server.web.machine_picture import MachinePicture, PictureBoard, render_machine
 from pyspalloc.server.web.support import (
     REFRESH_SECONDS,
     SYSTEM,
@@ -36,6 +35,8 @@ from pyspalloc.server.web.support import (
     done,
     form_fields,
     html_errors,
+    job_link,
+    machine_picture,
     render,
     viewer,
 )
@@ -47,11 +48,6 @@ _STATIC = Path(__file__).parent / "static"
 _RESOURCE_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]*\.(css|js|svg|png|ico)$")
 MIN_PASSWORD = 8
 MAX_REASON = 500
-
-
-def job_link(job_id: int) -> str:
-    """Return the page of a job."""
-    return f"{SYSTEM}/job_info/{job_id}"
 
 
 def machine_link(name: str) -> str:
@@ -67,48 +63,6 @@ def resource(name: str) -> Response:
     if not _RESOURCE_NAME.match(name) or not path.is_file():
         raise ApiError(404, "not found")
     return FileResponse(path, headers={"Cache-Control": "max-age=300"})
-
-
-# ---- pictures -----------------------------------------------------------------------
-def machine_picture(
-    who: Viewer, machine_id: int, *, highlight: int | None = None, label: str = "machine"
-) -> MachinePicture:
-    """Draw a machine's boards for ``who`` (owners and links only where permitted)."""
-    store = who.ctx.store
-    boards = store.boards(machine_id)
-    owners: dict[int, tuple[int, str]] = {}
-    for job_id in {b.job_id for b in boards if b.job_id is not None}:
-        job = store.get_job(job_id)
-        if job is not None:
-            owners[job_id] = (job.owner_id, job.owner)
-
-    def owner(job_id: int | None) -> str | None:
-        if job_id is None or job_id not in owners:
-            return None
-        owner_id, name = owners[job_id]
-        return name if who.may_see_job(owner_id) else None
-
-    def href(job_id: int) -> str | None:
-        found = owners.get(job_id)
-        return job_link(job_id) if found and who.may_see_job(found[0]) else None
-
-    return render_machine(
-        [_picture_board(b, owner(b.job_id)) for b in boards],
-        highlight=highlight,
-        job_href=href,
-        label=label,
-    )
-
-
-def _picture_board(board: BoardInfo, owner: str | None) -> PictureBoard:
-    return PictureBoard(
-        Triad(*board.triad),
-        (board.cabinet, board.frame, board.board),
-        board.address,
-        board.functioning,
-        board.job_id,
-        owner,
-    )
 
 
 # ---- index --------------------------------------------------------------------------
