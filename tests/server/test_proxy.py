@@ -401,3 +401,14 @@ def test_oversized_datagrams_are_refused_and_the_channel_lives_on(harness: Harne
         assert isinstance(error, ErrorReply) and "too large" in error.message
         ws.send(Message(channel, b"ok").to_bytes())
         assert recv(ws) == Message(channel, b"echo:ok")
+
+
+def test_long_close_reason_is_cut_to_fit(harness: Harness) -> None:
+    with harness.connect(1) as ws:
+        open_channel(ws, 1, 0, 0)
+        harness.registry.close_job(1, "job destroyed: " + "é" * 200)
+        with pytest.raises(ConnectionClosed) as info:
+            ws.recv(timeout=5)
+        assert info.value.rcvd is not None and info.value.rcvd.code == 1000
+        assert info.value.rcvd.reason.startswith("job destroyed: éé")
+        assert len(info.value.rcvd.reason.encode()) <= 123

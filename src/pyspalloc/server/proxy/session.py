@@ -79,6 +79,11 @@ class ProxyOptions:
     send_timeout: float = 10.0
 
 
+def _close_reason(reason: str) -> str:
+    """Cut a close reason to the 123 UTF-8 bytes a close frame can carry."""
+    return reason.encode("utf-8")[:123].decode("utf-8", "ignore")
+
+
 class ProxySession:
     """The proxy state of one websocket of one job.
 
@@ -184,7 +189,7 @@ class ProxySession:
         code, reason = self._close or (CLOSE_NORMAL, "")
         try:
             async with asyncio.timeout(self.options.send_timeout):
-                await ws.close(code, reason[:120])
+                await ws.close(code, _close_reason(reason))
         except Exception as error:  # the peer is gone already
             log.debug("closing proxy websocket: %r", error)
 
