@@ -16,6 +16,7 @@ import socket
 import tempfile
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -187,21 +188,31 @@ def _transfer(job: Any, view: JobView, size: int) -> None:
         with Progress(*columns, console=console) as progress:
             for label in ("write", "read"):
                 task = progress.add_task(label, total=size)
-                start = time.monotonic()
-                for (x, y), address, offset in pieces:
-                    n = min(CHUNK, size - offset)
+
+                def move(chip: tuple[int, int], label: str = label, task: Any = task) -> None:
                     # the plain Transceiver operations: SCP through the proxy websocket
-                    if label == "write":
-                        Transceiver.write_memory(txrx, x, y, address, data[offset : offset + n])
-                    else:
-                        back[offset : offset + n] = Transceiver.read_memory(txrx, x, y, address, n)
-                    progress.advance(task, n)
+                    x, y = chip
+                    for where, address, offset in pieces:
+                        if where != chip:
+                            continue
+                        n = min(CHUNK, size - offset)
+                        if label == "write":
+                            Transceiver.write_memory(txrx, x, y, address, data[offset : offset + n])
+                        else:
+                            block = Transceiver.read_memory(txrx, x, y, address, n)
+                            back[offset : offset + n] = block
+                        progress.advance(task, n)
+
+                start = time.monotonic()
+                # one thread per board: each board has its own proxied channel
+                with ThreadPoolExecutor(max_workers=len(chips)) as pool:
+                    list(pool.map(move, chips))
                 timings[label] = time.monotonic() - start
     mib = size / (1024 * 1024)
     for label, seconds in timings.items():
         console.print(
             f"[bold]{label.capitalize():<5}[/] {mib:.1f} MiB in {seconds:.2f} s: "
-            f"[bold]{mib / seconds:.2f} MiB/s[/] (SCP through the proxy)"
+            f"[bold]{mib / seconds:.2f} MiB/s[/] (SCP through the proxy, boards in parallel)"
         )
     if bytes(back) != data:
         bad = sum(1 for a, b in zip(back, data, strict=True) if a != b)
