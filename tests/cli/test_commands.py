@@ -389,3 +389,34 @@ def test_bearer_token_and_config_file(
     # options beat the config file
     result = CliRunner().invoke(main, ["machines", "--password", "nope"])
     assert result.exit_code == 1
+
+
+# ------------------------------------------------------------------ dead boards
+
+
+def test_dead_board(make_service: Callable[..., Any], tmp_path: Path) -> None:
+    import json
+
+    from pyspalloc.geometry import builtin_machine, dump_machine_definitions
+
+    definition: Any = json.loads(json.dumps(dump_machine_definitions([builtin_machine("spin24")])))
+    definition["machines"][0]["dead-boards"] = [[2, 1, 1]]
+    path = tmp_path / "dead.json"
+    path.write_text(json.dumps(definition))
+    cli = Cli(make_service(machines=[str(path)]).url)
+
+    (summary,) = cli.json("machines")
+    assert (summary["boards"], summary["dead_boards"]) == (23, 1)
+    detail = cli.json("machines", "spin24")
+    dead = [b for b in detail["boards_detail"] if b["dead"]]
+    assert [(b["x"], b["y"], b["z"]) for b in dead] == [(2, 1, 1)]
+    text = cli("machines", "spin24").stdout
+    grid = [line[4:] for line in text.splitlines() if re.fullmatch(r"(  \d | {4})[ .x]+", line)]
+    assert "".join(grid).count("x") == 1
+
+    refused = cli("alloc", "1", "1", "--triad", "2", "1", "0", "--command", "true")
+    assert refused.exit_code == 1
+    one_line_error(refused)
+    job = cli.json("alloc", "1", "1", "--triad", "2", "1", "0", "--max-dead-boards", "1",
+                   "--command", "true")  # fmt: skip
+    assert sorted(map(tuple, job["boards"])) == [(2, 1, 0), (2, 1, 2)]
