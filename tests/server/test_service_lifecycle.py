@@ -52,3 +52,25 @@ def test_long_waiting_request_holds_back_newcomers(make_service: Any) -> None:
     assert state(alice, small) == "QUEUED"
     assert alice.delete(big + "?reason=done").status_code == 204
     wait_for(lambda: state(alice, small) == "READY")
+
+
+def test_group_quota_stops_and_refuses_jobs(make_service: Any) -> None:
+    from pyspalloc.server.store import Store
+
+    service = make_service(expiry_period=0.2)
+    store = Store(service.config.database_url())
+    try:
+        assert store.set_group_quota("alice", 5.0)
+    finally:
+        store.close()
+    alice = login(service, "alice")
+    unknown = alice.create(group="nosuchgroup")
+    assert unknown.status_code == 400 and "nosuchgroup" in unknown.text
+    url = alice.create(**{"num-boards": 3}, group="alice").headers["location"]
+    body = wait_for(lambda: (b := alice.get(url).json())["state"] == "DESTROYED" and b)
+    assert body["reason"] == "quota exceeded"
+    refused = alice.create()
+    assert refused.status_code == 400
+    assert refused.text.startswith("quota exceeded in group ")
+    # bob's group has no quota
+    assert login(service, "bob").create().status_code == 201

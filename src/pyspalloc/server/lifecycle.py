@@ -184,11 +184,15 @@ class Lifecycle:
                 time.sleep(min(1.0, self.config.allocator_period))
 
     def expire_pass(self) -> list[int]:
-        """Destroy every job whose keepalive has expired; return their ids."""
-        expired = self.store.expired_jobs(time.time())
+        """Destroy jobs whose keepalive expired or whose usage passed their group's quota."""
+        now = time.time()
+        expired = self.store.expired_jobs(now)
         for job_id in expired:
             self.destroy(job_id, "keepalive expired")
-        return expired
+        over = self.store.over_quota_jobs(now)
+        for job_id in over:
+            self.destroy(job_id, "quota exceeded")
+        return expired + over
 
     def allocate_pass(self) -> list[int]:
         """Try to allocate every queued request (with backfill); return allocated job ids."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from urllib.parse import urlencode
 
 from fastapi import APIRouter
@@ -168,11 +169,21 @@ def _create(request: Request, body: bytes) -> Response:
         if found is None:
             raise bad(f"no such user: {req.owner}")
         owner = found
+    try:
+        group_id, quota = ctx.store.group_for(owner.id, req.group)
+    except LookupError:
+        raise bad(f"group {req.group} does not exist or {owner.name} is not a member") from None
+    if (
+        group_id is not None
+        and quota is not None
+        and ctx.store.group_usage(group_id, time.time()) >= quota
+    ):
+        raise bad(f"quota exceeded in group {group_id}")
     info, spec = select_machine(ctx, req)
     job = ctx.store.create_job(
         machine_id=info.id,
         owner_id=owner.id,
-        group_id=ctx.store.user_group(owner.id),
+        group_id=group_id,
         keepalive_interval=req.keepalive,
         keepalive_host=client_host(request),
         original_request=json.dumps(req.original(owner.name)),

@@ -146,6 +146,15 @@ class AccountsMixin(StoreBase):
                 row.locked_until = time.time() + lock_for
                 row.failures = 0
 
+    def set_group_quota(self, name: str, quota: float | None) -> bool:
+        """Set a group's quota in board-seconds (None: unlimited); False if no such group."""
+        with self._write() as s:
+            group = s.scalar(select(GroupRow).where(GroupRow.name == name))
+            if group is None:
+                return False
+            group.quota = quota
+            return True
+
     def user_group(self, user_id: int) -> int | None:
         """Return the id of the user's only group, or None if not exactly one."""
         with self._read() as s:
