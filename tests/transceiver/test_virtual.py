@@ -213,6 +213,8 @@ def test_lossy_board_stays_byte_exact(spin5: VirtualMachine, board_ip: str) -> N
             txrx.write_memory(5, 5, SDRAM + 3, data)
             assert txrx.read_memory(5, 5, SDRAM + 3, len(data)) == data
             assert time.monotonic() - start < 30
+            assert txrx.get_machine_details().n_chips == 48
+            assert len(txrx.get_cpu_infos()) == 864
     finally:
         board.set_fault(0, 0.0)
 
