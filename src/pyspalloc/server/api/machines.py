@@ -13,7 +13,6 @@ from pyspalloc.geometry import Chip, Direction, MachineDefinition, Physical, Tri
 from pyspalloc.server.api.common import (
     SRV,
     ApiError,
-    base_url,
     caller_of,
     ctx_of,
     int_param,
@@ -198,4 +197,4 @@ def lookup(request: Request, name: str, kind: str) -> Response:
     return _lookup(request, name, kind)
 
 
-__all__ = ["base_url", "board_json", "router", "where_is"]
+__all__ = ["board_json", "router", "where_is"]
