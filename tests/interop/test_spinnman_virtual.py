@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-import select
+import queue
 import subprocess
 import time
 from collections.abc import Callable
@@ -13,6 +13,7 @@ import pytest
 
 from pyspalloc.wire.eieio import EIEIODataMessage, EIEIOType
 from tests.virtual.conftest import start_vm
+from tests.virtual.helpers import LineReader
 
 pytestmark = [pytest.mark.interop, pytest.mark.slow]
 
@@ -62,19 +63,20 @@ print(json.dumps(out), flush=True)
 """
 
 
-def _line(process: subprocess.Popen[str], timeout: float) -> str:
-    assert process.stdout is not None
+def _line(process: subprocess.Popen[str], reader: LineReader, timeout: float) -> str:
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([process.stdout], [], [], 0.5)
-        if ready:
-            line = process.stdout.readline()
-            if line.startswith("{"):
-                return line
-            if not line and process.poll() is not None:
+    try:
+        while True:
+            line = reader.next(max(0.0, deadline - time.monotonic()))
+            if line.startswith("{") or not line:
                 break
+    except queue.Empty:
+        line = ""
+    if line.startswith("{"):
+        return line
     process.kill()
-    _, err = process.communicate(timeout=10)
+    process.wait(timeout=10)
+    err = process.stderr.read() if process.stderr else ""
     pytest.fail(f"spinnman script gave no result line; stderr:\n{err[-4000:]}")
 
 
@@ -88,11 +90,13 @@ def test_spinnman_boots_and_uses_virtual_board(
         board.power_on()
         assert not board.booted
         process = run_interop_script(python, SCRIPT, board.ip)
-        first = json.loads(_line(process, 120))
+        assert process.stdout is not None
+        reader = LineReader(process.stdout)
+        first = json.loads(_line(process, reader, 120))
         assert board.booted
         message = EIEIODataMessage(EIEIOType.KEY_32, KEYS)
         board.send_from_core(0, 0, 1, 1, message.to_bytes())
-        result = json.loads(_line(process, 60))
+        result = json.loads(_line(process, reader, 60))
         process.wait(timeout=30)
     print("spinnman result:", {k: v for k, v in result.items() if k != "tags"})
 

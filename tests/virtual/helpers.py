@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import queue
 import socket
 import struct
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import IO
 
 from pyspalloc.wire.boot import BOOT_PORT, boot_messages
 from pyspalloc.wire.scp import SCP_PORT, SCPResponse, SCPResult, scp_request
@@ -124,3 +127,25 @@ def chip_info(scp: ScpClient, x: int, y: int) -> dict[str, int | bytes | tuple[i
         "parent": parent,
         "source": (response.header.src_x, response.header.src_y),
     }
+
+
+class LineReader:
+    """Read a subprocess's text stream line by line in a thread; ``next(timeout)`` waits.
+
+    (``select`` on a buffered text stream misses lines already buffered; a thread avoids
+    that.)
+    """
+
+    def __init__(self, stream: IO[str]) -> None:
+        self._lines: queue.Queue[str] = queue.Queue()
+        self._thread = threading.Thread(target=self._pump, args=(stream,), daemon=True)
+        self._thread.start()
+
+    def _pump(self, stream: IO[str]) -> None:
+        for line in stream:
+            self._lines.put(line)
+        self._lines.put("")  # end of stream
+
+    def next(self, timeout: float) -> str:
+        """The next line ("" at end of stream); raises ``queue.Empty`` on timeout."""
+        return self._lines.get(timeout=timeout)
