@@ -22,29 +22,14 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
-from bench._common import (
-    USERS,
-    Worker,
-    banner,
-    free_base,
-    load_average,
-    make_ca,
-    median,
-    peer_python,
-    ratio,
-    start_service,
-    start_vm,
-    tls_env,
-)
+from bench._common import banner, load_average, median, ratio
+from bench._rig import proxy_rig
 
 ADDRESS = 0x60000000
-SPINNMAN = ("spinnman==1!7.3.0", "packaging")
 NAMES = {
     "a": "ours, proxy (Transceiver over proxied channel)",
     "b": "spinnman 7.3.0, proxy",
@@ -66,118 +51,73 @@ def _time_ours(txrx: Any, size: int) -> tuple[float, float, bool]:
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Run the benchmark; print the tables; return the figures (for tests)."""
-    from pyspalloc import SpallocClient
     from pyspalloc.transceiver import Transceiver
     from pyspalloc.transceiver.connections import UDPConnection
 
     banner("proxy data path: SDRAM write+read at chip (0, 0)")
     results: dict[str, Any] = {}
-    with tempfile.TemporaryDirectory(prefix="bench-proxy-") as tmp:
-        work = Path(tmp)
-        ca, cert, key = make_ca(work / "tls")
-        os.environ.update({"REQUESTS_CA_BUNDLE": str(ca), "WEBSOCKET_CLIENT_CA_BUNDLE": str(ca)})
-        base = free_base()
-        vm, vm_info = start_vm(work, "spin24", base)
-        service: Worker | None = None
-        peer: Worker | None = None
-        client = None
-        try:
-            service, info = start_service(
-                work, machines=["spin24"], address_base=base, controller="bmp", tls=(cert, key)
+    with proxy_rig(with_spinnman=not args.skip_spinnman) as rig:
+        job, peer = rig.job, rig.peer
+        contenders: dict[str, Callable[[int], tuple[float, float, bool]]] = {}
+        tx_a = Transceiver([job.connect_to_board(0, 0)], window=args.window)
+        contenders["a"] = lambda n: _time_ours(tx_a, n)
+        if peer is not None:
+
+            def spinnman_rw(n: int) -> tuple[float, float, bool]:
+                assert peer is not None
+                r = peer.ask({"op": "rw", "size": n}, timeout=600)
+                return float(r["write_s"]), float(r["read_s"]), bool(r["ok"])
+
+            contenders["b"] = spinnman_rw
+        tx_c = Transceiver([UDPConnection(rig.ip, 17893)], window=args.window)
+        contenders["c"] = lambda n: _time_ours(tx_c, n)
+        tx_d = job.create_transceiver()
+        contenders["d"] = lambda n: _time_ours(tx_d, n)
+        for latency, size_mb in ((0.0, args.size_mb), (args.latency_ms, args.latency_size_mb)):
+            if latency < 0:
+                continue
+            rig.set_latency(latency)
+            size = int(size_mb * 1024 * 1024)
+            rates: dict[str, list[float]] = {k: [] for k in contenders}
+            writes: dict[str, list[float]] = {k: [] for k in contenders}
+            reads: dict[str, list[float]] = {k: [] for k in contenders}
+            keys = list(contenders)
+            for round_no in range(args.rounds):
+                order = keys[round_no % len(keys) :] + keys[: round_no % len(keys)]
+                for name in order:
+                    w, r, ok = contenders[name](size)
+                    if not ok:
+                        raise RuntimeError(f"contender {name}: data read back differs")
+                    writes[name].append(size / w / 1e6)
+                    reads[name].append(size / r / 1e6)
+                    rates[name].append(2 * size / (w + r) / 1e6)
+            mb = {k: median(v) for k, v in rates.items()}
+            print(
+                f"\n## {size_mb:g} MiB write then read, {latency:g} ms added RTT, "
+                f"{args.rounds} interleaved rounds (median); load {load_average()}"
             )
-            url = info["url"]
-            print(f"# service {url} (pid {info['pid']}), virtual spin24 at {base}")
-            client = SpallocClient(url, "bench", USERS["bench"])
-            job = client.create_job(1)
-            job.wait_until_ready(timeout=120)
-            ip = job.get_connections()[(0, 0)]
-            contenders: dict[str, Callable[[int], tuple[float, float, bool]]] = {}
-            tx_a = Transceiver([job.connect_to_board(0, 0)], window=args.window)
-            contenders["a"] = lambda n: _time_ours(tx_a, n)
-            if not args.skip_spinnman:
-                python = peer_python(*SPINNMAN)
-                peer = Worker(
-                    [
-                        str(python),
-                        "-u",
-                        str(Path(__file__).with_name("_spinnman_worker.py")),
-                        url,
-                        "peer",
-                        USERS["peer"],
-                    ],
-                    env=tls_env(ca),
-                    stderr_path=work / "spinnman.log",
-                )
-                peer_ip = peer.read(300)["root"]
-
-                def spinnman_rw(n: int) -> tuple[float, float, bool]:
-                    assert peer is not None
-                    r = peer.ask({"op": "rw", "size": n}, timeout=600)
-                    return float(r["write_s"]), float(r["read_s"]), bool(r["ok"])
-
-                contenders["b"] = spinnman_rw
-            else:
-                peer_ip = None
-            tx_c = Transceiver([UDPConnection(ip, 17893)], window=args.window)
-            contenders["c"] = lambda n: _time_ours(tx_c, n)
-            tx_d = job.create_transceiver()
-            contenders["d"] = lambda n: _time_ours(tx_d, n)
-            for latency, size_mb in ((0.0, args.size_mb), (args.latency_ms, args.latency_size_mb)):
-                if latency < 0:
-                    continue
-                for board_ip in (ip, peer_ip):
-                    if board_ip:
-                        vm.ask({"op": "fault", "ip": board_ip, "latency_ms": latency, "loss": 0})
-                size = int(size_mb * 1024 * 1024)
-                rates: dict[str, list[float]] = {k: [] for k in contenders}
-                writes: dict[str, list[float]] = {k: [] for k in contenders}
-                reads: dict[str, list[float]] = {k: [] for k in contenders}
-                keys = list(contenders)
-                for round_no in range(args.rounds):
-                    order = keys[round_no % len(keys) :] + keys[: round_no % len(keys)]
-                    for name in order:
-                        w, r, ok = contenders[name](size)
-                        if not ok:
-                            raise RuntimeError(f"contender {name}: data read back differs")
-                        writes[name].append(size / w / 1e6)
-                        reads[name].append(size / r / 1e6)
-                        rates[name].append(2 * size / (w + r) / 1e6)
-                mb = {k: median(v) for k, v in rates.items()}
+            print("| contender | write MB/s | read MB/s | write+read MB/s |")
+            print("|---|---|---|---|")
+            for k in contenders:
                 print(
-                    f"\n## {size_mb:g} MiB write then read, {latency:g} ms added RTT, "
-                    f"{args.rounds} interleaved rounds (median); load {load_average()}"
+                    f"| {k}: {NAMES[k]} | {median(writes[k]):.2f} | "
+                    f"{median(reads[k]):.2f} | {mb[k]:.2f} |"
                 )
-                print("| contender | write MB/s | read MB/s | write+read MB/s |")
-                print("|---|---|---|---|")
-                for k in contenders:
-                    print(
-                        f"| {k}: {NAMES[k]} | {median(writes[k]):.2f} | "
-                        f"{median(reads[k]):.2f} | {mb[k]:.2f} |"
-                    )
-                ratios = {
-                    "a/b": ratio(mb["a"], mb.get("b", float("nan"))),
-                    "a/c": ratio(mb["a"], mb["c"]),
-                    "d/a": ratio(mb["d"], mb["a"]),
-                }
-                print("| ratio | value | target |")
-                print("|---|---|---|")
-                for name, value in ratios.items():
-                    target = TARGETS[name]
-                    verdict = "met" if value >= target else "MISSED"
-                    print(f"| {name} | {value:.2f} | >= {target:g} ({verdict}) |")
-                results[f"{latency:g}ms"] = {"mb_s": mb, "ratios": ratios}
-            tx_a.close()
-            tx_c.close()
-            tx_d.close()
-            job.destroy()
-        finally:
-            if peer is not None:
-                peer.stop(30)
-            if client is not None:
-                client.close()
-            if service is not None:
-                service.stop()
-            vm.stop()
+            ratios = {
+                "a/b": ratio(mb["a"], mb.get("b", float("nan"))),
+                "a/c": ratio(mb["a"], mb["c"]),
+                "d/a": ratio(mb["d"], mb["a"]),
+            }
+            print("| ratio | value | target |")
+            print("|---|---|---|")
+            for name, value in ratios.items():
+                target = TARGETS[name]
+                verdict = "met" if value >= target else "MISSED"
+                print(f"| {name} | {value:.2f} | >= {target:g} ({verdict}) |")
+            results[f"{latency:g}ms"] = {"mb_s": mb, "ratios": ratios}
+        tx_a.close()
+        tx_c.close()
+        tx_d.close()
     return results
 
 

@@ -1,0 +1,99 @@
+"""The set-up shared by the proxy benchmarks: virtual spin24, TLS service, two jobs.
+
+:func:`proxy_rig` starts the virtual machine and the service in their own processes,
+creates our one-board job (and, unless told not to, a spinnman 1!7.3.0 worker with its
+own one-board job), and yields a :class:`Rig`; everything is stopped on exit.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench._common import (
+    USERS,
+    Worker,
+    free_base,
+    make_ca,
+    peer_python,
+    start_service,
+    start_vm,
+    tls_env,
+)
+
+SPINNMAN = ("spinnman==1!7.3.0", "packaging")
+
+
+@dataclass
+class Rig:
+    """What a proxy benchmark talks to."""
+
+    work: Path
+    url: str
+    service_pid: int
+    vm: Worker
+    job: Any
+    ip: str
+    peer: Worker | None
+    peer_ip: str | None
+
+    def set_latency(self, latency_ms: float) -> None:
+        """Add ``latency_ms`` of round trip on both jobs' boards."""
+        for ip in (self.ip, self.peer_ip):
+            if ip:
+                self.vm.ask({"op": "fault", "ip": ip, "latency_ms": latency_ms, "loss": 0})
+
+
+@contextmanager
+def proxy_rig(with_spinnman: bool = True) -> Iterator[Rig]:
+    from pyspalloc import SpallocClient
+
+    with tempfile.TemporaryDirectory(prefix="bench-proxy-") as tmp:
+        work = Path(tmp)
+        ca, cert, key = make_ca(work / "tls")
+        os.environ.update({"REQUESTS_CA_BUNDLE": str(ca), "WEBSOCKET_CLIENT_CA_BUNDLE": str(ca)})
+        base = free_base()
+        vm, _ = start_vm(work, "spin24", base)
+        service: Worker | None = None
+        peer: Worker | None = None
+        client = None
+        job = None
+        try:
+            service, info = start_service(
+                work, machines=["spin24"], address_base=base, controller="bmp", tls=(cert, key)
+            )
+            url = info["url"]
+            print(f"# service {url} (pid {info['pid']}), virtual spin24 at {base}")
+            client = SpallocClient(url, "bench", USERS["bench"])
+            job = client.create_job(1)
+            job.wait_until_ready(timeout=120)
+            ip = job.get_connections()[(0, 0)]
+            peer_ip = None
+            if with_spinnman:
+                python = peer_python(*SPINNMAN)
+                script = Path(__file__).with_name("_spinnman_worker.py")
+                peer = Worker(
+                    [str(python), "-u", str(script), url, "peer", USERS["peer"]],
+                    env=tls_env(ca),
+                    stderr_path=work / "spinnman.log",
+                )
+                peer_ip = str(peer.read(300)["root"])
+            yield Rig(work, url, int(info["pid"]), vm, job, ip, peer, peer_ip)
+        finally:
+            if peer is not None:
+                peer.stop(30)
+            if job is not None:
+                try:
+                    job.destroy()
+                except Exception:  # the service may be gone already
+                    pass
+            if client is not None:
+                client.close()
+            if service is not None:
+                service.stop()
+            vm.stop()
