@@ -105,5 +105,8 @@ def test_malformed_datagrams_never_break_a_board(fuzz_target, data: bytes, port:
     if reply is not None:
         assert len(reply) >= 14 and 0x80 <= reply[10] <= 0x8F and reply[11] == 0
         assert reply[2] in (0x07, 0x27) or data[2] not in (0x87, 0xA7)
+    if not root.booted:  # a fuzzed CMD_BMP_POWER may legitimately have reset the board
+        root.power_on()
+        root.boot_here()
     with ScpClient(root.ip) as scp:
         assert scp.request(255, 255, 0, 0).result == SCPResult.RC_OK
