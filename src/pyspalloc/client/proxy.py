@@ -318,8 +318,19 @@ class ProxyConnection:
                 reply = replies.get(timeout=max(0.0, deadline - time.monotonic()))
             except queue.Empty:
                 with self._lock:
-                    self._pending.pop(correlation_id, None)
-                raise SpinnmanTimeoutException(f"the answer to proxy {operation}", limit) from None
+                    gave_up = self._pending.pop(correlation_id, None) is not None
+                if gave_up:
+                    raise SpinnmanTimeoutException(
+                        f"the answer to proxy {operation}", limit
+                    ) from None
+                # The answer came just as time ran out, and the handler has taken it
+                # (an opened channel is registered by now): use it rather than leak it.
+                try:
+                    reply = replies.get(timeout=self.connect_timeout)
+                except queue.Empty:
+                    raise SpinnmanTimeoutException(
+                        f"the answer to proxy {operation}", limit
+                    ) from None
             if reply is _DROPPED:
                 continue
             if isinstance(reply, ErrorReply):
