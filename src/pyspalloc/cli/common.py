@@ -400,8 +400,23 @@ def dead_triads(machine: SpallocMachine) -> set[tuple[int, int, int]]:
     }
 
 
-def board_map(client: SpallocClient, machine: SpallocMachine) -> dict[tuple[int, int, int], Any]:
-    """Where-is object of every live board of a machine (None for dead or absent ones)."""
+def board_map(
+    client: SpallocClient, machine: SpallocMachine, spinner: bool = True
+) -> dict[tuple[int, int, int], Any]:
+    """Where-is object of every live board of a machine (None for dead or absent ones).
+
+    This is one lookup per board (the REST API has no bulk query), a few at a time; with
+    ``spinner``, a spinner says so on a terminal when the machine is big.
+    """
+    from pyspalloc.cli.output import console
+
+    if spinner and 3 * machine.width * machine.height > 100 and console.is_terminal:
+        with console.status(f"Reading the boards of {machine.name}..."):
+            return _board_map(client, machine)
+    return _board_map(client, machine)
+
+
+def _board_map(client: SpallocClient, machine: SpallocMachine) -> dict[tuple[int, int, int], Any]:
     dead = dead_triads(machine)
     triads = [t for t in all_triads(machine) if t not in dead]
     result: dict[tuple[int, int, int], Any] = dict.fromkeys(dead)
@@ -411,7 +426,7 @@ def board_map(client: SpallocClient, machine: SpallocMachine) -> dict[tuple[int,
     def look(t: tuple[int, int, int]) -> dict[str, Any] | None:
         return get_json(session, url, x=t[0], y=t[1], z=t[2])
 
-    with ThreadPoolExecutor(max_workers=16) as pool:
+    with ThreadPoolExecutor(max_workers=4) as pool:
         for triad, found in zip(triads, pool.map(look, triads), strict=True):
             result[triad] = found
     return result

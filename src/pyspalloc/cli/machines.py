@@ -73,8 +73,8 @@ def machines(
 
         def view() -> tuple[Any, RenderableType]:
             if name is None:
-                return _list_view(client)
-            return machine_view(client, find_machine(client, name))
+                return _list_view(client, spinner=not watch)
+            return machine_view(client, find_machine(client, name), spinner=not watch)
 
         if watch:
             output_watch(lambda: view()[1], interval)
@@ -86,9 +86,11 @@ def machines(
         console.print(shown)
 
 
-def _list_view(client: SpallocClient) -> tuple[list[dict[str, Any]], RenderableType]:
+def _list_view(
+    client: SpallocClient, spinner: bool = True
+) -> tuple[list[dict[str, Any]], RenderableType]:
     found = client.list_machines()
-    summaries = [_summary(m, board_map(client, m)) for _, m in sorted(found.items())]
+    summaries = [_summary(m, board_map(client, m, spinner)) for _, m in sorted(found.items())]
     table = make_table(
         None,
         ["Name", "Boards", "Triads (WxH)", "Tags", "In use", "Dead boards", "Jobs"],
@@ -109,10 +111,10 @@ def _list_view(client: SpallocClient) -> tuple[list[dict[str, Any]], RenderableT
 
 
 def machine_view(
-    client: SpallocClient, machine: SpallocMachine
+    client: SpallocClient, machine: SpallocMachine, spinner: bool = True
 ) -> tuple[dict[str, Any], RenderableType]:
     """The ``--json`` data and the drawing of one machine with its jobs."""
-    boards = board_map(client, machine)
+    boards = board_map(client, machine, spinner)
     summary = _summary(machine, boards)
     job_boards: dict[int, int] = {}
     for found in boards.values():
