@@ -94,3 +94,21 @@ def test_applications_and_counts(make_vm) -> None:
         assert _count(scp, 30, FINISHED) == 0
         assert _count(scp, 0, IDLE) == 48 * 17
         assert scp.ok(1, 0, 0, ALLOC, 6).args(2)[1] == 123469792
+
+
+def test_test_hooks(make_vm) -> None:
+    board = _board(make_vm)
+    board.write_memory(2, 2, 0x60000000, b"hook")
+    with ScpClient(board.ip) as scp:
+        assert scp.read(2, 2, 0x70000000, 4) == b"hook"
+        scp.write(3, 3, 0x60000010, b"back")
+        board.set_core_state(3, 3, 4, FINISHED, 9)
+        assert _count(scp, 9, FINISHED) == 1
+    assert board.read_memory(3, 3, 0x60000010, 4) == b"back"
+    assert board.read_memory(0, 0, 0xF5007F02, 2) == b"\x08\x08"
+    for bad in ((9, 9, 0x60000000, 4), (0, 0, 0x10000000, 4)):
+        try:
+            board.read_memory(*bad)
+        except ValueError:
+            continue
+        raise AssertionError(f"{bad} should fail")

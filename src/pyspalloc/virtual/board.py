@@ -208,6 +208,52 @@ class VirtualBoard:
         """Boot as if a complete set of boot packets had arrived at this board."""
         self.vm.call(self.vm.boot_from, self)
 
+    # -- test hooks -----------------------------------------------------------------
+
+    def read_memory(self, x: int, y: int, address: int, length: int) -> bytes:
+        """Read chip memory directly (chip in the booted machine's coordinates).
+
+        Raises
+        ------
+        ValueError
+            If the board is not booted, the chip is absent or the range not modelled.
+        """
+        return self.vm.call(self._access, x, y, address, length, None)
+
+    def write_memory(self, x: int, y: int, address: int, data: bytes) -> None:
+        """Write chip memory directly (see :meth:`read_memory`)."""
+        self.vm.call(self._access, x, y, address, len(data), bytes(data))
+
+    def set_core_state(self, x: int, y: int, p: int, state: int, app_id: int | None = None) -> None:
+        """Set core ``p`` of chip (x, y) to a :class:`~pyspalloc.virtual.CpuState`.
+
+        Stands in for an application changing state (e.g. finishing), since no real
+        code runs on the virtual cores.
+        """
+        if not 0 < p < CORES:
+            raise ValueError(f"core {p} is not an application core")
+        self.vm.call(self._set_core, x, y, p, state, app_id)
+
+    def _chip(self, x: int, y: int, create: bool) -> ChipState:
+        machine = self.machine
+        chip = machine.state(x, y, create=create) if machine is not None else None
+        if chip is None:
+            raise ValueError(f"no chip ({x}, {y}) in the machine booted with board {self.ip}")
+        return chip
+
+    def _access(self, x: int, y: int, address: int, length: int, data: bytes | None) -> bytes:
+        chip = self._chip(x, y, create=data is not None)
+        if data is None:
+            memory = chip.read(address, length)
+        else:
+            memory = b"" if chip.write(address, data) else None
+        if memory is None:
+            raise ValueError(f"address range 0x{address:08x}+{length} is not modelled")
+        return memory
+
+    def _set_core(self, x: int, y: int, p: int, state: int, app_id: int | None) -> None:
+        self._chip(x, y, create=True).set_core(p, state, app_id)
+
     def _on_boot(self, data: bytes, sender: tuple[str, int]) -> None:
         self._incoming(self._boot_packet, data, sender)
 
