@@ -297,3 +297,28 @@ def test_open_job_from_database(client: SpallocClient) -> None:
 def test_open_job_from_database_needs_urls() -> None:
     with pytest.raises(SpallocException):
         SpallocClient.open_job_from_database("", "http://h/jobs/1", {}, {})
+
+
+def test_waits_do_not_busy_poll_a_service_that_answers_at_once(
+    make_service: Callable[..., Any],
+) -> None:
+    service = make_service(wait_timeout=0.02)  # long polls end almost at once
+    with SpallocClient(service.url, "alice", ALICE_PW) as spalloc:
+        big = fill_machine(spalloc)
+        queued: Any = spalloc.create_job()
+        session = queued.session
+        calls: list[str] = []
+        original = session._raw
+
+        def counting(method: str, url: str, *args: Any, **kwargs: Any) -> Any:
+            calls.append(method)
+            return original(method, url, *args, **kwargs)
+
+        session._raw = counting
+        started = time.monotonic()
+        assert queued.wait_for_state_change(SpallocState.QUEUED, timeout=4) == SpallocState.QUEUED
+        assert 3.9 <= time.monotonic() - started < 8
+        assert len(calls) <= 15  # back-off to 5 s between polls, not hundreds of polls
+        session._raw = original
+        big.destroy()
+        queued.destroy()
