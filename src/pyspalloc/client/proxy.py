@@ -80,6 +80,8 @@ _PERMANENT_STATUSES: Final = frozenset({400, 403, 404, 410})
 #: Close codes after which reconnecting makes sense (going away, restart, try later).
 _RETRY_CLOSE_CODES: Final = frozenset({1001, 1012, 1013})
 
+#: The first four bytes of every MSG frame (taken from the codec's own encoding).
+_MSG_OPCODE: Final = Message(0, b"").to_bytes()[:4]
 #: What a waiting call is handed when the websocket dropped under it.
 _DROPPED: Final = object()
 
@@ -425,7 +427,10 @@ class ProxyConnection:
                 if opcode != BINARY:
                     continue  # pings (already answered), pongs, text
                 try:
-                    frame = decode_server_frame(data)
+                    if data[:4] == _MSG_OPCODE:  # the hot path: skip the opcode dispatch
+                        frame: ServerFrame = Message.from_bytes(data)
+                    else:
+                        frame = decode_server_frame(data)
                 except WireFormatError as error:
                     log.warning("ignoring undecodable proxy frame: %s", error)
                     continue
