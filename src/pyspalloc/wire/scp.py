@@ -10,8 +10,15 @@ import struct
 from dataclasses import dataclass
 from enum import IntEnum
 
-from pyspalloc.wire.errors import WireFormatError, check_range, unpack_from
-from pyspalloc.wire.sdp import SDPFlag, SDPHeader, SDPMessage
+from pyspalloc.wire.errors import WireFormatError, unpack_from
+from pyspalloc.wire.sdp import (
+    MAX_SDP_DATA,
+    UDP_PAD,
+    SDPFlag,
+    SDPHeader,
+    SDPMessage,
+    pack_header,
+)
 
 #: The most data bytes one SCP request or READ reply carries.
 MAX_SCP_DATA = 256
@@ -31,6 +38,7 @@ class SCPCommand(IntEnum):
     WRITE = 3
     APLX = 4
     FILL = 5
+    COUNT = 15
     REMAP = 16
     LINK_READ = 17
     LINK_WRITE = 18
@@ -73,6 +81,10 @@ class SCPResult(IntEnum):
     RC_PKT_TX = 0x8F
 
 
+_RESULTS = {int(result): result for result in SCPResult}
+_RESPONSE_HEAD = struct.Struct("<2x8B2H")
+_REQUEST_HEAD = struct.Struct("<2x8B2H3I")
+
 #: Result codes after which a client resends the same request.
 RETRY_RESULTS = frozenset(
     {
@@ -85,7 +97,7 @@ RETRY_RESULTS = frozenset(
 )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class SCPRequest:
     """An SCP request: SDP header, command, sequence number, three args, data.
 
@@ -102,16 +114,12 @@ class SCPRequest:
 
     def to_bytes(self) -> bytes:
         """Encode as a padded UDP payload (always all three args)."""
-        check_range("command", self.command, 0, 0xFFFF)
-        check_range("sequence", self.sequence, 0, 0xFFFF)
-        for name in ("arg1", "arg2", "arg3"):
-            check_range(name, getattr(self, name), 0, 0xFFFFFFFF)
         if len(self.data) > MAX_SCP_DATA:
             raise WireFormatError(f"SCP data is {len(self.data)} bytes; at most {MAX_SCP_DATA}")
-        body = struct.pack(
-            "<2H3I", self.command, self.sequence, self.arg1, self.arg2, self.arg3
-        ) + bytes(self.data)
-        return SDPMessage(self.header, body).to_bytes()
+        head = pack_header(
+            self.header, "2H3I", self.command, self.sequence, self.arg1, self.arg2, self.arg3
+        )
+        return UDP_PAD + head + bytes(self.data)
 
     @classmethod
     def from_bytes(cls, data: bytes) -> SCPRequest:
@@ -120,6 +128,19 @@ class SCPRequest:
         Args missing from a short request read as 0; fewer than 14 bytes (pad, SDP
         header, command and sequence) is an error.
         """
+        if len(data) >= MIN_REQUEST_SIZE:
+            if len(data) - MIN_REQUEST_SIZE > MAX_SCP_DATA:
+                raise WireFormatError(
+                    f"SCP data is {len(data) - MIN_REQUEST_SIZE} bytes; at most {MAX_SCP_DATA}"
+                )
+            flags, tag, dest, src, dy, dx, sy, sx, command, sequence, arg1, arg2, arg3 = (
+                _REQUEST_HEAD.unpack_from(data)
+            )
+            header = SDPHeader(
+                flags, tag, dest >> 5, dest & 0x1F, src >> 5, src & 0x1F, dx, dy, sx, sy
+            )
+            payload = bytes(data[MIN_REQUEST_SIZE:])
+            return cls(header, command, sequence, arg1, arg2, arg3, payload)
         message = SDPMessage.from_bytes(data)
         body = message.data
         command, sequence = unpack_from("<2H", body, 0, "SCP request")
@@ -128,13 +149,10 @@ class SCPRequest:
             start = 4 + 4 * index
             if len(body) >= start + 4:
                 (args[index],) = struct.unpack_from("<I", body, start)
-        payload = bytes(body[16:]) if len(body) > 16 else b""
-        if len(payload) > MAX_SCP_DATA:
-            raise WireFormatError(f"SCP data is {len(payload)} bytes; at most {MAX_SCP_DATA}")
-        return cls(message.header, command, sequence, args[0], args[1], args[2], payload)
+        return cls(message.header, command, sequence, args[0], args[1], args[2], b"")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class SCPResponse:
     """An SCP response: SDP header, result code, sequence number, payload."""
 
@@ -145,20 +163,24 @@ class SCPResponse:
 
     def to_bytes(self) -> bytes:
         """Encode as a padded UDP payload."""
-        check_range("sequence", self.sequence, 0, 0xFFFF)
-        body = struct.pack("<2H", self.result, self.sequence) + bytes(self.payload)
-        return SDPMessage(self.header, body).to_bytes()
+        head = pack_header(self.header, "2H", self.result, self.sequence)
+        return UDP_PAD + head + bytes(self.payload)
 
     @classmethod
     def from_bytes(cls, data: bytes) -> SCPResponse:
         """Decode a padded UDP payload holding an SCP response."""
-        message = SDPMessage.from_bytes(data)
-        code, sequence = unpack_from("<2H", message.data, 0, "SCP response")
-        try:
-            result = SCPResult(code)
-        except ValueError:
-            raise WireFormatError(f"unknown SCP result code 0x{code:x}") from None
-        return cls(message.header, result, sequence, bytes(message.data[4:]))
+        if len(data) < MIN_RESPONSE_SIZE:
+            raise WireFormatError(
+                f"SCP response too short: {len(data)} bytes, need at least {MIN_RESPONSE_SIZE}"
+            )
+        if len(data) - MIN_RESPONSE_SIZE + 4 > MAX_SDP_DATA:
+            raise WireFormatError(f"SDP data is {len(data) - 10} bytes; at most {MAX_SDP_DATA}")
+        flags, tag, dest, src, dy, dx, sy, sx, code, sequence = _RESPONSE_HEAD.unpack_from(data)
+        result = _RESULTS.get(code)
+        if result is None:
+            raise WireFormatError(f"unknown SCP result code 0x{code:x}")
+        header = SDPHeader(flags, tag, dest >> 5, dest & 0x1F, src >> 5, src & 0x1F, dx, dy, sx, sy)
+        return cls(header, result, sequence, bytes(data[MIN_RESPONSE_SIZE:]))
 
     def args(self, count: int) -> tuple[int, ...]:
         """The first ``count`` little-endian u32 args of the payload."""

@@ -25,6 +25,42 @@ CPU_ETHERNET = 31
 TAG_NONE = 0xFF
 
 
+_HEADER = struct.Struct("<8B")
+
+
+def pack_header(header: SDPHeader, prefix: str = "", *extra: int) -> bytes:
+    """Pack ``header`` (and ``extra`` values in ``prefix`` format after it) in one call.
+
+    Raises
+    ------
+    WireFormatError
+        If a field does not fit its bits.
+    """
+    if not (
+        0 <= header.dest_port <= 7
+        and 0 <= header.src_port <= 7
+        and 0 <= header.dest_cpu <= 31
+        and 0 <= header.src_cpu <= 31
+    ):
+        for name, top in (("dest_port", 7), ("src_port", 7), ("dest_cpu", 31), ("src_cpu", 31)):
+            check_range(name, getattr(header, name), 0, top)
+    try:
+        return struct.pack(
+            "<8B" + prefix,
+            header.flags,
+            header.tag,
+            (header.dest_port << 5) | header.dest_cpu,
+            (header.src_port << 5) | header.src_cpu,
+            header.dest_y,
+            header.dest_x,
+            header.src_y,
+            header.src_x,
+            *extra,
+        )
+    except (struct.error, TypeError) as error:
+        raise WireFormatError(f"SDP/SCP field out of range: {error}") from None
+
+
 class SDPFlag(IntEnum):
     """The values of the SDP flags byte that spinnman accepts."""
 
@@ -39,7 +75,7 @@ class SDPFlag(IntEnum):
         return bool(self & 0x80)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class SDPHeader:
     """The 8-byte SDP header.
 
@@ -60,30 +96,14 @@ class SDPHeader:
 
     def to_bytes(self) -> bytes:
         """Encode the 8 header bytes."""
-        check_range("flags", self.flags, 0, 0xFF)
-        check_range("tag", self.tag, 0, 0xFF)
-        for name in ("dest_port", "src_port"):
-            check_range(name, getattr(self, name), 0, 7)
-        for name in ("dest_cpu", "src_cpu"):
-            check_range(name, getattr(self, name), 0, 31)
-        for name in ("dest_x", "dest_y", "src_x", "src_y"):
-            check_range(name, getattr(self, name), 0, 0xFF)
-        return struct.pack(
-            "<8B",
-            self.flags,
-            self.tag,
-            (self.dest_port << 5) | self.dest_cpu,
-            (self.src_port << 5) | self.src_cpu,
-            self.dest_y,
-            self.dest_x,
-            self.src_y,
-            self.src_x,
-        )
+        return pack_header(self)
 
     @classmethod
     def from_bytes(cls, data: bytes, offset: int = 0) -> SDPHeader:
         """Decode the 8 header bytes at ``offset``."""
-        flags, tag, dest, src, dy, dx, sy, sx = unpack_from("<8B", data, offset, "SDP header")
+        if len(data) < offset + SDP_HEADER_SIZE:
+            unpack_from("<8B", data, offset, "SDP header")  # raises the length error
+        flags, tag, dest, src, dy, dx, sy, sx = _HEADER.unpack_from(data, offset)
         return cls(flags, tag, dest >> 5, dest & 0x1F, src >> 5, src & 0x1F, dx, dy, sx, sy)
 
     @property
@@ -121,7 +141,7 @@ class SDPHeader:
         )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class SDPMessage:
     """An SDP header and its data."""
 
