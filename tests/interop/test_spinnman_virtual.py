@@ -12,8 +12,7 @@ from pathlib import Path
 import pytest
 
 from pyspalloc.wire.eieio import EIEIODataMessage, EIEIOType
-from tests.virtual.conftest import start_vm
-from tests.virtual.helpers import LineReader
+from tests.virtual.helpers import LineReader, start_vm
 
 pytestmark = [pytest.mark.interop, pytest.mark.slow]
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.virtual.conftest import start_vm
+from tests.virtual.helpers import start_vm
 
 pytestmark = [pytest.mark.interop, pytest.mark.slow]
 

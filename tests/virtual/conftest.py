@@ -2,27 +2,12 @@
 
 from __future__ import annotations
 
-import random
 from collections.abc import Callable, Iterator
 
 import pytest
 
-from pyspalloc.geometry import builtin_machine
 from pyspalloc.virtual import VirtualMachine
-
-
-def start_vm(name: str = "spin5", **options: object) -> VirtualMachine:
-    """Start a built-in machine on a random free ``127.X.0.0`` base (X in 160-250)."""
-    bases = random.sample(range(160, 251), 40)
-    error: OSError | None = None
-    for second in bases:
-        vm = VirtualMachine(builtin_machine(name, f"127.{second}.0.0"), **options)  # type: ignore[arg-type]
-        try:
-            return vm.start()
-        except OSError as failure:  # address in use by another test run: try another
-            error = failure
-    assert error is not None
-    raise error
+from tests.virtual.helpers import start_vm
 
 
 @pytest.fixture

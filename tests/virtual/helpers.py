@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import queue
+import random
 import socket
 import struct
 import threading
@@ -10,6 +11,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import IO
 
+from pyspalloc.geometry import builtin_machine
+from pyspalloc.virtual import VirtualMachine
 from pyspalloc.wire.boot import BOOT_PORT, boot_messages
 from pyspalloc.wire.scp import SCP_PORT, SCPResponse, SCPResult, scp_request
 from pyspalloc.wire.sdp import SDPFlag
@@ -149,3 +152,17 @@ class LineReader:
     def next(self, timeout: float) -> str:
         """The next line ("" at end of stream); raises ``queue.Empty`` on timeout."""
         return self._lines.get(timeout=timeout)
+
+
+def start_vm(name: str = "spin5", **options: object) -> VirtualMachine:
+    """Start a built-in machine on a random free ``127.X.0.0`` base (X in 160-250)."""
+    error: OSError | None = None
+    for second in random.sample(range(160, 251), 40):
+        definition = builtin_machine(name, f"127.{second}.0.0")
+        vm = VirtualMachine(definition, **options)  # type: ignore[arg-type]
+        try:
+            return vm.start()
+        except OSError as failure:  # address in use by another test run: try another
+            error = failure
+    assert error is not None
+    raise error

@@ -10,8 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pyspalloc.wire.scp import SCPResult
-from tests.virtual.conftest import start_vm
-from tests.virtual.helpers import ScpClient
+from tests.virtual.helpers import ScpClient, start_vm
 
 
 def test_latency_and_loss_are_observable(make_vm) -> None:
