@@ -161,3 +161,28 @@ def test_booting_a_non_root_board_relabels_chips(make_vm) -> None:
         assert scp.read(255, 255, 0xF5007F00, 4) == bytes([0, 0, 8, 8])
         assert len(p2p_chips(scp, 8, 8)) == 48
         assert chip_info(scp, 7, 7)["eth"] == (0, 0)
+
+
+@pytest.mark.parametrize(
+    ("triads", "size", "wrap"),
+    [
+        ([(0, 0), (1, 0), (2, 0)], (40, 16), (False, False)),
+        ([(0, 0), (1, 0), (2, 0), (3, 0)], (48, 16), (True, False)),
+        ([(1, 1), (2, 1)], (28, 16), (False, False)),
+        ([(3, 0), (3, 1)], (16, 24), (False, True)),
+    ],
+)
+def test_job_shaped_boots(make_vm, triads, size, wrap) -> None:
+    vm = make_vm("spin24")
+    boards = [vm.boards[Triad(x, y, z)] for x, y in triads for z in range(3)]
+    for board in boards:
+        board.power_on()
+    boards[0].boot_here()
+    machine = boards[0].machine
+    assert machine is not None and all(b.machine is machine for b in boards)
+    assert (machine.width, machine.height) == size
+    assert (machine.wrap_x, machine.wrap_y) == wrap
+    assert len(machine.chips) == 48 * len(boards)
+    with ScpClient(boards[-1].ip) as scp:
+        assert scp.read(255, 255, 0xF5007F02, 2) == bytes([size[1], size[0]])
+        assert len(p2p_chips(scp, *size)) == 48 * len(boards)
