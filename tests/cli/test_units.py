@@ -121,3 +121,27 @@ def test_age() -> None:
     assert age(None) is None
     assert age("2000-01-01T00:00:00Z") is not None and age("2000-01-01T00:00:00Z").endswith("h")  # type: ignore[union-attr]
     assert age("garbage") is None
+
+
+def test_parse_request() -> None:
+    from pyspalloc.cli.alloc import Request, parse_request
+
+    assert parse_request(()) == Request()
+    assert parse_request((4,)) == Request(num_boards=4)
+    assert parse_request((2, 3)) == Request(rectangle=(2, 3))
+    assert parse_request((1, 2, 0)) == Request(triad=(1, 2, 0))
+    assert parse_request((), ip="10.0.0.1") == Request(ip="10.0.0.1")
+    at = parse_request((2, 1), physical=(0, 0, 3), max_dead_boards=1)
+    assert at == Request(rectangle=(2, 1), physical=(0, 0, 3), max_dead_boards=1)
+    assert parse_request((), triad=(0, 0, 0), rect_at=(1, 1)).rectangle == (1, 1)
+    for bad in (
+        {"numbers": (1, 2, 3, 4)},
+        {"numbers": (1, 2, 3), "ip": "10.0.0.1"},
+        {"numbers": (2, 2), "rect_at": (1, 1)},
+        {"numbers": (0,)},
+        {"numbers": (2,), "triad": (0, 0, 0)},
+        {"numbers": (), "triad": (0, 0, 0), "ip": "10.0.0.1"},
+        {"numbers": (2, 2), "max_dead_boards": 1},
+    ):
+        with pytest.raises(click.UsageError):
+            parse_request(**bad)  # type: ignore[arg-type]

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 
 import click
 
@@ -31,56 +32,82 @@ from pyspalloc.client import SpallocClient, SpallocJob
 Triple = tuple[int, int, int]
 
 
-def _create(
-    client: SpallocClient,
+@dataclass(frozen=True)
+class Request:
+    """What to allocate, from the command line (checked before logging in)."""
+
+    num_boards: int | None = None
+    rectangle: tuple[int, int] | None = None
+    triad: Triple | None = None
+    physical: Triple | None = None
+    ip: str | None = None
+    max_dead_boards: int | None = None
+
+    @property
+    def has_board(self) -> bool:
+        """Whether a specific board is named."""
+        return self.triad is not None or self.physical is not None or self.ip is not None
+
+
+def parse_request(
     numbers: tuple[int, ...],
-    triad: Triple | None,
-    physical: Triple | None,
-    ip: str | None,
-    rect_at: tuple[int, int] | None,
-    max_dead_boards: int | None,
-    machine: str | None,
-    keepalive: int,
-) -> SpallocJob:
-    """Create the job the arguments describe."""
-    boards = [b for b in (triad, physical, ip) if b is not None]
-    if len(boards) > 1:
+    triad: Triple | None = None,
+    physical: Triple | None = None,
+    ip: str | None = None,
+    rect_at: tuple[int, int] | None = None,
+    max_dead_boards: int | None = None,
+) -> Request:
+    """Turn the arguments into a :class:`Request`; :class:`click.UsageError` if they clash."""
+    if sum(b is not None for b in (triad, physical, ip)) > 1:
         raise click.UsageError("give at most one of --triad, --physical and --ip")
     if len(numbers) > 3:
         raise click.UsageError("give at most three numbers: N, W H, or X Y Z")
     if len(numbers) == 3:  # the old spalloc's "X Y Z": one specific board
-        if boards:
+        if triad is not None or physical is not None or ip is not None:
             raise click.UsageError("X Y Z already names a board")
-        triad = (numbers[0], numbers[1], numbers[2])
-        numbers = ()
+        triad, numbers = (numbers[0], numbers[1], numbers[2]), ()
     if len(numbers) == 2:
         if rect_at is not None:
             raise click.UsageError("give the rectangle either as W H or with --rect-at")
-        rect_at = (numbers[0], numbers[1])
-        numbers = ()
+        rect_at, numbers = (numbers[0], numbers[1]), ()
     if any(n < 1 for n in numbers + (rect_at or ())):
         raise click.UsageError("sizes must be at least 1")
-    has_board = triad is not None or physical is not None or ip is not None
-    if max_dead_boards is not None and not (rect_at and has_board):
+    request = Request(
+        num_boards=numbers[0] if numbers else None,
+        rectangle=rect_at,
+        triad=triad,
+        physical=physical,
+        ip=ip,
+        max_dead_boards=max_dead_boards,
+    )
+    if max_dead_boards is not None and not (rect_at and request.has_board):
         raise click.UsageError("--max-dead-boards applies to a rectangle at a board")
-    if rect_at is not None and has_board:
+    if request.num_boards is not None and request.has_board:
+        raise click.UsageError("a number of boards cannot be combined with a board")
+    return request
+
+
+def _create(
+    client: SpallocClient, request: Request, machine: str | None, keepalive: int
+) -> SpallocJob:
+    """Create the job the request describes."""
+    r = request
+    if r.rectangle is not None and r.has_board:
         return client.create_job_rect_at_board(
-            rect_at[0],
-            rect_at[1],
-            triad=triad,
-            physical=physical,
-            ip_address=ip,
+            r.rectangle[0],
+            r.rectangle[1],
+            triad=r.triad,
+            physical=r.physical,
+            ip_address=r.ip,
             machine_name=machine,
             keepalive=keepalive,
-            max_dead_boards=max_dead_boards or 0,
+            max_dead_boards=r.max_dead_boards or 0,
         )
-    if rect_at is not None:
-        return client.create_job_rect(rect_at[0], rect_at[1], machine, keepalive)
-    if has_board:
-        if numbers:
-            raise click.UsageError("a number of boards cannot be combined with a board")
-        return client.create_job_board(triad, physical, ip, machine, keepalive)
-    return client.create_job(numbers[0] if numbers else 1, machine, keepalive)
+    if r.rectangle is not None:
+        return client.create_job_rect(r.rectangle[0], r.rectangle[1], machine, keepalive)
+    if r.has_board:
+        return client.create_job_board(r.triad, r.physical, r.ip, machine, keepalive)
+    return client.create_job(r.num_boards or 1, machine, keepalive)
 
 
 def substitute(command: str, view: JobView, ethernet_ips: str) -> str:
@@ -195,19 +222,10 @@ def alloc(
     Ctrl-C (or until --command finishes) and destroys it. The exit code is the
     command's, when there is one.
     """
+    request = parse_request(numbers, triad, physical, ip, rect_at, max_dead_boards)
     client, settings = connect(url, username, password, token, machine)
     with client, client_errors(settings.url):
-        job = _create(
-            client,
-            numbers,
-            triad,
-            physical,
-            ip,
-            rect_at,
-            max_dead_boards,
-            settings.machine,
-            keepalive,
-        )
+        job = _create(client, request, settings.machine, keepalive)
         job_url = url_of(job)
         code = 0
         reason = "finished"
