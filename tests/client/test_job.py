@@ -322,3 +322,26 @@ def test_waits_do_not_busy_poll_a_service_that_answers_at_once(
         session._raw = original
         big.destroy()
         queued.destroy()
+
+
+def test_wait_until_ready_rides_out_a_service_restart(make_service: Callable[..., Any]) -> None:
+    service = make_service()
+    spalloc = SpallocClient(service.url, "alice", ALICE_PW)
+    big = fill_machine(spalloc)
+    queued = spalloc.create_job()
+    restarted: list[Any] = []
+
+    def bounce() -> None:
+        time.sleep(1.0)
+        restarted.append(restart(make_service, service))
+        time.sleep(1.0)
+        big.destroy()  # renews the session on the restarted service
+
+    bouncer = threading.Thread(target=bounce)
+    bouncer.start()
+    queued.wait_until_ready(timeout=60)
+    bouncer.join(30)
+    assert restarted
+    assert queued.get_state() == SpallocState.READY
+    queued.destroy()
+    spalloc.close()

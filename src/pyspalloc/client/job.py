@@ -17,10 +17,14 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from pyspalloc.client.keepalive import KeepaliveThread
-from pyspalloc.client.session import Session, SessionAware
+from pyspalloc.client.session import Session, SessionAware, SpallocHTTPError
 from pyspalloc.client.state import SpallocState
 from pyspalloc.client.utils import join_url
-from pyspalloc.exceptions import SpallocException, SpinnmanTimeoutException
+from pyspalloc.exceptions import (
+    SpallocException,
+    SpinnmanIOException,
+    SpinnmanTimeoutException,
+)
 
 if TYPE_CHECKING:
     from pyspalloc.client.connections import (
@@ -38,6 +42,9 @@ SCP_PORT = 17893
 BOOT_PORT = 54321
 #: HTTP timeout of one long poll (the service holds it for up to 30 s)
 LONG_POLL_TIMEOUT = 45.0
+#: failed polls in a row (service unreachable) before a wait gives up; with the
+#: back-off between polls this rides out about 20 s of outage
+MAX_OUTAGES = 8
 
 
 class SpallocJob(ABC):
@@ -276,6 +283,7 @@ class _SpallocJob(SessionAware, SpallocJob):
         if state != old_state:
             return state
         pause = 0.25
+        outages = 0
         while True:
             remaining = None if deadline is None else deadline - time.monotonic()
             if remaining is not None and remaining <= 0:
@@ -286,8 +294,16 @@ class _SpallocJob(SessionAware, SpallocJob):
                 state = SpallocState.from_name(
                     self.get_state_json(wait=True, timeout=max(poll, 0.1)).get("state")
                 )
+                outages = 0
             except SpinnmanTimeoutException:
                 continue
+            except (SpinnmanIOException, SpallocHTTPError) as problem:
+                # the service is unreachable or failing (e.g. restarting): retry, but
+                # not for ever; a 4xx is a real answer
+                outages += 1
+                if outages > MAX_OUTAGES or getattr(problem, "status", 500) < 500:
+                    raise
+                state = old_state
             if state != old_state:
                 return state
             if time.monotonic() - started < 1.0:
