@@ -48,7 +48,8 @@ class VirtualMachine:
     latency_ms, loss:
         Initial fault injection for every board (see :meth:`VirtualBoard.set_fault`).
     netinit:
-        Seconds after a boot during which CMD_VER answers with chip (255, 255).
+        Seconds after a boot during which CMD_VER answers with chip (255, 255) and
+        other requests get no answer (SC&MP still starting).
     power_on_delay:
         Seconds a BMP takes to answer a power-on command.
     """
