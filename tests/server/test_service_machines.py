@@ -49,3 +49,21 @@ def test_forwarded_https_gives_https_and_wss_refs(service: Any) -> None:
     body = alice.get(url, headers=forwarded).json()
     assert body["proxy-ref"].startswith("wss://")
     assert alice.get(url).json()["proxy-ref"].startswith("ws://")
+
+
+def test_machine_file_without_tags_is_tagged_default(make_service: Any, tmp_path: Any) -> None:
+    import dataclasses
+    import json
+
+    from pyspalloc.geometry import builtin_machine, dump_machine_definitions
+
+    bare = dataclasses.replace(builtin_machine("spin5"), tags=(), name="bare")
+    path = tmp_path / "machines.json"
+    path.write_text(json.dumps(dump_machine_definitions([bare])))
+    service = make_service(machines=[str(path)])
+    alice = login(service, "alice")
+    machines = alice.get("machines").json()["machines"]
+    assert [(m["name"], m["tags"]) for m in machines] == [("bare", ["default"])]
+    url = alice.create(tags=["default"]).headers["location"]
+    wait_for(lambda: state(alice, url) == "READY")
+    assert alice.get(url + "/machine").json()["machine-name"] == "bare"

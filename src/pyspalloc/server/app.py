@@ -13,6 +13,7 @@ Seams for the other service modules:
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 import secrets
@@ -207,12 +208,15 @@ def ensure_admin(store: Store) -> str | None:
 
 
 def load_machines(config: ServiceConfig) -> dict[str, MachineDefinition]:
-    """Read every machine spec of the configuration."""
+    """Read every machine spec of the configuration; a machine without tags gets
+    the tag ``default``."""
     from pyspalloc.geometry import machine_from_spec
 
     found: dict[str, MachineDefinition] = {}
     for spec in config.machines:
         for machine in machine_from_spec(spec, config.virtual_address_base):
+            if not machine.tags:
+                machine = dataclasses.replace(machine, tags=("default",))
             found[machine.name] = machine
     return found
 
