@@ -420,3 +420,18 @@ def test_dead_board(make_service: Callable[..., Any], tmp_path: Path) -> None:
     job = cli.json("alloc", "1", "1", "--triad", "2", "1", "0", "--max-dead-boards", "1",
                    "--command", "true")  # fmt: skip
     assert sorted(map(tuple, job["boards"])) == [(2, 1, 0), (2, 1, 2)]
+
+
+# ------------------------------------------------------------------ HTTPS
+
+
+def test_https_service(make_service: Callable[..., Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    service = make_service(self_signed=True)
+    assert service.url.startswith("https://")
+    cli = Cli(service.url)
+    untrusted = cli("jobs")
+    assert untrusted.exit_code == 6
+    assert "REQUESTS_CA_BUNDLE" in one_line_error(untrusted)
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(service.cert_file))
+    job = cli.json("alloc", "--command", "true")
+    assert job["state"] == "READY" and job["url"].startswith("https://")

@@ -8,6 +8,7 @@ method for (power, job chip lookups, keepalive), its :class:`~pyspalloc.client.S
 from __future__ import annotations
 
 import contextlib
+import re
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -100,6 +101,14 @@ def describe_error(error: BaseException, url: str | None = None) -> CLIError:
             return CLIError(f"cannot reach the service{where}: connection refused", EXIT_CONNECTION)
         if "Name or service not known" in text or "getaddrinfo" in text:
             return CLIError(f"cannot reach the service{where}: unknown host", EXIT_CONNECTION)
+        found = re.search(r"certificate verify failed: ([^(]*)", str(error))
+        if found or "CERTIFICATE_VERIFY_FAILED" in str(error):
+            why = found.group(1).strip() if found else "not trusted"
+            return CLIError(
+                f"cannot verify the certificate of the service{where} ({why}); set "
+                "REQUESTS_CA_BUNDLE to the file of the certificate that signed it",
+                EXIT_CONNECTION,
+            )
         return CLIError(f"cannot talk to the service{where}: {error}", EXIT_CONNECTION)
     if isinstance(error, SpallocException) and str(error).startswith("Unable to login"):
         return CLIError(f"login to{where} failed: wrong user name, password or token")
