@@ -118,3 +118,13 @@ def test_report_threshold(store: Store) -> None:
     assert not store.report_board(board.id, None, None, "flaky", 2)
     assert store.report_board(board.id, None, None, "flaky", 2)
     assert not store.board(board.id).functioning  # type: ignore[union-attr]
+
+
+def test_unconfigured_machines_leave_service(store: Store) -> None:
+    store.sync_machine(builtin_machine("spin24"))
+    store.sync_machine(builtin_machine("spin5"))
+    assert store.retire_machines({"spin5"}) == ["spin24"]
+    assert [m.name for m in store.machines()] == ["spin5"]
+    assert store.machine("spin24") is None
+    store.sync_machine(builtin_machine("spin24"))  # configured again: back in service
+    assert [m.name for m in store.machines()] == ["spin24", "spin5"]

@@ -248,6 +248,8 @@ def create_app(
         machines = load_machines(config)
     for machine in machines.values():
         store.sync_machine(machine)
+    for name in store.retire_machines(set(machines)):
+        log.warning("machine %s is no longer configured: taken out of service", name)
     events = EventHub()
     lifecycle = Lifecycle(
         store, machines, controller or make_controller(config.controller), events, config

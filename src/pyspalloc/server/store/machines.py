@@ -169,6 +169,15 @@ class MachinesMixin(StoreBase):
                     s.add(DeadLinkRow(machine_id=m.id, board_id=row.id, direction=int(direction)))
             return _machine(m)
 
+    def retire_machines(self, keep: set[str]) -> list[str]:
+        """Take every machine not named in ``keep`` out of service; return their names."""
+        with self._write() as s:
+            rows = list(s.scalars(select(MachineRow).where(MachineRow.in_service)))
+            retired = [r for r in rows if r.name not in keep]
+            for row in retired:
+                row.in_service = False
+            return [r.name for r in retired]
+
     def machines(self) -> list[MachineInfo]:
         """Return the in-service machines, ordered by name."""
         with self._read() as s:
