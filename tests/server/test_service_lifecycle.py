@@ -74,3 +74,20 @@ def test_group_quota_stops_and_refuses_jobs(make_service: Any) -> None:
     assert refused.text.startswith("quota exceeded in group ")
     # bob's group has no quota
     assert login(service, "bob").create().status_code == 201
+
+
+def test_emergency_stop(make_service: Any) -> None:
+    service = make_service(emergency_code="big-red-button")
+    alice = login(service, "alice")
+    url = alice.create().headers["location"]
+    wait_for(lambda: state(alice, url) == "READY")
+    assert alice.get("emergencyStop?commandCode=big-red-button").status_code == 403
+    root = login(service, "root")
+    assert root.get("emergencyStop?commandCode=wrong").status_code == 400
+    assert root.get("emergencyStop?commandCode=big-red-button").status_code == 200
+    body = alice.get(url).json()
+    assert (body["state"], body["reason"]) == ("DESTROYED", "emergency stop")
+    refused = alice.create()
+    assert refused.status_code == 500
+    assert refused.text.endswith("The Server has been stopped due to an emergency.")
+    wait_for(lambda: not service.controller.powered)

@@ -39,6 +39,12 @@ from pyspalloc.server.config import ServiceConfig, default_data_dir
     show_default=True,
     help="How boards are powered (instant: simulated, no I/O).",
 )
+@click.option(
+    "--emergency-code",
+    envvar="PYSPALLOC_EMERGENCY_CODE",
+    default=None,
+    help="Enable GET emergencyStop?commandCode= (ADMIN only) with this code.",
+)
 @click.option("--debug", is_flag=True, help="Verbose logs and failure reasons.")
 def serve(
     host: str,
@@ -50,6 +56,7 @@ def serve(
     tls_key: Path | None,
     self_signed: bool,
     controller: str,
+    emergency_code: str | None,
     debug: bool,
 ) -> None:
     """Run the Spalloc web service until interrupted."""
@@ -72,6 +79,7 @@ def serve(
         tls_cert=tls_cert,
         tls_key=tls_key,
         self_signed=self_signed,
+        emergency_code=emergency_code,
         debug=debug,
     )
     console = Console()

@@ -79,6 +79,8 @@ class ServiceConfig:
     power_workers: int = 4
     #: create ``admin`` with a random password on first start when there are no users
     create_admin: bool = True
+    #: code that ``GET {srv}emergencyStop?commandCode=`` must give (None: disabled)
+    emergency_code: str | None = None
     version: tuple[int, int, int] = (7, 4, 2)
     debug: bool = False
 

@@ -88,6 +88,7 @@ class Lifecycle:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._halted = False
         #: called with a job id when the job is destroyed or loses its boards
         self.job_end_listeners: list[Callable[[int], object]] = []
 
@@ -148,6 +149,19 @@ class Lifecycle:
             except Exception:
                 log.exception("job end listener failed")
 
+    @property
+    def halted(self) -> bool:
+        """Whether an emergency stop has halted allocation."""
+        return self._halted
+
+    def emergency_stop(self) -> list[int]:
+        """Halt allocation and destroy every live job (boards are powered off)."""
+        self._halted = True
+        live = self.store.jobs_in_states(JobState.QUEUED, JobState.POWER, JobState.READY)
+        for job in live:
+            self.destroy(job.id, "emergency stop")
+        return [job.id for job in live]
+
     def set_power(self, job_id: int, on: bool) -> bool:
         """Start a user power change of an allocated job."""
         if not self.store.start_power(job_id, on):
@@ -196,7 +210,7 @@ class Lifecycle:
 
     def allocate_pass(self) -> list[int]:
         """Try to allocate every queued request (with backfill); return allocated job ids."""
-        requests = self.store.queued_requests()
+        requests = [] if self._halted else self.store.queued_requests()
         if not requests:
             return []
         highest = requests[0].importance

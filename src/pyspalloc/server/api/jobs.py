@@ -153,6 +153,12 @@ def select_machine(ctx: ServiceContext, req: CreateJob) -> tuple[MachineInfo, Re
 def _create(request: Request, body: bytes) -> Response:
     caller = caller_of(request, TrustLevel.USER)
     ctx = ctx_of(request)
+    if ctx.lifecycle.halted:
+        raise ApiError(
+            500,
+            "unexpected server problem: IllegalState: "
+            "The Server has been stopped due to an emergency.",
+        )
     try:
         data = json.loads(body.decode("utf-8") or "null")
     except (ValueError, UnicodeDecodeError):

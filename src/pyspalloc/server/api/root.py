@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import secrets
+
 from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import Response
 
-from pyspalloc.server.api.common import SRV, ctx_of, json_response, srv_url
+from pyspalloc.server.api.common import (
+    SRV,
+    ApiError,
+    caller_of,
+    ctx_of,
+    json_response,
+    srv_url,
+    text_response,
+)
 from pyspalloc.server.auth import CSRF_HEADER
 from pyspalloc.server.store import TrustLevel
 
@@ -29,3 +39,18 @@ def describe_service(request: Request) -> Response:
     body["csrf-header"] = CSRF_HEADER
     body["csrf-token"] = session.csrf
     return json_response(body)
+
+
+@router.get(SRV + "/emergencyStop")
+def emergency_stop(request: Request) -> Response:
+    """Destroy every job and halt allocation (ADMIN, and the configured command code)."""
+    caller_of(request, TrustLevel.ADMIN)
+    ctx = ctx_of(request)
+    expected = ctx.config.emergency_code
+    if not expected:
+        raise ApiError(404, "not found")
+    given = request.query_params.get("commandCode", "")
+    if not secrets.compare_digest(given.encode(), expected.encode()):
+        raise ApiError(400, "commandCode does not match")
+    ctx.lifecycle.emergency_stop()
+    return text_response("ok")
