@@ -96,7 +96,8 @@ def test_demo_keep_serves_until_interrupted() -> None:
             process.wait()
 
 
-def test_alloc_held_until_interrupted(service: Any, client_for: Any) -> None:
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_alloc_held_until_interrupted(service: Any, client_for: Any, signum: int) -> None:
     env = _env(SPALLOC_SERVER=service.url, SPALLOC_USER="alice", SPALLOC_PASSWORD=USERS["alice"][0])
     process = subprocess.Popen(
         [*PYSPALLOC, "alloc", "2", "1", "--json"],
@@ -119,7 +120,7 @@ def test_alloc_held_until_interrupted(service: Any, client_for: Any) -> None:
         client = client_for("alice")
         assert client.get_job(job["id"]).get_state().name == "READY"
         time.sleep(0.5)
-        process.send_signal(signal.SIGINT)
+        process.send_signal(signum)
         assert process.wait(timeout=30) == 0
         state = client.get_job(job["id"]).get_state_json()
         assert (state["state"], state["reason"]) == ("DESTROYED", "cancelled")

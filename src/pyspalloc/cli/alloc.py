@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import os
 import shlex
+import signal
 import subprocess
 import sys
 import tempfile
 import time
 from dataclasses import dataclass
+from types import FrameType
 
 import click
 
@@ -223,6 +225,32 @@ def alloc(
     command's, when there is one.
     """
     request = parse_request(numbers, triad, physical, ip, rect_at, max_dead_boards)
+    # `kill` destroys the job too, as Ctrl-C does
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        code = _allocate(
+            request, url, username, password, token, machine, keepalive, command, no_destroy,
+            timeout, as_json,
+        )  # fmt: skip
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    sys.exit(code)
+
+
+def _allocate(
+    request: Request,
+    url: str | None,
+    username: str | None,
+    password: str | None,
+    token: str | None,
+    machine: str | None,
+    keepalive: int,
+    command: str | None,
+    no_destroy: bool,
+    timeout: float | None,
+    as_json: bool,
+) -> int:
+    """Create the job, wait for it, use it, destroy it; return the exit code."""
     client, settings = connect(url, username, password, token, machine)
     with client, client_errors(settings.url):
         job = _create(client, request, settings.machine, keepalive)
@@ -250,7 +278,11 @@ def alloc(
             raise
         finally:
             _finish(job, job_url, reason, no_destroy, as_json or quiet)
-    sys.exit(code)
+    return code
+
+
+def _terminate(_signum: int, _frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
 
 
 def _wait(client: SpallocClient, job_url: str, as_json: bool, timeout: float | None) -> JobView:
