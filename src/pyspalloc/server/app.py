@@ -105,7 +105,7 @@ def _wants_html(request: Request) -> bool:
     return "text/html" in accept and "x-requested-with" not in request.headers
 
 
-def _install_handlers(app: FastAPI, debug: bool) -> None:
+def _install_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def api_error(_: Request, error: ApiError) -> Response:
         return text_response(error.message, error.status)
@@ -289,7 +289,7 @@ def create_app(
     app.state.ctx = ctx
     for module in (root, machines_api, jobs, job_resources, ui, pages):  # ui before pages
         app.include_router(module.router)
-    _install_handlers(app, config.debug)
+    _install_handlers(app)
     _install_proxy(app, registry)
     app.add_middleware(PathAndCookieMiddleware, secure=config.tls)
     return app

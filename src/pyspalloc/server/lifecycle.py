@@ -269,9 +269,9 @@ class Lifecycle:
         return allocated
 
     # ---- power changes (thread pool) ---------------------------------------------
-    def _submit(self, fn: object, job_id: int) -> None:
+    def _submit(self, fn: Callable[[int], None], job_id: int) -> None:
         try:
-            self._executor.submit(fn, job_id)  # type: ignore[arg-type]
+            self._executor.submit(fn, job_id)
         except RuntimeError:  # shutting down: the change resumes after restart
             pass
 

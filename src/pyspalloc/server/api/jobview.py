@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from starlette.requests import HTTPConnection
@@ -51,8 +52,6 @@ def proxy_url(conn: HTTPConnection, job_id: int) -> str:
 
 def state_json(ctx: ServiceContext, conn: HTTPConnection, job: JobInfo) -> dict[str, Any]:
     """Return the job state object of web-api.md §4.5."""
-    import json
-
     url = job_url(conn, job.id)
     out: dict[str, Any] = {"state": job.state.name, "owner": job.owner}
     out["start-time"] = iso(job.create_time)
