@@ -225,7 +225,7 @@ def test_long_poll_times_out(make_service: Any) -> None:
     wait_for(lambda: state(alice, url) == "READY")
     started = time.monotonic()
     assert alice.get(url + "?wait=true").json()["state"] == "READY"
-    assert 0.4 < time.monotonic() - started < 3
+    assert 0.4 < time.monotonic() - started < 5
 
 
 def test_other_users_jobs_are_invisible_but_admin_sees_them(service: Any, alice: Client) -> None:
@@ -270,7 +270,6 @@ def test_keepalive_expiry_destroys_and_frees(make_service: Any) -> None:
     service = make_service(keepalive_min=1.0, expiry_period=0.2)
     alice = login(service, "alice")
     url = alice.create(**{"num-boards": 24, "keepalive-interval": "PT1S"}).headers["location"]
-    wait_for(lambda: state(alice, url) == "READY")
     body = wait_for(lambda: (b := alice.get(url).json())["state"] == "DESTROYED" and b)
     assert body["reason"] == "keepalive expired"
     wait_for(lambda: not service.controller.powered)
