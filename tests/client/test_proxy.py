@@ -382,3 +382,27 @@ def test_concurrent_transfers_on_separate_channels(job: SpallocJob) -> None:
 
     with ThreadPoolExecutor(4) as pool:
         assert all(pool.map(transfer, range(4)))
+
+
+def test_proxy_with_plain_headers_and_a_renew_hook(job: SpallocJob) -> None:
+    # the test service is plain HTTP, so its wss:// proxy-ref is used as ws://
+    url = job.get_proxy_url().replace("wss://", "ws://")  # type: ignore[attr-defined]
+    session = job.session  # type: ignore[attr-defined]
+    cookies, _ = session.credentials
+    good = {"Cookie": "; ".join(f"{k}={v}" for k, v in cookies.items())}
+    current = {"Cookie": "JSESSIONID=not-a-session"}
+    renewals: list[int] = []
+
+    def renew() -> None:
+        renewals.append(1)
+        current.update(good)
+
+    started = time.monotonic()
+    with pytest.raises(SpinnmanIOException, match="HTTP 403"):
+        ProxyConnection(url, headers=current)
+    assert time.monotonic() - started < 5.0, "a refused handshake is not retried"
+
+    with ProxyConnection(url, headers=lambda: current, renew=renew) as proxy:
+        assert renewals == [1]
+        connection = proxy.open_channel(0, 0, SCP_PORT)
+        assert connection.channel_id is not None

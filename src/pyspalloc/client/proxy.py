@@ -75,7 +75,7 @@ STABLE_TIME: Final = 10.0
 #: The longest back-off between two reconnection attempts.
 MAX_BACKOFF: Final = 3.0
 #: Handshake statuses that mean "this will never work": stop reconnecting at once.
-_PERMANENT_STATUSES: Final = frozenset({400, 403, 404, 410})
+_PERMANENT_STATUSES: Final = frozenset({400, 401, 403, 404, 410})
 
 #: Close codes after which reconnecting makes sense (going away, restart, try later).
 _RETRY_CLOSE_CODES: Final = frozenset({1001, 1012, 1013})
@@ -104,7 +104,8 @@ class ProxyConnection:
         Called before every handshake for the credential headers (``Cookie``,
         CSRF header, ``Authorization``); or a fixed mapping.
     renew:
-        Called when a handshake is refused with 401, to log in again.
+        Called (once per reconnection) when a handshake is refused with 401 or 403,
+        to log in again before the next attempt.
     sslopt:
         websocket-client SSL options (e.g. ``{"ca_certs": path}``).
     call_timeout:
@@ -543,6 +544,7 @@ class ProxyConnection:
     def _connect_with_retries(self) -> FrameSocket:
         backoff = self.reconnect_backoff
         problem = "no attempt made"
+        renewed = False
         for attempt in range(self.reconnect_attempts):
             if self._closing:
                 break
@@ -553,13 +555,18 @@ class ProxyConnection:
             try:
                 return self._handshake()
             except websocket.WebSocketBadStatusException as error:
-                problem = f"handshake refused with HTTP {error.status_code}"
-                if error.status_code == 401 and self._renew is not None:
+                status = error.status_code
+                problem = f"handshake refused with HTTP {status}"
+                if status in (401, 403) and self._renew is not None and not renewed:
+                    # Credentials may have expired (401; 403 from servers that refuse
+                    # the upgrade): log in again, once, and retry.
+                    renewed = True
                     try:
                         self._renew()
                     except Exception as renew_error:
                         problem = f"{problem}; renewing the session failed: {renew_error}"
-                elif error.status_code in _PERMANENT_STATUSES:
+                        break
+                elif status in _PERMANENT_STATUSES:
                     break
             except (OSError, websocket.WebSocketException) as error:
                 problem = f"cannot connect: {error}"
