@@ -125,6 +125,8 @@ class ProxyFuzzer:
         self.channels: dict[int, bool] = {}
         self.closed_ids: list[int] = []
         self._corr = 0x4000_0000  # far from channel ids, which MSG_TO errors echo
+        self._sentinel = 0
+        self._batch_frames: list[bytes] = []
 
     # ---- connection ----------------------------------------------------------------
     def _fresh(self) -> ClientConnection:
@@ -349,12 +351,14 @@ class ProxyFuzzer:
         assert self.ws is not None
         stats = self.stats
         expected: list[Expect] = []
+        self._batch_frames = []
         sent = 0
         for _ in range(size):
             kind, data = self.next_frame()
             stats.kinds[kind] = stats.kinds.get(kind, 0) + 1
             what = self.expect(data)
             self.ws.send(data)
+            self._batch_frames.append(data)
             sent += 1
             stats.bytes_sent += len(data)
             if what.what == "none":
@@ -364,7 +368,9 @@ class ProxyFuzzer:
             if what.what in ("open", "unbound"):
                 break  # learn the new channel's id before predicting more frames
         stats.frames += sent
-        sentinel = self._corr_id()
+        # sentinels live apart from request ids, which bit-flip mutations may hit
+        self._sentinel = (self._sentinel + 1) & 0xFFFF
+        sentinel = 0xA5A5_0000 | self._sentinel
         self.ws.send(struct.pack("<2I", SENTINEL_OPCODE, sentinel))
         self._check_replies(expected, sentinel)
         stats.batches += 1
@@ -405,7 +411,10 @@ class ProxyFuzzer:
         else:
             stats.mismatches.append("sentinel never answered")
         if len(got) != len(expected):
-            stats.mismatches.append(f"{len(got)} replies for {len(expected)} expected")
+            stats.mismatches.append(
+                f"{len(got)} replies for {len(expected)} expected: {expected} {got}"
+                f" sentinel {sentinel} frames {[d[:24].hex() for d in self._batch_frames]}"
+            )
         for want, frame in zip(expected, got, strict=False):
             corr = getattr(frame, "correlation_id", None)
             if isinstance(frame, ErrorReply):
