@@ -8,6 +8,7 @@ own one-board job), and yields a :class:`Rig`; everything is stopped on exit.
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from bench._common import (
+    REPO_ROOT,
     USERS,
     Worker,
     free_base,
@@ -41,6 +43,8 @@ class Rig:
     ip: str
     peer: Worker | None
     peer_ip: str | None
+    #: RTT of the remote-user relay, if any (set by the benchmark)
+    remote_ms: float = 0.0
 
     def set_latency(self, latency_ms: float) -> None:
         """Add ``latency_ms`` of round trip on both jobs' boards."""
@@ -50,7 +54,9 @@ class Rig:
 
 
 @contextmanager
-def proxy_rig(with_spinnman: bool = True) -> Iterator[Rig]:
+def proxy_rig(with_spinnman: bool = True, relay_rtt_ms: float | None = None) -> Iterator[Rig]:
+    """Start everything; with ``relay_rtt_ms`` the clients reach the service through
+    ``bench._relay`` (that much TCP round-trip latency), the boards staying local."""
     from pyspalloc import SpallocClient
 
     with tempfile.TemporaryDirectory(prefix="bench-proxy-") as tmp:
@@ -61,6 +67,7 @@ def proxy_rig(with_spinnman: bool = True) -> Iterator[Rig]:
         vm, _ = start_vm(work, "spin24", base)
         service: Worker | None = None
         peer: Worker | None = None
+        relay: Worker | None = None
         client = None
         job = None
         try:
@@ -69,6 +76,16 @@ def proxy_rig(with_spinnman: bool = True) -> Iterator[Rig]:
             )
             url = info["url"]
             print(f"# service {url} (pid {info['pid']}), virtual spin24 at {base}")
+            if relay_rtt_ms is not None:
+                port = url.split(":")[2].split("/")[0]
+                relay = Worker(
+                    [sys.executable, "-m", "bench._relay", port, str(relay_rtt_ms)],
+                    cwd=REPO_ROOT,
+                    stderr_path=work / "relay.log",
+                )
+                relay_port = relay.read(30)["port"]
+                url = url.replace(f":{port}/", f":{relay_port}/")
+                print(f"# clients reach the service through a {relay_rtt_ms:g} ms relay: {url}")
             client = SpallocClient(url, "bench", USERS["bench"])
             job = client.create_job(1)
             job.wait_until_ready(timeout=120)
@@ -94,6 +111,8 @@ def proxy_rig(with_spinnman: bool = True) -> Iterator[Rig]:
                     pass
             if client is not None:
                 client.close()
+            if relay is not None:
+                relay.stop()
             if service is not None:
                 service.stop()
             vm.stop()
