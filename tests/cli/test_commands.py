@@ -435,3 +435,13 @@ def test_https_service(make_service: Callable[..., Any], monkeypatch: pytest.Mon
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(service.cert_file))
     job = cli.json("alloc", "--command", "true")
     assert job["state"] == "READY" and job["url"].startswith("https://")
+
+
+def test_reader(cli: Cli, client_for: Callable[..., Any]) -> None:
+    """rita (READER) may look at machines but not create jobs."""
+    job = client_for("root").create_job(1)
+    (summary,) = cli.json("machines", user="rita")
+    assert summary["jobs"] == [job.job_id]
+    refused = cli("alloc", "--command", "true", user="rita")
+    assert refused.exit_code == 1
+    assert "HTTP 403" in one_line_error(refused)

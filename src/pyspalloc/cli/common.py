@@ -362,6 +362,11 @@ def _fetch_or_none(
         return fetch_job(session, url, allocation, cache=cache)
     except CLIError:
         return None  # destroyed and purged between the listing and the read
+    except SpallocHTTPError as error:
+        if error.status != 403:
+            raise
+        # a READER may list jobs but not read them
+        return JobView(id=job_id_of(url), url=url, state="UNKNOWN")
 
 
 def only_live_job(client: SpallocClient) -> str:
