@@ -498,9 +498,8 @@ def state_progress(
     """
     from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-    from pyspalloc.cli.output import console, error_console
+    from pyspalloc.cli.output import console
 
-    target = console if enabled else error_console
     if not enabled:
 
         def quiet(state: str, elapsed: float) -> None:
@@ -514,11 +513,10 @@ def state_progress(
         BarColumn(bar_width=20),
         TextColumn("{task.fields[state]}"),
         TimeElapsedColumn(),
-        console=target,
+        console=console,
         transient=True,
     ) as progress:
         task = progress.add_task(f"Job {job_id}", total=3, state="", completed=0)
-
         shown = [0]
 
         def on_state(state: str, elapsed: float) -> None:
