@@ -66,6 +66,7 @@ class Http:
         self.srv = base + "srv/spalloc/"
         self.http = requests.Session()
         self.http.verify = verify
+        self.http.trust_env = False  # else REQUESTS_CA_BUNDLE overrides ``verify``
         self.csrf: dict[str, str] = {}
         self.bearer: str | None = None
 
