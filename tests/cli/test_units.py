@@ -111,7 +111,9 @@ def test_error_lines() -> None:
     assert isinstance(error, CLIError) and error.exit_code == 6
     assert error.message == "cannot reach the service http://h/: connection refused"
     login = describe_error(SpallocException("Unable to login: HTTP 401: bad\nmore"), "http://h/")
-    assert login.message == "login to http://h/ failed: wrong user name, password or token"
+    assert login.message.startswith("login to http://h/ failed: wrong user name, password")
+    other = describe_error(SpallocException("Unable to login: no CSRF token in the page"), "U")
+    assert other.message == "login to U failed: Unable to login: no CSRF token in the page"
     missing = describe_error(SpallocHTTPError("GET", "http://h/", 404, "no such\njob"))
     assert (missing.message, missing.exit_code) == ("not found: no such job", 4)
     assert "\n" not in CLIError("two\nlines").message

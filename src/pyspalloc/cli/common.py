@@ -111,7 +111,14 @@ def describe_error(error: BaseException, url: str | None = None) -> CLIError:
             )
         return CLIError(f"cannot talk to the service{where}: {error}", EXIT_CONNECTION)
     if isinstance(error, SpallocException) and str(error).startswith("Unable to login"):
-        return CLIError(f"login to{where} failed: wrong user name, password or token")
+        if re.match(
+            r"Unable to login( with the bearer token)?: HTTP (302|303|401|403)\b", str(error)
+        ):
+            return CLIError(
+                f"login to{where} failed: wrong user name, password or token "
+                "(or the account is locked or disabled)"
+            )
+        return CLIError(f"login to{where} failed: {error}")
     if isinstance(error, SpinnmanException):
         return CLIError(str(error) or type(error).__name__)
     return CLIError(f"{type(error).__name__}: {error}")
