@@ -208,20 +208,3 @@ def test_index_page_and_root_redirect(service: Any) -> None:
     root = client.get(service.url, headers={"Accept": "text/html"})
     assert root.status_code == 302
     assert root.headers["location"] == "/spalloc/system/"
-
-
-def test_browser_login_failure_shows_the_form_again(service: Any) -> None:
-    http = requests.Session()
-    page = http.get(service.url + "system/login.html", timeout=TIMEOUT)
-    token = CSRF_INPUT.search(page.text).group(1)  # type: ignore[union-attr]
-    response = http.post(
-        service.url + "system/perform_login",
-        data={"_csrf": token, "username": "alice", "password": "nope"},
-        headers={"Accept": "text/html"},
-        allow_redirects=False,
-        timeout=TIMEOUT,
-    )
-    assert response.status_code == 302
-    assert response.headers["location"] == "/spalloc/system/login.html?error=true"
-    again = http.get(service.url + "system/login.html?error=true", timeout=TIMEOUT)
-    assert "Login failed." in again.text

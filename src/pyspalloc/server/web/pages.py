@@ -62,8 +62,6 @@ def _login(request: Request, form: dict[str, str]) -> Response:
     address = request.client.host if request.client else "?"
     user = auth.check_password(form.get("username", ""), form.get("password", ""), address)
     if user is None:
-        if "text/html" in request.headers.get("accept", ""):  # a person: show the form again
-            return RedirectResponse(LOGIN_PAGE + "?error=true", status_code=302)
         return _failed("bad credentials", ctx.config.debug)
     auth.end_session(request)
     auth.new_session(request, user)
