@@ -1,10 +1,10 @@
 """An EIEIO listener hears a packet sent by a core of the job's board."""
 
-# ruff: noqa: E402, F401
-from pyspalloc import SpallocClient, SpallocState  # IMPORTS
-
+# ruff: noqa: F401
 import json
 import sys
+
+from pyspalloc import SpallocClient, SpallocState  # IMPORTS
 
 url, user, password = sys.argv[1:4]
 

@@ -1,12 +1,11 @@
 """Every way of asking for boards, then watching, finding and ending the jobs."""
 
-# ruff: noqa: E402, F401
-from pyspalloc import SpallocClient, SpallocState  # IMPORTS
-
 import json
 import re
 import sys
 import threading
+
+from pyspalloc import SpallocClient, SpallocState  # IMPORTS
 
 url, user, password, params = sys.argv[1:5]
 params = json.loads(params)  # {"ip": address of one specific board, "machine": name}

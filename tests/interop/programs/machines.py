@@ -1,10 +1,9 @@
 """Log in, look at the service and its machines."""
 
-# ruff: noqa: E402, F401
-from pyspalloc import SpallocClient, SpallocState  # IMPORTS
-
 import json
 import sys
+
+from pyspalloc import SpallocClient, SpallocState  # IMPORTS
 
 url, user, password = sys.argv[1:4]
 

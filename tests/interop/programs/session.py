@@ -1,10 +1,10 @@
 """Keep using a client after the service forgot its session (as after a long idle time)."""
 
-# ruff: noqa: E402, F401
-from pyspalloc import SpallocClient, SpallocState  # IMPORTS
-
+# ruff: noqa: F401
 import json
 import sys
+
+from pyspalloc import SpallocClient, SpallocState  # IMPORTS
 
 url, user, password = sys.argv[1:4]
 

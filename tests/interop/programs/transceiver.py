@@ -1,12 +1,12 @@
 """A transceiver through the proxy: machine discovery, memory, credentials for a database."""
 
-# ruff: noqa: E402, F401
-from pyspalloc import SpallocClient, SpallocState  # IMPORTS
-
+# ruff: noqa: F401
 import json
 import os
 import re
 import sys
+
+from pyspalloc import SpallocClient, SpallocState  # IMPORTS
 
 url, user, password = sys.argv[1:4]
 
