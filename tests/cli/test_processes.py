@@ -169,7 +169,9 @@ def test_watch_until_interrupted(service: Any, client_for: Any, command: list[st
         env=env,
     )
     try:
-        time.sleep(7)  # log in (slow on a loaded machine) and draw a few times
+        assert process.stderr is not None
+        assert "press Ctrl-C to stop" in process.stderr.readline()  # logged in and drawn
+        time.sleep(1)  # a few redraws
         assert process.poll() is None, process.communicate()
         process.send_signal(signal.SIGINT)
         out, err = process.communicate(timeout=30)

@@ -47,7 +47,9 @@ def watch(render: Callable[[], RenderableType], interval: float) -> None:
     """Show ``render()`` and redraw it every ``interval`` seconds until Ctrl-C."""
     from rich.live import Live
 
-    with Live(render(), console=console, auto_refresh=False) as live:
+    first = render()
+    error_console.print(f"[dim]Redrawing every {interval:g} s; press Ctrl-C to stop.[/]")
+    with Live(first, console=console, auto_refresh=False) as live:
         try:
             while True:
                 time.sleep(interval)
