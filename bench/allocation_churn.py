@@ -1,6 +1,6 @@
 """Allocation churn on a SpiNNaker1M-shaped machine: ours vs the old spalloc_server.
 
-``python -m bench.allocation_churn [--jobs 1200] [--rounds 2]``
+``python -m bench.allocation_churn [--jobs 1200] [--single-rounds 1] [--rounds 3]``
 
 Both services manage a 20x20-triad (1,200-board) machine with instant power:
 
@@ -15,7 +15,9 @@ Both services manage a 20x20-triad (1,200-board) machine with instant power:
   no-I/O stub, ``seconds_before_free=0``, state kept in memory and pickled only at a
   clean shutdown), driven by ``spalloc 1!7.4.1``'s ``ProtocolClient`` (own venv).
 
-Sequences, each run by both, interleaved round by round (median reported):
+Sequences, each run by both, interleaved round by round (median reported; the fill
+takes ours about two minutes a round on the loaded 2-core box, hence one round by
+default):
 
 1. ``single``: create ``--jobs`` one-board jobs (fills the machine at 1,200), poll each
    job's state until all are READY, destroy them all;
@@ -232,7 +234,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 contenders["old spalloc_server 1!7.0.0"] = old_batch
                 pids["old spalloc_server 1!7.0.0"] = old_server.pid
             for name, specs in sequences.items():
-                results[name] = _compare(name, specs, contenders, pids, args.rounds)
+                rounds = args.single_rounds if name == "single" else args.rounds
+                results[name] = _compare(name, specs, contenders, pids, rounds)
             for mine in ours:
                 durable = mine.durable_destroyed()
                 print(
@@ -324,7 +327,10 @@ def _compare(
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m bench.allocation_churn", description=__doc__)
     p.add_argument("--jobs", type=int, default=1200, help="one-board jobs per round")
-    p.add_argument("--rounds", type=int, default=2, help="rounds per contender")
+    p.add_argument("--rounds", type=int, default=3, help="rounds of the mix per contender")
+    p.add_argument(
+        "--single-rounds", type=int, default=1, help="rounds of the one-board fill (ours ~2 min)"
+    )
     p.add_argument("--timeout", type=float, default=120.0, help="longest wait for READY (s)")
     p.add_argument("--no-mix", action="store_true", help="skip the rectangle/board mix")
     p.add_argument("--skip-old", action="store_true", help="no old spalloc_server")

@@ -79,11 +79,21 @@ def test_scp_round_trips_with_spinnman() -> None:
 
 
 def test_allocation_churn_ours_only(capsys: pytest.CaptureFixture[str]) -> None:
-    results = _run(allocation_churn, "--jobs", "5", "--rounds", "1", "--skip-old", "--no-postgres")
+    results = _run(
+        allocation_churn,
+        "--jobs",
+        "5",
+        "--rounds",
+        "1",
+        "--single-rounds",
+        "2",
+        "--skip-old",
+        "--no-postgres",
+    )
     assert results["single"]["jobs_s"]["ours (SQLite)"] > 0
     assert results["mix"]["jobs_s"]["ours (SQLite)"] > 0
     durable, created = results["durable ours (SQLite)"]
-    assert durable == created == 5 + len(allocation_churn.mixed_jobs())
+    assert durable == created == 2 * 5 + len(allocation_churn.mixed_jobs())
     assert "NOT ALL DURABLE" not in capsys.readouterr().out
 
 
