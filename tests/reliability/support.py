@@ -47,6 +47,13 @@ def free_virtual_base(lo: int = 150, hi: int = 250) -> str:
     raise RuntimeError("no free 127.1.N.0 address range for a virtual machine")
 
 
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port free on ``host`` right now."""
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
 def wait_for(check: Callable[[], T | None], timeout: float = 30.0, step: float = 0.05) -> T:
     """Poll ``check`` until it returns something truthy; fail after ``timeout`` s."""
     deadline = time.monotonic() + timeout
