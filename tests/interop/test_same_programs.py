@@ -11,6 +11,7 @@ own bugs, see ``docs/compatibility.md``), and our results are also checked on th
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import select
@@ -31,11 +32,9 @@ from pyspalloc.virtual import VirtualMachine
 from pyspalloc.wire.eieio import EIEIODataMessage, EIEIOType
 from tests.interop.test_spinnman_service import free_virtual_base, make_test_ca
 
-pytestmark = [
-    pytest.mark.interop,
-    pytest.mark.slow,
-    pytest.mark.parametrize("db_url", ["sqlite"], indirect=True),
-]
+pytestmark = [pytest.mark.interop, pytest.mark.slow]
+#: the database is not what these test: SQLite only, whatever else is configured
+SQLITE = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 
 PROGRAMS = Path(__file__).parent / "programs"
 #: the one line that differs between the two runs of a program
@@ -105,6 +104,18 @@ KNOWN_DIFFERENCES: dict[str, dict[str, tuple[Any, Any, str]]] = {
             "our EIEIO messages are pyspalloc.wire.eieio dataclasses, not spinnman's classes",
         ),
     },
+    "plain_http": {
+        "list_machines": (
+            lambda v: "error" in v,
+            {"value": ["spin24"]},
+            "spinnman forces https on every URL the service gives (machines-ref, jobs-ref)",
+        ),
+        "create_job": (
+            lambda v: "error" in v,
+            {"value": "DESTROYED"},
+            "spinnman forces https on every URL the service gives",
+        ),
+    },
     "session": {
         "list_machines": (
             _value_error("ValueError"),
@@ -144,7 +155,7 @@ def _machines(base: str, solo_base: str) -> list[MachineDefinition]:
 class Setup:
     """A running service over two virtual machines, and how to run programs on it."""
 
-    def __init__(self, service: Any, ca: Path, machines: dict[str, MachineDefinition],
+    def __init__(self, service: Any, ca: Path | None, machines: dict[str, MachineDefinition],
                  vms: dict[str, VirtualMachine], workdir: Path) -> None:  # fmt: skip
         self.service = service
         self.ca = ca
@@ -158,9 +169,10 @@ class Setup:
 
     def env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("SPALLOC_")}
-        env["REQUESTS_CA_BUNDLE"] = str(self.ca)
-        env["WEBSOCKET_CLIENT_CA_BUNDLE"] = str(self.ca)
-        env.pop("SSL_CERT_FILE", None)
+        if self.ca is not None:
+            env["REQUESTS_CA_BUNDLE"] = str(self.ca)
+            env["WEBSOCKET_CLIENT_CA_BUNDLE"] = str(self.ca)
+            env.pop("SSL_CERT_FILE", None)
         return env
 
 
@@ -331,6 +343,7 @@ def run_both(
 # ---------------------------------------------------------------- the tests
 
 
+@SQLITE
 def test_machines(interop_python: Callable[..., Path], setup: Setup) -> None:
     ours, _ = run_both(interop_python, "machines", setup)
     assert ours["version"] == "7.4.2"
@@ -352,6 +365,7 @@ def test_machines(interop_python: Callable[..., Path], setup: Setup) -> None:
     assert [(b["x"], b["y"], b["z"]) for b in solo["dead_boards"]] == [(0, 0, 1), (0, 0, 2)]
 
 
+@SQLITE
 def test_jobs(interop_python: Callable[..., Path], setup: Setup) -> None:
     params = {"ip": setup.machines["spin24"].boards[BY_IP].ip, "machine": "spin24"}
     ours, _ = run_both(interop_python, "jobs", setup, [json.dumps(params)])
@@ -395,6 +409,7 @@ def test_jobs(interop_python: Callable[..., Path], setup: Setup) -> None:
     assert all(ours["listed_with_deleted"].values())
 
 
+@SQLITE
 def test_transceiver(interop_python: Callable[..., Path], setup: Setup) -> None:
     ours, _ = run_both(interop_python, "transceiver", setup)
     assert ours["state"] == "READY"
@@ -410,6 +425,7 @@ def test_transceiver(interop_python: Callable[..., Path], setup: Setup) -> None:
     assert ours["final_state"] == "DESTROYED"
 
 
+@SQLITE
 def test_eieio_listener(interop_python: Callable[..., Path], setup: Setup) -> None:
     def send(checkpoint: dict[str, Any]) -> None:
         board = setup.vms["spin24"].board_by_ip(checkpoint["root_host"])
@@ -427,9 +443,134 @@ def test_eieio_listener(interop_python: Callable[..., Path], setup: Setup) -> No
     }
 
 
+@SQLITE
 def test_session_loss(interop_python: Callable[..., Path], setup: Setup) -> None:
     def forget_sessions(_: object) -> None:
         assert setup.service.app.state.ctx.store.purge_sessions(-1.0) >= 1
 
     ours, theirs = run_both(interop_python, "session", setup, on_checkpoint=forget_sessions)
     assert ours["before"] == theirs["before"] == {"value": ["solo", "spin24"]}
+
+
+@SQLITE
+def test_plain_http(
+    interop_python: Callable[..., Path], make_service: Callable[..., Any], tmp_path: Path
+) -> None:
+    """A service reached by ``http://`` (as behind a TLS-terminating proxy, or in tests)."""
+    service = make_service()  # plain HTTP, instant power
+    assert service.url.startswith("http://")
+    plain = Setup(service, None, {}, {}, tmp_path)
+    ours, theirs = run_both(interop_python, "plain_http", plain)
+    assert ours["login"] == theirs["login"] == {"value": "ok"}
+
+
+# ---------------------------------------------------------------- the stubs are right
+
+
+def describe_members(obj: Any, members: list[str]) -> dict[str, Any]:
+    """Signatures and kinds of ``obj``'s members, as JSON (runs in the spinnman venv too)."""
+    import inspect as _inspect
+
+    def signature(function: Any) -> list[Any]:
+        return [
+            [p.name, p.kind.name, None if p.default is p.empty else repr(p.default)]
+            for p in _inspect.signature(function).parameters.values()
+        ]
+
+    if _inspect.isfunction(obj):
+        return {"": signature(obj)}
+    out: dict[str, Any] = {}
+    for name in members:
+        static = _inspect.getattr_static(obj, name, None)
+        if static is None:
+            out[name] = "missing"
+        elif isinstance(static, property) or _inspect.isdatadescriptor(static):
+            out[name] = "property"  # or a slot: an attribute either way
+        elif isinstance(static, staticmethod):
+            out[name] = ["static", *signature(static.__func__)]
+        elif isinstance(getattr(obj, name), int):
+            out[name] = int(getattr(obj, name))
+        else:
+            out[name] = signature(getattr(obj, name))
+    return out
+
+
+#: spinnman version -> seed names and members documented in client-api.txt that it does
+#: not have (the documentation is of a later spinnman than 7.3.0; 7.3.0's
+#: create_transceiver() returns a plain Version5Transceiver)
+NOT_IN: dict[str, tuple[set[str], set[str]]] = {
+    "1!7.3.0": (
+        {"spalloc_transceiver.SpallocTransceiver"},
+        {
+            "SpallocJob.read_data",
+            "SpallocJob.write_data",
+            "SpallocJob.reset_routing",
+            "session.Session.credentials",
+            "session.Session.post_raw",
+            "session.Session.purge",
+            "session.Session.service_url",
+        },
+    ),
+    # (1!7.4.x is not the seed: its create_job() takes the request from configuration and
+    # create_job_board and friends are gone)
+}
+
+
+@pytest.mark.parametrize("version", sorted(NOT_IN))
+def test_seed_stubs_match_spinnman(
+    interop_python: Callable[..., Path], tmp_path: Path, version: str
+) -> None:
+    """The seed table of tests/client/test_api_surface.py matches spinnman itself."""
+    from tests.client.test_api_surface import CONSTRUCTOR_DIFFERENCES, SURFACE, _members
+
+    python = interop_python(f"spinnman=={version}", "packaging")
+    absent_names, absent_members = NOT_IN[version]
+    wanted: dict[str, list[str]] = {}
+    expected: dict[str, Any] = {}
+    for seed_name, (stub, _) in SURFACE.items():
+        members = [] if inspect.isfunction(stub) else sorted(_members(stub))
+        if seed_name in CONSTRUCTOR_DIFFERENCES or "." in seed_name:
+            members = [m for m in members if m != "__init__"]
+        wanted[seed_name] = members
+        expected[seed_name] = describe_members(stub, members)
+    script = (
+        "from __future__ import annotations\nimport importlib, json, sys\n"
+        "from spinnman.config_setup import unittest_setup\n"
+        "unittest_setup()\n"
+        + inspect.getsource(describe_members)
+        + "wanted = json.loads(sys.argv[1])\n"
+        "out = {}\n"
+        "for seed, members in wanted.items():\n"
+        "    module, _, name = seed.rpartition('.')\n"
+        "    try:\n"
+        "        package = 'spinnman.spalloc' + ('.' + module if module else '')\n"
+        "        mod = importlib.import_module(package)\n"
+        "        out[seed] = describe_members(getattr(mod, name), members)\n"
+        "    except (ImportError, AttributeError):\n"
+        "        out[seed] = 'absent'\n"
+        "print(json.dumps(out))\n"
+    )
+    path = tmp_path / "describe.py"
+    path.write_text(script)
+    done = subprocess.run(
+        [str(python), str(path), json.dumps(wanted)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+    actual = json.loads(done.stdout.strip().splitlines()[-1])
+    absent = {seed for seed, found in actual.items() if found == "absent"}
+    assert absent == absent_names
+    mismatches = {}
+    for seed_name, members in expected.items():
+        if seed_name in absent:
+            continue
+        for member, description in members.items():
+            theirs = actual[seed_name].get(member)
+            if f"{seed_name}.{member}" in absent_members:
+                assert theirs == "missing", f"{version} has {seed_name}.{member} now"
+            elif theirs != description:
+                mismatches[f"{seed_name}.{member}"] = {"stub": description, "spinnman": theirs}
+    assert mismatches == {}, json.dumps(mismatches)
