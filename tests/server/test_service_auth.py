@@ -208,3 +208,16 @@ def test_index_page_and_root_redirect(service: Any) -> None:
     root = client.get(service.url, headers={"Accept": "text/html"})
     assert root.status_code == 302
     assert root.headers["location"] == "/spalloc/system/"
+
+
+def test_bad_bearer_token_does_not_fall_back_to_the_cookie(service: Any) -> None:
+    client = Client(service.url)
+    assert client.login("alice", "alice-pw-1").status_code == 302
+    response = client.http.post(
+        client.srv + "jobs",
+        json={"num-boards": 1, "keepalive-interval": "PT60S", "tags": ["default"]},
+        headers={"Authorization": "Bearer forged"},
+        timeout=TIMEOUT,
+    )
+    assert response.status_code == 401
+    assert client.get("jobs").json()["jobs"] == []

@@ -225,6 +225,8 @@ class Authenticator:
                 if session is not None and session.user is not None and session.user.id != user.id:
                     session = None
                 return Caller(user, how, session)
+            if is_bearer:  # a bad token never falls back to the cookie (it skipped CSRF)
+                raise NotAuthenticated()
         if session is not None and session.user is not None:
             return Caller(session.user, "session", session)
         raise NotAuthenticated()
