@@ -116,6 +116,19 @@ KNOWN_DIFFERENCES: dict[str, dict[str, tuple[Any, Any, str]]] = {
             "spinnman forces https on every URL the service gives",
         ),
     },
+    "waits": {
+        "wait_until_ready(timeout=3).error": (
+            "ReadTimeout",
+            "SpinnmanTimeoutException",
+            "spinnman's timeout is the HTTP read timeout of each long poll (requests raises); "
+            "ours is a deadline for the whole wait",
+        ),
+        "wait_for_state_change(QUEUED, timeout=3)": (
+            {"error": "ReadTimeout", "took_under_10s": True},
+            {"value": "QUEUED", "took_under_10s": True},
+            "ours returns the state when the time is up, as documented",
+        ),
+    },
     "session": {
         "list_machines": (
             _value_error("ValueError"),
@@ -440,6 +453,21 @@ def test_eieio_listener(interop_python: Callable[..., Path], setup: Setup) -> No
         "message_api": "keys",
         "keys": KEYS,
         "final_state": "DESTROYED",
+    }
+
+
+@SQLITE
+def test_waits(interop_python: Callable[..., Path], setup: Setup) -> None:
+    ours, _ = run_both(interop_python, "waits", setup)
+    assert ours == {
+        "queued_state": "QUEUED",
+        "wait_until_ready(timeout=3)": {
+            "error": "SpinnmanTimeoutException",
+            "took_under_10s": True,
+        },
+        "wait_for_state_change(QUEUED, timeout=3)": {"value": "QUEUED", "took_under_10s": True},
+        "after_blocker_destroyed": {"value": "READY", "took_under_10s": True},
+        "state": "READY",
     }
 
 
