@@ -492,6 +492,17 @@ def test_plain_http(
     assert ours["login"] == theirs["login"] == {"value": "ok"}
 
 
+def test_every_program_and_difference_is_documented() -> None:
+    """docs/compatibility.md names every program and every known difference's program."""
+    docs = (Path(__file__).parents[2] / "docs" / "compatibility.md").read_text()
+    programs = sorted(p.name for p in PROGRAMS.glob("*.py") if p.name != "__init__.py")
+    assert programs, "no programs found"
+    for name in programs:
+        assert f"`{name}`" in docs, f"docs/compatibility.md does not describe {name}"
+    for name in KNOWN_DIFFERENCES:
+        assert (PROGRAMS / f"{name}.py").is_file(), name
+
+
 # ---------------------------------------------------------------- the stubs are right
 
 
