@@ -31,6 +31,7 @@ connection, one request at a time, on both sides.
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import socket
 import sqlite3
@@ -194,7 +195,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 print(f"# {label}: {info['url']} (pid {info['pid']})")
                 mine = Ours(info["url"], int(info["pid"]), database, label)
                 ours.append(mine)
-                contenders[label] = lambda specs, m=mine: m.batch(specs, args.timeout)
+                contenders[label] = functools.partial(mine.batch, timeout=args.timeout)
                 pids[label] = mine.pid
             if not args.skip_old:
                 server_python = peer_python(*OLD_SERVER)
