@@ -55,6 +55,7 @@ DEAD = Triad(3, 1, 2)
 #: the board asked for by IP address (physical (0, 0, 10))
 BY_IP = Triad(3, 0, 1)
 KEYS = [0x1234, 0xBEEF0001, 0xCAFE0002]
+BOUND_KEYS = [7, 8, 0xFFFFFFFF]
 
 
 def _value_error(name: str) -> dict[str, Any]:
@@ -102,6 +103,19 @@ KNOWN_DIFFERENCES: dict[str, dict[str, tuple[Any, Any, str]]] = {
             "is_next_element/next_element",
             "keys",
             "our EIEIO messages are pyspalloc.wire.eieio dataclasses, not spinnman's classes",
+        ),
+    },
+    "bearer": {
+        "after_loss.get_state": (
+            {"error": "ValueError"},
+            {"value": "READY"},
+            "spinnman's GETs send the session cookie only, not the bearer token, and it "
+            "never renews the session",
+        ),
+        "after_loss.list_machines": (
+            {"error": "ValueError"},
+            {"value": ["solo", "spin24"]},
+            "as get_state: GETs without the token fail once the session is gone",
         ),
     },
     "plain_http": {
@@ -443,8 +457,12 @@ def test_eieio_listener(interop_python: Callable[..., Path], setup: Setup) -> No
     def send(checkpoint: dict[str, Any]) -> None:
         board = setup.vms["spin24"].board_by_ip(checkpoint["root_host"])
         assert board is not None and board.booted
-        packet = EIEIODataMessage(EIEIOType.KEY_32, tuple(KEYS)).to_bytes()
-        board.send_from_core(0, 0, 1, checkpoint["tag"], packet)
+        for keys, tag in (
+            (KEYS, checkpoint["tags"]["listener"]),
+            (BOUND_KEYS, checkpoint["tags"]["bound"]),
+        ):
+            packet = EIEIODataMessage(EIEIOType.KEY_32, tuple(keys)).to_bytes()
+            board.send_from_core(0, 0, 1, tag, packet)
 
     ours, _ = run_both(interop_python, "eieio", setup, on_checkpoint=send)
     assert ours == {
@@ -452,6 +470,7 @@ def test_eieio_listener(interop_python: Callable[..., Path], setup: Setup) -> No
         "local_ip": "127.0.0.1",
         "message_api": "keys",
         "keys": KEYS,
+        "bound_keys": BOUND_KEYS,
         "final_state": "DESTROYED",
     }
 
@@ -478,6 +497,28 @@ def test_session_loss(interop_python: Callable[..., Path], setup: Setup) -> None
 
     ours, theirs = run_both(interop_python, "session", setup, on_checkpoint=forget_sessions)
     assert ours["before"] == theirs["before"] == {"value": ["solo", "spin24"]}
+
+
+@SQLITE
+def test_bearer_token(interop_python: Callable[..., Path], setup: Setup) -> None:
+    ctx = setup.service.app.state.ctx
+    token = ctx.auth.issue_token(ctx.store.get_user("alice"))
+
+    def forget_sessions(_: object) -> None:
+        assert ctx.store.purge_sessions(-1.0) >= 1
+
+    ours, _ = run_both(interop_python, "bearer", setup, [token], forget_sessions)
+    assert ours == {
+        "machines": ["solo", "spin24"],
+        "boards": 1,
+        "state": "READY",
+        "after_loss": {
+            "get_state": {"value": "READY"},
+            "list_machines": {"value": ["solo", "spin24"]},
+            "destroy": {"value": "done"},
+        },
+        "final_state_seen_by_new_client": "DESTROYED",
+    }
 
 
 @SQLITE
