@@ -260,6 +260,31 @@ def drain(connection: SpallocSCPConnection) -> None:
             return
 
 
+def freeze(process: subprocess.Popen[str]) -> None:
+    """SIGSTOP ``process`` and wait until every one of its threads has stopped.
+
+    ``kill`` returns before a busy thread has stopped, so without the wait a request
+    sent at once may still be answered.
+    """
+    process.send_signal(signal.SIGSTOP)
+    tasks = Path(f"/proc/{process.pid}/task")
+    if not tasks.is_dir():
+        time.sleep(0.2)
+        return
+
+    def stopped() -> bool:
+        for stat in tasks.glob("*/stat"):
+            try:
+                state = stat.read_text().rsplit(")", 1)[1].split()[0]
+            except (OSError, IndexError):
+                continue  # a thread that has just ended
+            if state not in ("T", "t"):
+                return False
+        return True
+
+    eventually(stopped, timeout=5.0, what="the service process to stop")
+
+
 def test_every_call_times_out_when_the_server_stops_answering(
     service_process: tuple[subprocess.Popen[str], str],
 ) -> None:
@@ -271,7 +296,7 @@ def test_every_call_times_out_when_the_server_stops_answering(
         proxy.call_timeout = 1.0
         assert scp_call(connection, make_request(connection, 0, 0, 0, SCPCommand.VER))
         drain(connection)  # a resent VER (on a busy machine) may have a late reply
-        process.send_signal(signal.SIGSTOP)
+        freeze(process)
         try:
             limits = {
                 "OPEN": lambda: proxy.open_channel(0, 0, SCP_PORT),
@@ -336,8 +361,10 @@ def test_pings_keep_an_idle_websocket_heard(job: SpallocJob) -> None:
     url = job.get_proxy_url()  # type: ignore[attr-defined]
     proxy = ProxyConnection(url, session=job.session, ping_interval=0.3)  # type: ignore[attr-defined]
     try:
-        first = proxy._last_heard
-        eventually(lambda: proxy._last_heard > first, what="a pong")
+        link = proxy._link
+        assert link is not None
+        first = link.last_heard
+        eventually(lambda: link.last_heard > first, what="a pong")
         time.sleep(1.2)  # more than 3 intervals: only pongs keep it from being dropped
         assert proxy.reconnects == 0 and proxy.is_connected
     finally:

@@ -12,11 +12,13 @@ multiplexes every channel of the job over it:
 * a ping goes out every 30 s, and a websocket that stays silent for too long is
   dropped;
 * a dropped websocket is reconnected (bounded attempts with back-off, renewing the
-  session on a 401 handshake) and every open channel is opened again. A bound channel
-  gets a new server channel id behind the same :class:`Channel` object; receives that
-  were waiting meanwhile just time out, so a retrying SCP engine carries on.
+  session on a 401 handshake; see :mod:`pyspalloc.client.proxy_connect`) and every
+  open channel is opened again. A bound channel gets a new server channel id behind
+  the same :class:`Channel` object; receives that were waiting meanwhile just time
+  out, so a retrying SCP engine carries on.
 
-Frames are encoded and decoded with :mod:`pyspalloc.wire.proxy` only.
+The websocket itself is websocket-client's (framing, masking, answering pings); proxy
+frames are encoded and decoded with :mod:`pyspalloc.wire.proxy` only.
 """
 
 from __future__ import annotations
@@ -26,13 +28,22 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, Any, Final, cast
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, Final
 
 import websocket
+from websocket import ABNF
 
 from pyspalloc.client.channels import Channel, ProxyError, UnboundChannel
-from pyspalloc.client.wsframes import BINARY, FrameSocket
+from pyspalloc.client.proxy_connect import (
+    CONNECT_TIMEOUT,
+    RECONNECT_ATTEMPTS,
+    RECONNECT_BACKOFF,
+    RETRY_CLOSE_CODES,
+    STABLE_TIME,
+    Dialler,
+    Link,
+)
 from pyspalloc.exceptions import (
     SpinnmanIOException,
     SpinnmanTimeoutException,
@@ -63,22 +74,12 @@ log = logging.getLogger(__name__)
 
 #: Default time limit of an OPEN, CLOSE or OPEN_UNBOUND call, in seconds.
 CALL_TIMEOUT: Final = 10.0
-#: Default time limit of one websocket handshake, in seconds.
-CONNECT_TIMEOUT: Final = 10.0
 #: Seconds between pings.
 PING_INTERVAL: Final = 30.0
-#: Reconnection attempts after the websocket drops, and the first back-off (doubling).
-RECONNECT_ATTEMPTS: Final = 6
-RECONNECT_BACKOFF: Final = 0.1
-#: A websocket up this long (s), or that said anything, counts as having worked.
-STABLE_TIME: Final = 10.0
-#: The longest back-off between two reconnection attempts.
-MAX_BACKOFF: Final = 3.0
-#: Handshake statuses that mean "this will never work": stop reconnecting at once.
-_PERMANENT_STATUSES: Final = frozenset({400, 401, 403, 404, 410})
-
-#: Close codes after which reconnecting makes sense (going away, restart, try later).
-_RETRY_CLOSE_CODES: Final = frozenset({1001, 1012, 1013})
+_BINARY: Final = ABNF.OPCODE_BINARY
+_CLOSE: Final = ABNF.OPCODE_CLOSE
+#: What a failed send or receive on a websocket raises.
+_WS_ERRORS: Final = (OSError, websocket.WebSocketException)
 
 #: The first four bytes of every MSG frame (taken from the codec's own encoding).
 _MSG_OPCODE: Final = Message(0, b"").to_bytes()[:4]
@@ -140,10 +141,8 @@ class ProxyConnection:
         reconnect_backoff: float = RECONNECT_BACKOFF,
     ) -> None:
         self.url = url
-        self._session = session
-        self._headers = headers
-        self._renew = renew
-        self._sslopt = dict(sslopt or {})
+        self._stop = threading.Event()
+        self._dialler = Dialler(url, session, headers, renew, dict(sslopt or {}), self._stop)
         self.call_timeout = call_timeout
         self.connect_timeout = connect_timeout
         self.ping_interval = ping_interval
@@ -155,15 +154,13 @@ class ProxyConnection:
         self._open: dict[int, Channel] = {}  # keyed by id(channel)
         self._lock = threading.Lock()
         self._connected = threading.Condition(self._lock)
-        self._ws: FrameSocket | None = None
+        self._link: Link | None = None
         self._closing = False
         #: Why the proxy is dead (None while it is usable).
         self.failure: str | None = None
         #: How many times the websocket has been reconnected.
         self.reconnects = 0
-        self._last_heard = time.monotonic()
-        self._stop = threading.Event()
-        self._ws = self._connect_with_retries()
+        self._link = self._connect_with_retries()
         self._reader = threading.Thread(target=self._run, name="spalloc-proxy-rx", daemon=True)
         self._pinger = threading.Thread(target=self._ping, name="spalloc-proxy-ping", daemon=True)
         self._reader.start()
@@ -179,7 +176,7 @@ class ProxyConnection:
     @property
     def is_connected(self) -> bool:
         """Whether the websocket is up right now."""
-        return self._ws is not None and self.failure is None
+        return self._link is not None and self.failure is None
 
     def open_channel(self, x: int, y: int, port: int, timeout: float | None = None) -> Channel:
         """Open a channel to UDP ``port`` of the board whose Ethernet chip is (x, y).
@@ -235,28 +232,27 @@ class ProxyConnection:
             self._closing = True
             if self.failure is None:
                 self.failure = "closed by the client"
-            ws = self._ws
-            self._ws = None
+            link = self._link
+            self._link = None
             self._connected.notify_all()
         self._stop.set()
-        if ws is not None:
-            ws.send_close()
-            ws.abort()
+        if link is not None:
+            link.hang_up()
         self._fail_everything()
         for thread in (self._reader, self._pinger):
             if thread is not threading.current_thread():
                 thread.join(timeout=5.0)
-        if ws is not None:
-            ws.close()
+        if link is not None:
+            link.close()
 
     def drop_websocket(self) -> None:
         """Break the current websocket as a network fault would (for tests and demos).
 
         The proxy reconnects and reopens its channels by itself.
         """
-        ws = self._ws
-        if ws is not None:
-            ws.abort()
+        link = self._link
+        if link is not None:
+            link.abort()
 
     def __enter__(self) -> ProxyConnection:
         return self
@@ -267,18 +263,18 @@ class ProxyConnection:
     # --------------------------------------------------------------- sending
 
     def _send_frame(self, frame: bytes) -> None:
-        ws = self._ws
-        if ws is None:
+        link = self._link
+        if link is None:
             if self.failure is not None:
                 raise SpinnmanIOException(f"proxy websocket is closed: {self.failure}")
             return  # reconnecting: dropped, like a lost datagram
         try:
-            ws.send_binary(frame)
-        except (OSError, websocket.WebSocketException) as error:
+            link.ws.send_binary(frame)
+        except _WS_ERRORS as error:
             if self.failure is not None:
                 raise SpinnmanIOException(f"proxy websocket is closed: {self.failure}") from error
             log.debug("proxy send failed (%s); reconnect pending", error)
-            ws.abort()  # make sure the receiver notices and reconnects
+            link.abort()  # make sure the receiver notices and reconnects
 
     # --------------------------------------------------------------- calls
 
@@ -297,7 +293,7 @@ class ProxyConnection:
         limit = self.call_timeout if timeout is None else timeout
         deadline = time.monotonic() + limit
         while True:
-            ws = self._wait_connected(deadline, operation, limit)
+            link = self._wait_connected(deadline, operation, limit)
             replies: queue.SimpleQueue[_Reply] = queue.SimpleQueue()
 
             def handle(reply: _Reply, replies: queue.SimpleQueue[_Reply] = replies) -> None:
@@ -310,9 +306,9 @@ class ProxyConnection:
             with self._lock:
                 self._pending[correlation_id] = handle
             try:
-                ws.send_binary(make_frame(correlation_id))
-            except (OSError, websocket.WebSocketException):
-                ws.abort()
+                link.ws.send_binary(make_frame(correlation_id))
+            except _WS_ERRORS:
+                link.abort()
                 with self._lock:
                     self._pending.pop(correlation_id, None)
                 time.sleep(0.01)  # let the receiver notice the drop and reconnect
@@ -341,13 +337,13 @@ class ProxyConnection:
             assert isinstance(reply, OpenReply | CloseReply | OpenUnboundReply)
             return reply
 
-    def _wait_connected(self, deadline: float, operation: str, limit: float) -> FrameSocket:
+    def _wait_connected(self, deadline: float, operation: str, limit: float) -> Link:
         with self._lock:
             while True:
                 if self.failure is not None:
                     raise SpinnmanIOException(f"proxy websocket is closed: {self.failure}")
-                if self._ws is not None:
-                    return self._ws
+                if self._link is not None:
+                    return self._link
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     raise SpinnmanTimeoutException(
@@ -376,7 +372,7 @@ class ProxyConnection:
             if channel_id is not None:
                 self._by_id.pop(channel_id, None)
         channel._kill()
-        if channel_id is None or self._ws is None:
+        if channel_id is None or self._link is None:
             return  # never opened on the current websocket: nothing to close there
         reply = self._call(
             lambda corr: CloseRequest(corr, channel_id).to_bytes(), _ignore, "CLOSE", timeout
@@ -392,61 +388,70 @@ class ProxyConnection:
     def _run(self) -> None:
         quick_failures = 0
         while not self._closing:
-            ws = self._ws
-            if ws is None:
+            link = self._link
+            if link is None:
                 break
             why = "connection lost"
             try:
-                self._receive_loop(ws)
+                self._receive_loop(link)
             except Exception as error:  # the websocket broke, in any of a dozen ways
                 if self._closing:
                     break
                 why = str(error)
                 log.info("proxy websocket %s dropped: %s", self.url, error)
-            if ws.close_code is not None and ws.close_code not in _RETRY_CLOSE_CODES:
+            if link.close_code is not None and link.close_code not in RETRY_CLOSE_CODES:
                 # The service ended it on purpose (job over, refused, protocol error).
+                link.close()
                 self._give_up(why)
                 break
             # A websocket that dies before saying anything, again and again, is refused.
-            lasted = time.monotonic() - ws.opened > STABLE_TIME
-            quick_failures = 0 if ws.heard or lasted else quick_failures + 1
+            lasted = time.monotonic() - link.opened > STABLE_TIME
+            quick_failures = 0 if link.heard or lasted else quick_failures + 1
             if quick_failures >= self.reconnect_attempts:
+                link.close()
                 self._give_up(f"{why} (and {quick_failures} reconnections failed at once)")
                 break
-            if self._closing or not self._reconnect(ws):
+            if self._closing or not self._reconnect(link):
                 break
 
-    def _receive_loop(self, ws: FrameSocket) -> None:
+    def _receive_loop(self, link: Link) -> None:
+        """Hand out every message of ``link`` until it fails (this always raises)."""
         by_id = self._by_id
         pending = self._pending
+        # websocket-client answers pings itself and hands back control frames too, so
+        # that pongs count as signs of life.
+        receive = link.ws.recv_data
+        monotonic = time.monotonic
         while True:
-            messages = ws.receive()  # [] when idle: the pinger judges silence
-            if not messages:
+            try:
+                opcode, data = receive(True)
+            except websocket.WebSocketTimeoutException:
+                continue  # idle: the pinger judges silence
+            link.last_heard = monotonic()
+            if opcode != _BINARY:
+                if opcode == _CLOSE:  # already answered by the library
+                    raise link.closed_by_server(data)
+                continue  # pings (already answered), pongs, text
+            try:
+                if data[:4] == _MSG_OPCODE:  # the hot path: skip the opcode dispatch
+                    frame: ServerFrame = Message.from_bytes(data)
+                else:
+                    frame = decode_server_frame(data)
+            except WireFormatError as error:
+                log.warning("ignoring undecodable proxy frame: %s", error)
                 continue
-            self._last_heard = time.monotonic()
-            for opcode, data in messages:
-                if opcode != BINARY:
-                    continue  # pings (already answered), pongs, text
-                try:
-                    if data[:4] == _MSG_OPCODE:  # the hot path: skip the opcode dispatch
-                        frame: ServerFrame = Message.from_bytes(data)
-                    else:
-                        frame = decode_server_frame(data)
-                except WireFormatError as error:
-                    log.warning("ignoring undecodable proxy frame: %s", error)
-                    continue
-                if isinstance(frame, Message):
-                    channel = by_id.get(frame.channel_id)
-                    if channel is not None:
-                        channel._queue.put(frame.payload)
-                    continue
-                with self._lock:
-                    handler = pending.pop(frame.correlation_id, None)
-                if handler is not None:
-                    handler(frame)
-                elif isinstance(frame, OpenReply | OpenUnboundReply):
-                    # The caller gave up waiting: do not leak the server's socket.
-                    self._send_quietly(CloseRequest(0xFFFFFFFF, frame.channel_id).to_bytes())
+            if isinstance(frame, Message):
+                channel = by_id.get(frame.channel_id)
+                if channel is not None:
+                    channel._queue.put(frame.payload)
+                continue
+            with self._lock:
+                handler = pending.pop(frame.correlation_id, None)
+            if handler is not None:
+                handler(frame)
+            elif isinstance(frame, OpenReply | OpenUnboundReply):
+                # The caller gave up waiting: do not leak the server's socket.
+                self._send_quietly(CloseRequest(0xFFFFFFFF, frame.channel_id).to_bytes())
 
     def _send_quietly(self, frame: bytes) -> None:
         try:
@@ -454,11 +459,11 @@ class ProxyConnection:
         except SpinnmanIOException:
             pass
 
-    def _reconnect(self, old: FrameSocket) -> bool:
+    def _reconnect(self, old: Link) -> bool:
         """Replace a dropped websocket and reopen every channel; False if it gave up."""
         with self._lock:
-            if self._ws is old:
-                self._ws = None
+            if self._link is old:
+                self._link = None
             dropped = list(self._pending.values())
             self._pending.clear()
             self._by_id.clear()
@@ -469,23 +474,23 @@ class ProxyConnection:
         for handler in dropped:
             handler(_DROPPED)
         try:
-            ws = self._connect_with_retries()
+            link = self._connect_with_retries()
         except SpinnmanIOException as error:
             self._give_up(str(error))
             return False
         with self._lock:
             if self._closing:
-                ws.close()
+                link.close()
                 return False
-            self._ws = ws
+            self._link = link
             self.reconnects += 1
             frames = [self._reopen(channel) for channel in reopen if not channel._closed]
             self._connected.notify_all()
         try:
             for frame in frames:
-                ws.send_binary(frame)
-        except OSError:
-            ws.abort()  # dropped again: the receiver will reconnect once more
+                link.ws.send_binary(frame)
+        except _WS_ERRORS:
+            link.abort()  # dropped again: the receiver will reconnect once more
         log.info("proxy websocket %s reconnected; reopening %d channels", self.url, len(reopen))
         return True
 
@@ -516,7 +521,7 @@ class ProxyConnection:
         with self._lock:
             if self.failure is None:
                 self.failure = why
-            self._ws = None
+            self._link = None
             self._connected.notify_all()
         log.warning("proxy websocket %s given up: %s", self.url, why)
         self._stop.set()
@@ -536,92 +541,22 @@ class ProxyConnection:
 
     # --------------------------------------------------------------- connecting
 
-    def _header_lines(self) -> list[str]:
-        source = self._headers
-        values = source() if callable(source) else (source or {})
-        return [f"{name}: {value}" for name, value in values.items()]
-
-    def _connect_with_retries(self) -> FrameSocket:
-        backoff = self.reconnect_backoff
-        problem = "no attempt made"
-        renewed = False
-        for attempt in range(self.reconnect_attempts):
-            if self._closing:
-                break
-            if attempt:
-                if self._stop.wait(backoff):
-                    break
-                backoff = min(backoff * 2, MAX_BACKOFF)
-            try:
-                return self._handshake()
-            except websocket.WebSocketBadStatusException as error:
-                status = error.status_code
-                problem = f"handshake refused with HTTP {status}"
-                if status in (401, 403) and self._renew is not None and not renewed:
-                    # Credentials may have expired (401; 403 from servers that refuse
-                    # the upgrade): log in again, once, and retry.
-                    renewed = True
-                    try:
-                        self._renew()
-                    except Exception as renew_error:
-                        problem = f"{problem}; renewing the session failed: {renew_error}"
-                        break
-                elif status in _PERMANENT_STATUSES:
-                    break
-            except (OSError, websocket.WebSocketException) as error:
-                problem = f"cannot connect: {error}"
-        raise SpinnmanIOException(f"proxy websocket {self.url}: {problem}")
-
-    def _handshake(self) -> FrameSocket:
-        if self._session is not None:
-            try:
-                ws = self._session.websocket(self.url, timeout=self.connect_timeout)
-            except SpinnmanIOException as error:
-                cause = error.__cause__
-                if isinstance(cause, websocket.WebSocketBadStatusException | OSError):
-                    raise cause from error
-                raise websocket.WebSocketException(str(error)) from error
-            ws.settimeout(self.connect_timeout)
-            self._last_heard = time.monotonic()
-            return FrameSocket(ws)
-        ws = websocket.WebSocket(sslopt=self._sslopt, enable_multithread=True)
-        cast(Any, ws).connect(
-            self.url,
-            header=self._header_lines(),
-            timeout=self.connect_timeout,
-            suppress_origin=True,
+    def _connect_with_retries(self) -> Link:
+        if self._closing:
+            raise SpinnmanIOException(f"proxy websocket {self.url}: closed by the client")
+        return self._dialler.connect(
+            self.reconnect_attempts, self.reconnect_backoff, self.connect_timeout
         )
-        # Sends give up after this long; idle receives just wake up and wait again.
-        ws.settimeout(self.connect_timeout)
-        self._last_heard = time.monotonic()
-        return FrameSocket(ws)
-
-    # --------------------------------------------------------------- keepalive
 
     def _ping(self) -> None:
-        interval = self.ping_interval
-        while not self._stop.wait(interval):
-            ws = self._ws
-            if ws is None:
-                continue
-            if time.monotonic() - self._last_heard > 3 * interval:
-                log.info("proxy websocket %s silent for too long; dropping it", self.url)
-                ws.abort()
-                continue
-            try:
-                ws.ping()
-            except (OSError, websocket.WebSocketException):
-                ws.abort()
+        """The pinger thread: ping, and drop a websocket silent for three intervals."""
+        while not self._stop.wait(self.ping_interval):
+            link = self._link
+            if link is not None and not link.keep_alive(3 * self.ping_interval):
+                log.info(
+                    "proxy websocket %s silent for too long, or a ping failed: dropped it", self.url
+                )
 
 
 def _ignore(_: ServerFrame) -> None:
     """A success hook that does nothing."""
-
-
-def close_all(channels: Iterable[Channel]) -> None:
-    """Close several channels, ignoring ones whose proxy has gone."""
-    for channel in channels:
-        try:
-            channel.close()
-        except SpinnmanIOException:
-            pass

@@ -1,0 +1,238 @@
+"""Opening the proxy websocket: handshakes, retries, renewal, and the open link.
+
+websocket-client does all of the websocket work (handshake, TLS, framing, masking,
+answering pings); :class:`Link` only adds what the proxy needs to know about one
+websocket (when it opened, whether it said anything, how the server closed it), and
+:class:`Dialler` opens links with bounded retries and back-off, renewing the
+credentials once when a handshake is refused with 401 or 403.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Final, cast
+
+import websocket
+
+from pyspalloc.exceptions import SpinnmanIOException
+
+if TYPE_CHECKING:
+    from pyspalloc.client.session import Session
+
+__all__ = [
+    "CONNECT_TIMEOUT",
+    "RECONNECT_ATTEMPTS",
+    "RECONNECT_BACKOFF",
+    "RETRY_CLOSE_CODES",
+    "STABLE_TIME",
+    "Dialler",
+    "Link",
+]
+
+#: Default time limit of one websocket handshake, in seconds.
+CONNECT_TIMEOUT: Final = 10.0
+#: Reconnection attempts after the websocket drops, and the first back-off (doubling).
+RECONNECT_ATTEMPTS: Final = 6
+RECONNECT_BACKOFF: Final = 0.1
+#: The longest back-off between two reconnection attempts.
+MAX_BACKOFF: Final = 3.0
+#: A websocket up this long (s), or that said anything, counts as having worked.
+STABLE_TIME: Final = 10.0
+#: Handshake statuses that mean "this will never work": stop reconnecting at once.
+PERMANENT_STATUSES: Final = frozenset({400, 401, 403, 404, 410})
+#: Close codes after which reconnecting makes sense (going away, restart, try later).
+RETRY_CLOSE_CODES: Final = frozenset({1001, 1012, 1013})
+
+#: Options of every proxy websocket: proxy frames are binary (no UTF-8 check), sends
+#: come from several threads, and small frames must not wait for Nagle.
+_SOCKET_OPTIONS: Final[dict[str, Any]] = {
+    "skip_utf8_validation": True,
+    "enable_multithread": True,
+    "sockopt": [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
+}
+
+
+class Link:
+    """One open proxy websocket (a websocket-client ``WebSocket``) and what it did.
+
+    Sends may come from any thread (the library locks them); receives from one.
+
+    Parameters
+    ----------
+    ws:
+        The open websocket; its timeout bounds every send and each wait in a receive.
+    """
+
+    __slots__ = ("close_code", "close_reason", "last_heard", "opened", "ws")
+
+    def __init__(self, ws: websocket.WebSocket) -> None:
+        self.ws = ws
+        #: The status code of the server's close frame, once one has come.
+        self.close_code: int | None = None
+        self.close_reason = ""
+        #: When the websocket was opened (monotonic seconds).
+        self.opened = time.monotonic()
+        #: When anything (a message, a pong, a ping) was last received; the receiver
+        #: sets it.
+        self.last_heard = self.opened
+
+    @property
+    def heard(self) -> bool:
+        """Whether anything has been received."""
+        return self.last_heard > self.opened
+
+    def closed_by_server(self, data: bytes) -> websocket.WebSocketConnectionClosedException:
+        """Note the server's close frame (already answered by the library).
+
+        Returns the exception to raise for it.
+        """
+        self.close_code = int.from_bytes(data[:2], "big") if len(data) >= 2 else 1005
+        self.close_reason = data[2:].decode("utf-8", "replace")
+        return websocket.WebSocketConnectionClosedException(
+            f"websocket closed by the server ({self.close_code} {self.close_reason})".rstrip()
+        )
+
+    def keep_alive(self, silence: float) -> bool:
+        """Ping, or :meth:`abort` if nothing was heard for ``silence`` seconds.
+
+        Returns False if the websocket was aborted (silent, or the ping failed).
+        """
+        if time.monotonic() - self.last_heard > silence:
+            self.abort()
+            return False
+        try:
+            self.ws.ping()  # the pong shows up in the receiver
+        except (OSError, websocket.WebSocketException):
+            self.abort()
+            return False
+        return True
+
+    def abort(self) -> None:
+        """Shut the socket down so that a blocked receive (and any send) fails at once.
+
+        ``WebSocket.abort`` does nothing once a close frame has been sent, so the
+        socket is shut down directly.
+        """
+        sock = self.ws.sock
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def hang_up(self) -> None:
+        """Say goodbye (1000) if still possible, then :meth:`abort`.
+
+        ``WebSocket.close`` would wait for the server's answering close frame on the
+        receiver's behalf, so the close frame is sent on its own.
+        """
+        if self.ws.connected:
+            try:
+                self.ws.send_close()
+            except (OSError, websocket.WebSocketException):
+                pass
+        self.abort()
+
+    def close(self) -> None:
+        """:meth:`hang_up` and release the socket."""
+        self.hang_up()
+        cast(Any, self.ws).shutdown()  # untyped in websocket-client
+
+
+@dataclass
+class Dialler:
+    """Opens proxy websockets to one URL with given credentials.
+
+    Parameters
+    ----------
+    url:
+        The job's ``proxy-ref`` (``ws://`` or ``wss://``).
+    session:
+        If given, every handshake goes through :meth:`Session.websocket` (its
+        credentials, URL mapping and renewal); the other credentials are then unused.
+    headers:
+        Called before every handshake for the credential headers; or a fixed mapping.
+    renew:
+        Called (once per :meth:`connect`) when a handshake is refused with 401 or 403.
+    sslopt:
+        websocket-client SSL options.
+    stop:
+        Set to abandon the back-off sleeps of :meth:`connect`.
+    """
+
+    url: str
+    session: Session | None = None
+    headers: Callable[[], Mapping[str, str]] | Mapping[str, str] | None = None
+    renew: Callable[[], None] | None = None
+    sslopt: dict[str, Any] = field(default_factory=dict)
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    def connect(self, attempts: int, backoff: float, timeout: float) -> Link:
+        """Open a websocket, trying up to ``attempts`` times with doubling back-off.
+
+        Raises
+        ------
+        SpinnmanIOException
+            If every attempt failed, a refusal was permanent, or :attr:`stop` was set.
+        """
+        problem = "no attempt made"
+        renewed = False
+        for attempt in range(max(1, attempts)):
+            if self.stop.is_set():
+                break
+            if attempt:
+                if self.stop.wait(backoff):
+                    break
+                backoff = min(backoff * 2, MAX_BACKOFF)
+            try:
+                return Link(self.handshake(timeout))
+            except websocket.WebSocketBadStatusException as error:
+                status = error.status_code
+                problem = f"handshake refused with HTTP {status}"
+                if status in (401, 403) and self.renew is not None and not renewed:
+                    # Credentials may have expired (401; 403 from servers that refuse
+                    # the upgrade): log in again, once, and retry.
+                    renewed = True
+                    try:
+                        self.renew()
+                    except Exception as renew_error:
+                        problem = f"{problem}; renewing the session failed: {renew_error}"
+                        break
+                elif status in PERMANENT_STATUSES:
+                    break
+            except (OSError, websocket.WebSocketException) as error:
+                problem = f"cannot connect: {error}"
+        raise SpinnmanIOException(f"proxy websocket {self.url}: {problem}")
+
+    def handshake(self, timeout: float) -> websocket.WebSocket:
+        """Open one websocket; its timeout then bounds sends and receive waits.
+
+        Raises
+        ------
+        websocket.WebSocketBadStatusException
+            If the service refused the handshake.
+        OSError, websocket.WebSocketException
+            If it failed otherwise.
+        """
+        if self.session is not None:
+            try:
+                return self.session.websocket(self.url, timeout=timeout, **_SOCKET_OPTIONS)
+            except SpinnmanIOException as error:
+                cause = error.__cause__
+                if isinstance(cause, websocket.WebSocketBadStatusException | OSError):
+                    raise cause from error
+                raise websocket.WebSocketException(str(error)) from error
+        source = self.headers
+        values = source() if callable(source) else (source or {})
+        return websocket.create_connection(
+            self.url,
+            timeout=timeout,
+            header=[f"{name}: {value}" for name, value in values.items()],
+            sslopt=self.sslopt,
+            suppress_origin=True,
+            **_SOCKET_OPTIONS,
+        )
