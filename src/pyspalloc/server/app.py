@@ -29,7 +29,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from pyspalloc.exceptions import SpinnmanInvalidParameterException
+from pyspalloc.exceptions import SpinnmanException, SpinnmanInvalidParameterException
 from pyspalloc.geometry import MachineDefinition
 from pyspalloc.server.api import job_resources, jobs, root
 from pyspalloc.server.api import machines as machines_api
@@ -144,6 +144,14 @@ def _install_handlers(app: FastAPI) -> None:
     @app.exception_handler(SpinnmanInvalidParameterException)
     async def invalid_parameter(_: Request, error: SpinnmanInvalidParameterException) -> Response:
         return text_response(str(error), 400)
+
+    @app.exception_handler(SpinnmanException)
+    async def board_failure(_: Request, error: SpinnmanException) -> Response:
+        # handled here, not by the catch-all below: Starlette re-raises what reaches the
+        # Exception handler, and uvicorn then drops the client's keep-alive connection
+        log.warning("board operation failed: %s", error)
+        name = type(error).__name__.replace("Exception", "") or "Spinnman"
+        return text_response(f"unexpected server problem: {name}: {error}", 500)
 
     @app.exception_handler(Exception)
     async def unexpected(_: Request, error: Exception) -> Response:
