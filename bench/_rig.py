@@ -62,7 +62,9 @@ def proxy_rig(with_spinnman: bool = True, relay_rtt_ms: float | None = None) -> 
     with tempfile.TemporaryDirectory(prefix="bench-proxy-") as tmp:
         work = Path(tmp)
         ca, cert, key = make_ca(work / "tls")
-        os.environ.update({"REQUESTS_CA_BUNDLE": str(ca), "WEBSOCKET_CLIENT_CA_BUNDLE": str(ca)})
+        tls_names = ("REQUESTS_CA_BUNDLE", "WEBSOCKET_CLIENT_CA_BUNDLE")
+        saved_tls = {name: os.environ.get(name) for name in tls_names}
+        os.environ.update(dict.fromkeys(tls_names, str(ca)))
         base = free_base()
         vm, _ = start_vm(work, "spin24", base)
         service: Worker | None = None
@@ -102,6 +104,11 @@ def proxy_rig(with_spinnman: bool = True, relay_rtt_ms: float | None = None) -> 
                 peer_ip = str(peer.read(300)["root"])
             yield Rig(work, url, int(info["pid"]), vm, job, ip, peer, peer_ip)
         finally:
+            for name, value in saved_tls.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
             if peer is not None:
                 peer.stop(30)
             if job is not None:
