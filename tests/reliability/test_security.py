@@ -5,6 +5,7 @@ checks, argon2-only passwords, session-id rotation, login throttling, and TLS co
 from __future__ import annotations
 
 import sqlite3
+import time
 from typing import Any
 
 import pytest
@@ -259,3 +260,25 @@ def test_session_cookie_is_secure_and_httponly_under_tls(make_service: Any) -> N
     assert any(c.startswith("JSESSIONID=") for c in cookies)
     plain = Http(service.url, verify=str(service.cert_file))
     assert plain.get("").status_code == 401
+
+
+def test_expired_session_is_refused_and_changes_nothing(make_service: Any) -> None:
+    service = make_service(session_timeout=2.0)
+    alice = login(service, "alice")
+    created = alice.create(**{"num-boards": 1})
+    assert created.status_code == 201
+    url = created.headers["location"]
+    wait_for(lambda: alice.state(url) == "READY", 20)
+    fresh = login(service, "alice")
+    time.sleep(3.0)  # alice's session idles out; ``fresh`` is renewed below
+    assert fresh.login("alice").status_code == 302
+    before = fresh.get(url).json()
+    statuses = {
+        (method, suffix): alice.request(method, url + suffix, **dict(kw)).status_code
+        for method, suffix, kw in ENDPOINTS
+        if suffix not in ("/memory", "/router")  # no board I/O in this instant-power service
+    }
+    assert statuses == {key: (403 if key[0] in WRITES else 401) for key in statuses}, statuses
+    after = fresh.get(url).json()
+    assert after["state"] == before["state"] == "READY"
+    assert after["keep-alive-time"] == before["keep-alive-time"]
