@@ -94,6 +94,23 @@ def _disabled_token(service: Any) -> str:
     return token
 
 
+def _revoked_token(service: Any, url: str) -> str:
+    """A bearer token of the job's owner, alice, shown to work and then revoked."""
+    store = Store(service.config.database_url())
+    try:
+        alice = store.get_user("alice")
+        assert alice is not None
+        token = new_secret(32)
+        token_id = store.add_token(alice.id, digest(token))
+        works = Http(service.url)
+        works.bearer = token
+        assert works.get(url).status_code == 200
+        assert store.revoke_token(token_id) is not None
+    finally:
+        store.close()
+    return token
+
+
 def _outcome(client: Http, method: str, url: str, kw: dict[str, Any]) -> int:
     return client.request(method, url, **kw).status_code
 
@@ -126,8 +143,10 @@ def test_job_endpoints_refuse_everyone_but_the_owner(vservice: Any) -> None:
     logged_out.http.cookies.set("JSESSIONID", old_cookie or "", path="/")
     wrong_csrf = login(vservice, "alice")
     wrong_csrf.csrf = {next(iter(wrong_csrf.csrf)): "wrong-token"}
+    disabled = Http(vservice.url)
+    disabled.bearer = _disabled_token(vservice)
     revoked = Http(vservice.url)
-    revoked.bearer = _disabled_token(vservice)
+    revoked.bearer = _revoked_token(vservice, url)
 
     expected: dict[str, Any] = {
         "bob (another user)": (bob, lambda m: 404),
@@ -136,7 +155,8 @@ def test_job_endpoints_refuse_everyone_but_the_owner(vservice: Any) -> None:
         "unknown session": (stale, lambda m: 403 if m in WRITES else 401),
         "logged-out session": (logged_out, lambda m: 403 if m in WRITES else 401),
         "wrong csrf": (wrong_csrf, lambda m: 403 if m in WRITES else None),
-        "disabled user's token": (revoked, lambda m: 401),
+        "disabled user's token": (disabled, lambda m: 401),
+        "owner's revoked token": (revoked, lambda m: 401),
     }
     wrong: list[str] = []
     tried = 0
@@ -150,12 +170,12 @@ def test_job_endpoints_refuse_everyone_but_the_owner(vservice: Any) -> None:
             if got != want:
                 wrong.append(f"{name}: {method} {suffix or '/'} -> {got}, expected {want}")
     assert wrong == []
-    assert tried >= 60
+    assert tried >= 70
     after = _snapshot(alice, url)
     assert after == before
 
     # the proxy handshake: refused for all but the owner
-    for client in (bob, rita, anonymous, logged_out, revoked):
+    for client in (bob, rita, anonymous, logged_out, disabled, revoked):
         with pytest.raises((InvalidStatus, ConnectionClosed)):
             ws = open_ws(client, job["proxy-ref"])
             ws.send(OpenRequest(0, 0, 0, SCP_PORT).to_bytes())

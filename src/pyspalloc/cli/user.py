@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -36,7 +37,7 @@ def _store(data_dir: Path | None, database: str | None) -> Any:
 
 @click.group()
 def user() -> None:
-    """Add users, issue bearer tokens, list and disable users."""
+    """Add users, issue, list and revoke bearer tokens, list and disable users."""
 
 
 @user.command("add")
@@ -80,7 +81,12 @@ def add(
 @click.argument("name")
 @_db_options
 def token(name: str, data_dir: Path | None, database: str | None) -> None:
-    """Issue a new bearer token for NAME and print it (it is stored only hashed)."""
+    """Issue a new bearer token for NAME and print it (it is stored only hashed).
+
+    Standard output holds only the token, on a line of its own, so scripts can read it.
+    The token's id (for ``revoke-token``) goes to standard error when that is a terminal,
+    and ``pyspalloc user tokens NAME`` lists it in any case.
+    """
     from pyspalloc.server.auth import digest, new_secret
 
     store = _store(data_dir, database)
@@ -89,10 +95,58 @@ def token(name: str, data_dir: Path | None, database: str | None) -> None:
         if found is None:
             raise click.ClickException(f"no such user: {name}")
         secret = new_secret(32)
-        store.add_token(found.id, digest(secret))
+        token_id = store.add_token(found.id, digest(secret))
     finally:
         store.close()
+    if click.get_text_stream("stderr").isatty():
+        click.echo(
+            f"token id {token_id} (revoke: pyspalloc user revoke-token {token_id})", err=True
+        )
     click.echo(secret)
+
+
+def _when(stamp: float | None) -> str:
+    if stamp is None:
+        return "-"
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(stamp)) + "Z"
+
+
+@user.command("tokens")
+@click.argument("name")
+@_db_options
+def tokens(name: str, data_dir: Path | None, database: str | None) -> None:
+    """List the bearer tokens of NAME: id, when created and when revoked (UTC)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    store = _store(data_dir, database)
+    try:
+        found = store.get_user(name)
+        if found is None:
+            raise click.ClickException(f"no such user: {name}")
+        issued = store.list_tokens(found.id)
+    finally:
+        store.close()
+    table = Table("id", "created", "revoked")
+    for t in issued:
+        table.add_row(str(t.id), _when(t.created), _when(t.revoked))
+    Console().print(table)
+
+
+@user.command("revoke-token")
+@click.argument("token_id", type=int)
+@_db_options
+def revoke_token(token_id: int, data_dir: Path | None, database: str | None) -> None:
+    """Revoke the bearer token TOKEN_ID (see ``tokens``) and end sessions made from it."""
+    store = _store(data_dir, database)
+    try:
+        revoked = store.revoke_token(token_id)
+        owner = None if revoked is None else store.get_user_by_id(revoked.user_id)
+    finally:
+        store.close()
+    if revoked is None:
+        raise click.ClickException(f"no such token: {token_id}")
+    click.echo(f"revoked token {token_id}" + ("" if owner is None else f" of {owner.name}"))
 
 
 @user.command("list")

@@ -172,9 +172,27 @@ class Authenticator:
         session_id = new_secret(32)
         csrf = new_secret(24)
         key = digest(session_id)
-        self.store.create_session(key, csrf, None if user is None else user.id)
+        token_id = None if user is None else self._bearer_token_id(conn, user)
+        self.store.create_session(key, csrf, None if user is None else user.id, token_id)
         conn.scope.setdefault("state", {})["set_session_cookie"] = session_id
         return SessionInfo(key, csrf, user)
+
+    def _bearer_token_id(self, conn: HTTPConnection, user: UserInfo) -> int | None:
+        """Return the id of the request's bearer token if it is a token of ``user``.
+
+        A session created for such a request is bound to the token, so that revoking the
+        token ends the session too (even if the revocation raced the session's creation,
+        hence revoked tokens are looked up as well).
+        """
+        header = conn.headers.get("authorization", "")
+        scheme, _, value = header.partition(" ")
+        value = value.strip()
+        if scheme.lower() != "bearer" or not value:
+            return None
+        found = self.store.token_for_hash(digest(value), revoked_too=True)
+        if found is None or found[0].id != user.id:
+            return None
+        return found[1]
 
     def end_session(self, conn: HTTPConnection) -> None:
         """Delete the request's session, if any."""

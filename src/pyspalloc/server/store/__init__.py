@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pyspalloc.server.store.accounts import AccountsMixin, SessionInfo, UserInfo
+from pyspalloc.server.store.accounts import AccountsMixin, SessionInfo, TokenInfo, UserInfo
 from pyspalloc.server.store.jobs import JobInfo, JobsMixin, QueuedRequest, RequestSpec
 from pyspalloc.server.store.machines import BoardInfo, MachineInfo, MachinesMixin
 from pyspalloc.server.store.models import JobState, TrustLevel
@@ -28,6 +28,7 @@ __all__ = [
     "RequestSpec",
     "SessionInfo",
     "Store",
+    "TokenInfo",
     "TrustLevel",
     "UserInfo",
 ]

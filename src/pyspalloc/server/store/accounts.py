@@ -12,6 +12,8 @@ from pyspalloc.server.store.models import (
     GroupRow,
     MembershipRow,
     SessionRow,
+    SessionTokenRow,
+    TokenRevocationRow,
     TokenRow,
     TrustLevel,
     UserRow,
@@ -46,6 +48,16 @@ class SessionInfo:
     key: str
     csrf: str
     user: UserInfo | None
+
+
+@dataclass(frozen=True)
+class TokenInfo:
+    """A bearer token as listed to operators (never the secret itself)."""
+
+    id: int
+    user_id: int
+    created: float
+    revoked: float | None
 
 
 def _user(row: UserRow) -> UserInfo:
@@ -164,27 +176,80 @@ class AccountsMixin(StoreBase):
             return ids[0] if len(ids) == 1 else None
 
     # ---- tokens ------------------------------------------------------------------
-    def add_token(self, user_id: int, token_hash: str) -> None:
-        """Store the hash of a new bearer token of the user."""
+    def add_token(self, user_id: int, token_hash: str) -> int:
+        """Store the hash of a new bearer token of the user; return the token's id."""
         with self._write() as s:
-            s.add(TokenRow(user_id=user_id, token_hash=token_hash, created=time.time()))
+            row = TokenRow(user_id=user_id, token_hash=token_hash, created=time.time())
+            s.add(row)
+            s.flush()
+            return int(row.id)
 
-    def user_for_token(self, token_hash: str) -> UserInfo | None:
-        """Return the owner of the token with this hash, if any."""
+    def token_for_hash(
+        self, token_hash: str, *, revoked_too: bool = False
+    ) -> tuple[UserInfo, int] | None:
+        """Return the owner and id of the token with this hash, if any.
+
+        Revoked tokens are not found unless ``revoked_too``.
+        """
         with self._read() as s:
-            row = s.scalar(
-                select(UserRow)
+            query = (
+                select(UserRow, TokenRow.id)
                 .join(TokenRow, TokenRow.user_id == UserRow.id)
+                .outerjoin(TokenRevocationRow, TokenRevocationRow.token_id == TokenRow.id)
                 .where(TokenRow.token_hash == token_hash)
             )
-            return None if row is None else _user(row)
+            if not revoked_too:
+                query = query.where(TokenRevocationRow.token_id.is_(None))
+            found = s.execute(query).first()
+            return None if found is None else (_user(found[0]), int(found[1]))
+
+    def user_for_token(self, token_hash: str) -> UserInfo | None:
+        """Return the owner of the unrevoked token with this hash, if any."""
+        found = self.token_for_hash(token_hash)
+        return None if found is None else found[0]
+
+    def list_tokens(self, user_id: int) -> list[TokenInfo]:
+        """Return the user's tokens, revoked ones included, oldest first."""
+        with self._read() as s:
+            rows = s.execute(
+                select(TokenRow.id, TokenRow.user_id, TokenRow.created, TokenRevocationRow.revoked)
+                .outerjoin(TokenRevocationRow, TokenRevocationRow.token_id == TokenRow.id)
+                .where(TokenRow.user_id == user_id)
+                .order_by(TokenRow.id)
+            ).all()
+            return [TokenInfo(int(i), int(u), float(c), r) for i, u, c, r in rows]
+
+    def revoke_token(self, token_id: int) -> TokenInfo | None:
+        """Revoke a token and end the sessions created from it; None if no such token.
+
+        Revoking an already revoked token changes nothing (its first time is kept).
+        """
+        with self._write() as s:
+            row = s.get(TokenRow, token_id)
+            if row is None:
+                return None
+            mark = s.get(TokenRevocationRow, token_id)
+            if mark is None:
+                mark = TokenRevocationRow(token_id=token_id, revoked=time.time())
+                s.add(mark)
+            keys = select(SessionTokenRow.session_key).where(SessionTokenRow.token_id == token_id)
+            s.execute(delete(SessionRow).where(SessionRow.key.in_(keys)))
+            return TokenInfo(int(row.id), int(row.user_id), float(row.created), mark.revoked)
 
     # ---- sessions ----------------------------------------------------------------
-    def create_session(self, key: str, csrf: str, user_id: int | None) -> None:
-        """Create a session with the hashed id ``key``."""
+    def create_session(
+        self, key: str, csrf: str, user_id: int | None, token_id: int | None = None
+    ) -> None:
+        """Create a session with the hashed id ``key``.
+
+        ``token_id`` names the bearer token the session was created from: revoking that
+        token ends the session.
+        """
         now = time.time()
         with self._write() as s:
             s.add(SessionRow(key=key, user_id=user_id, csrf=csrf, created=now, last_access=now))
+            if token_id is not None:
+                s.add(SessionTokenRow(session_key=key, token_id=token_id))
 
     def get_session(self, key: str, idle_timeout: float) -> SessionInfo | None:
         """Return the live session ``key`` and refresh its idle timer; None if expired."""
@@ -199,6 +264,13 @@ class AccountsMixin(StoreBase):
                 if urow is None:
                     return None
                 user = _user(urow)
+            revoked = s.scalar(
+                select(TokenRevocationRow.token_id)
+                .join(SessionTokenRow, SessionTokenRow.token_id == TokenRevocationRow.token_id)
+                .where(SessionTokenRow.session_key == key)
+            )
+            if revoked is not None:  # made from a token revoked since
+                return None
             stale = row.last_access + _TOUCH_INTERVAL < now
             info = SessionInfo(row.key, row.csrf, user)
         if stale:
@@ -212,11 +284,17 @@ class AccountsMixin(StoreBase):
         """Forget a session."""
         with self._write() as s:
             s.execute(delete(SessionRow).where(SessionRow.key == key))
+            s.execute(delete(SessionTokenRow).where(SessionTokenRow.session_key == key))
 
     def purge_sessions(self, idle_timeout: float) -> int:
         """Delete sessions idle for longer than ``idle_timeout``; return how many."""
         with self._write() as s:
             result = s.execute(
                 delete(SessionRow).where(SessionRow.last_access < time.time() - idle_timeout)
+            )
+            s.execute(
+                delete(SessionTokenRow).where(
+                    SessionTokenRow.session_key.not_in(select(SessionRow.key))
+                )
             )
             return int(getattr(result, "rowcount", 0) or 0)

@@ -143,6 +143,26 @@ class TokenRow(Base):
     created: Mapped[float] = mapped_column(Float)
 
 
+class TokenRevocationRow(Base):
+    """The revocation of one bearer token (a table of its own, so that databases made
+    before tokens could be revoked gain it from ``create_all`` unchanged)."""
+
+    __tablename__ = "token_revocations"
+    token_id: Mapped[int] = mapped_column(ForeignKey("tokens.id"), primary_key=True)
+    revoked: Mapped[float] = mapped_column(Float)
+
+
+class SessionTokenRow(Base):
+    """The bearer token a session was created from (sessions made by password have none).
+
+    ``session_key`` is deliberately not a foreign key: rows are removed with their session.
+    """
+
+    __tablename__ = "session_tokens"
+    session_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    token_id: Mapped[int] = mapped_column(ForeignKey("tokens.id"), index=True)
+
+
 class JobRow(Base):
     """A job; the allocation is described by ``width``..``root_*`` once made."""
 
