@@ -33,7 +33,7 @@ from pyspalloc.exceptions import SpinnmanException, SpinnmanInvalidParameterExce
 from pyspalloc.geometry import MachineDefinition
 from pyspalloc.server.api import job_resources, jobs, root
 from pyspalloc.server.api import machines as machines_api
-from pyspalloc.server.api.common import ApiError, text_response
+from pyspalloc.server.api.common import ApiError, document_statuses, text_response
 from pyspalloc.server.api.jobview import job_boards, visible_job
 from pyspalloc.server.auth import (
     REALM,
@@ -298,6 +298,7 @@ def create_app(
     for module in (root, machines_api, jobs, job_resources, ui, pages):  # ui before pages
         app.include_router(module.router)
     _install_handlers(app)
+    document_statuses(app)  # the handlers answer 400, never 422
     _install_proxy(app, registry)
     app.add_middleware(PathAndCookieMiddleware, secure=config.tls)
     return app

@@ -6,6 +6,7 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
+from fastapi import FastAPI
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import Response
 
@@ -14,6 +15,65 @@ from pyspalloc.server.context import ServiceContext
 from pyspalloc.server.store import TrustLevel
 
 SRV = "/spalloc/srv/spalloc"
+
+_TEXT = {"text/plain": {"schema": {"type": "string"}}}
+_STATUSES: dict[int, dict[str, Any]] = {
+    202: {"description": "Accepted: the change proceeds in the background (no body)"},
+    204: {"description": "No content"},
+    302: {
+        "description": "Not logged in, browser request (Accept: text/html): "
+        "redirect to the login page"
+    },
+    400: {"description": "Bad request; the message names the field or parameter", "content": _TEXT},
+    401: {
+        "description": "Not logged in (or the session expired, on a read); "
+        "WWW-Authenticate offers Basic and Bearer",
+        "content": _TEXT,
+    },
+    403: {
+        "description": "`computer says no` (role too low) or "
+        "`invalid or missing CSRF token` (writes, including with an expired session)",
+        "content": _TEXT,
+    },
+    404: {"description": "Not found (`no such job`, `no such machine`, ...)", "content": _TEXT},
+    410: {"description": "`no such job`: the job vanished during a long poll", "content": _TEXT},
+    500: {"description": "`unexpected server problem: <Kind>: <message>`", "content": _TEXT},
+}
+AUTH = (302, 401, 403)
+
+
+def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """Return the OpenAPI ``responses`` of a route for the statuses it answers besides
+    its main one (error bodies are ``text/plain``)."""
+    return {status: dict(_STATUSES[status]) for status in statuses}
+
+
+def strip_validation_errors(schema: dict[str, Any]) -> dict[str, Any]:
+    """Drop FastAPI's automatic 422 from an OpenAPI document: the service answers
+    request validation errors with 400 (``bad request: <where>``), never 422."""
+    for operations in schema.get("paths", {}).values():
+        for operation in operations.values():
+            if isinstance(operation, dict):
+                operation.get("responses", {}).pop("422", None)
+    schemas = schema.get("components", {}).get("schemas", {})
+    for name in ("HTTPValidationError", "ValidationError"):
+        schemas.pop(name, None)
+    if "components" in schema and not schemas:
+        schema["components"].pop("schemas", None)
+        if not schema["components"]:
+            del schema["components"]
+    return schema
+
+
+def document_statuses(app: FastAPI) -> None:
+    """Serve ``app``'s OpenAPI document without the 422s FastAPI adds to every route with
+    parameters (see :func:`strip_validation_errors`)."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        return strip_validation_errors(generate())
+
+    app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented override
 
 
 class ApiError(Exception):

@@ -19,6 +19,7 @@ from pyspalloc.geometry import (
     ethernet_chip,
 )
 from pyspalloc.server.api.common import (
+    AUTH,
     SRV,
     ApiError,
     bad,
@@ -27,6 +28,7 @@ from pyspalloc.server.api.common import (
     ctx_of,
     int_param,
     json_response,
+    responses,
     srv_url,
 )
 from pyspalloc.server.api.jobview import (
@@ -54,7 +56,7 @@ def _job(request: Request, job: str, touch: bool) -> tuple[ServiceContext, Calle
     return ctx, caller, found
 
 
-@router.get(JOB + "/machine")
+@router.get(JOB + "/machine", responses=responses(204, 400, *AUTH, 404))
 def get_allocation(request: Request, job: str) -> Response:
     """Return the job's boards and connections (204 before allocation)."""
     ctx, _, found = _job(request, job, True)
@@ -78,7 +80,7 @@ def get_allocation(request: Request, job: str) -> Response:
     )  # fmt: skip
 
 
-@router.get(JOB + "/machine/power")
+@router.get(JOB + "/machine/power", responses=responses(204, 400, *AUTH, 404))
 def get_power(request: Request, job: str) -> Response:
     """Return ``ON`` if every allocated board is powered, else ``OFF``."""
     ctx, _, found = _job(request, job, True)
@@ -113,14 +115,19 @@ def _set_power(request: Request, job: str, body: Any) -> Response:
     return Response(status_code=202)
 
 
-@router.post(JOB + "/machine/power")
+@router.post(
+    JOB + "/machine/power",
+    status_code=202,
+    response_class=Response,
+    responses=responses(204, 400, *AUTH, 404),
+)
 async def post_power(request: Request, job: str) -> Response:
     """Start a power change of the job's boards (202)."""
     body = await _body_json(request)
     return await run_in_threadpool(_set_power, request, job, body)
 
 
-@router.get(JOB + "/chip")
+@router.get(JOB + "/chip", responses=responses(204, 400, *AUTH, 404))
 def where_is_chip(request: Request, job: str) -> Response:
     """Locate a job-relative chip (204 if it is not in the job)."""
     ctx, _, found = _job(request, job, True)
@@ -210,7 +217,7 @@ def _report(request: Request, job: str, body: Any) -> Response:
     return json_response({"action": action})
 
 
-@router.post(JOB + "/report-issue")
+@router.post(JOB + "/report-issue", responses=responses(400, *AUTH, 404))
 async def report_issue(request: Request, job: str) -> Response:
     """Record a problem with some of the job's boards."""
     body = await _body_json(request)
@@ -238,7 +245,18 @@ def _read_memory(request: Request, job: str) -> Response:
     return Response(bytes(data), media_type="application/octet-stream")
 
 
-@router.get(JOB + "/memory")
+@router.get(
+    JOB + "/memory",
+    response_class=Response,
+    responses={
+        200: {
+            "content": {
+                "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}
+            }
+        },
+        **responses(400, *AUTH, 404, 500),
+    },
+)
 def read_memory(request: Request, job: str) -> Response:
     """Read ``size`` bytes of a chip's memory on the server side."""
     return _read_memory(request, job)
@@ -253,14 +271,24 @@ def _write_memory(request: Request, job: str, data: bytes) -> Response:
     return Response(status_code=202)
 
 
-@router.post(JOB + "/memory")
+@router.post(
+    JOB + "/memory",
+    status_code=202,
+    response_class=Response,
+    responses=responses(400, *AUTH, 404, 500),
+)
 async def write_memory(request: Request, job: str) -> Response:
     """Write the body to a chip's memory on the server side (202)."""
     data = await request.body()
     return await run_in_threadpool(_write_memory, request, job, data)
 
 
-@router.delete(JOB + "/router")
+@router.delete(
+    JOB + "/router",
+    status_code=202,
+    response_class=Response,
+    responses=responses(400, *AUTH, 404, 500),
+)
 def reset_router(request: Request, job: str) -> Response:
     """Clear routing tables and counters, install diagnostic filters (202)."""
     filters: dict[int, int] = {}

@@ -9,11 +9,12 @@ from urllib.parse import urlencode
 from fastapi import APIRouter
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import PlainTextResponse, Response
 
 from pyspalloc.geometry import MachineDefinition, Physical, Triad
 from pyspalloc.server.allocator import AllocationRequest
 from pyspalloc.server.api.common import (
+    AUTH,
     SRV,
     ApiError,
     bad,
@@ -23,6 +24,7 @@ from pyspalloc.server.api.common import (
     int_param,
     json_response,
     parse_bool,
+    responses,
     srv_url,
     text_response,
 )
@@ -64,7 +66,7 @@ def _list_page(request: Request) -> tuple[list[int], dict[str, str]]:
     return ids, links
 
 
-@router.get(SRV + "/jobs")
+@router.get(SRV + "/jobs", responses=responses(400, *AUTH))
 async def list_jobs(request: Request) -> Response:
     """List job URLs, newest first; non-admins see only their own jobs."""
     ids, links = await run_in_threadpool(_list_page, request)
@@ -202,7 +204,16 @@ def _create(request: Request, body: bytes) -> Response:
     return json_response({"job-id": job.id, "job-ref": url}, 201, {"Location": url})
 
 
-@router.post(SRV + "/jobs")
+@router.post(
+    SRV + "/jobs",
+    status_code=201,
+    responses={
+        201: {
+            "headers": {"Location": {"description": "the job URL", "schema": {"type": "string"}}}
+        },
+        **responses(400, *AUTH, 500),
+    },
+)
 async def create_job(request: Request) -> Response:
     """Create a job (201 with an absolute ``Location``)."""
     body = await request.body()
@@ -229,7 +240,7 @@ def _check_visible(request: Request, job_id: int) -> object:
     return _viewer(caller)
 
 
-@router.get(SRV + "/jobs/{job}")
+@router.get(SRV + "/jobs/{job}", responses=responses(400, *AUTH, 404, 410))
 async def get_job(request: Request, job: str) -> Response:
     """Return the job state; ``wait=true`` blocks until the job next changes.
 
@@ -247,7 +258,11 @@ async def get_job(request: Request, job: str) -> Response:
     return await run_in_threadpool(_state, request, job_id)
 
 
-@router.put(SRV + "/jobs/{job}/keepalive")
+@router.put(
+    SRV + "/jobs/{job}/keepalive",
+    response_class=PlainTextResponse,
+    responses=responses(400, *AUTH, 404),
+)
 def keepalive(request: Request, job: str) -> Response:
     """Record that the job's user is still there."""
     caller = caller_of(request, TrustLevel.USER)
@@ -257,7 +272,7 @@ def keepalive(request: Request, job: str) -> Response:
     return text_response("ok")
 
 
-@router.delete(SRV + "/jobs/{job}")
+@router.delete(SRV + "/jobs/{job}", status_code=204, responses=responses(400, *AUTH, 404))
 def delete_job(request: Request, job: str) -> Response:
     """Destroy the job (204)."""
     caller = caller_of(request, TrustLevel.USER)

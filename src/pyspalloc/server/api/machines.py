@@ -11,6 +11,7 @@ from starlette.responses import Response
 
 from pyspalloc.geometry import Chip, Direction, MachineDefinition, Physical, Triad, chip_to_board
 from pyspalloc.server.api.common import (
+    AUTH,
     SRV,
     ApiError,
     caller_of,
@@ -18,6 +19,7 @@ from pyspalloc.server.api.common import (
     int_param,
     json_response,
     parse_bool,
+    responses,
     srv_url,
 )
 from pyspalloc.server.context import ServiceContext
@@ -81,7 +83,7 @@ def _list(request: Request) -> Response:
     return json_response({"machines": out})
 
 
-@router.get(SRV + "/machines")
+@router.get(SRV + "/machines", responses=responses(*AUTH))
 async def list_machines(request: Request) -> Response:
     """List the in-service machines, by name."""
     return await run_in_threadpool(_list, request)
@@ -104,7 +106,7 @@ def _describe(request: Request, name: str) -> Response:
     )  # fmt: skip
 
 
-@router.get(SRV + "/machines/{name}")
+@router.get(SRV + "/machines/{name}", responses=responses(*AUTH, 404))
 async def describe_machine(request: Request, name: str) -> Response:
     """Describe one machine; ``wait=true`` long-polls for a change."""
     await run_in_threadpool(caller_of, request)
@@ -189,7 +191,7 @@ def _lookup(request: Request, name: str, kind: str) -> Response:
     return json_response(where_is(request, ctx, info, definition, board, chip))
 
 
-@router.get(SRV + "/machines/{name}/{kind}")
+@router.get(SRV + "/machines/{name}/{kind}", responses=responses(400, *AUTH, 404))
 def lookup(request: Request, name: str, kind: str) -> Response:
     """Where-is lookup by ``logical-board``, ``physical-board``, ``chip`` or ``board-ip``."""
     if kind not in ("logical-board", "physical-board", "chip", "board-ip"):

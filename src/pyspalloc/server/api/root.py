@@ -6,14 +6,16 @@ import secrets
 
 from fastapi import APIRouter
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import PlainTextResponse, Response
 
 from pyspalloc.server.api.common import (
+    AUTH,
     SRV,
     ApiError,
     caller_of,
     ctx_of,
     json_response,
+    responses,
     srv_url,
     text_response,
 )
@@ -23,7 +25,7 @@ from pyspalloc.server.store import TrustLevel
 router = APIRouter()
 
 
-@router.get(SRV)
+@router.get(SRV, responses=responses(302, 401))
 def describe_service(request: Request) -> Response:
     """Return the version, the machine and job collection URLs, and the CSRF data."""
     ctx = ctx_of(request)
@@ -41,7 +43,11 @@ def describe_service(request: Request) -> Response:
     return json_response(body)
 
 
-@router.get(SRV + "/emergencyStop")
+@router.get(
+    SRV + "/emergencyStop",
+    response_class=PlainTextResponse,
+    responses=responses(400, *AUTH, 404),
+)
 def emergency_stop(request: Request) -> Response:
     """Destroy every job and halt allocation (ADMIN, and the configured command code)."""
     caller_of(request, TrustLevel.ADMIN)
