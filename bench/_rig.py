@@ -62,6 +62,9 @@ def proxy_rig(with_spinnman: bool = True, relay_rtt_ms: float | None = None) -> 
     with tempfile.TemporaryDirectory(prefix="bench-proxy-") as tmp:
         work = Path(tmp)
         ca, cert, key = make_ca(work / "tls")
+        # build spinnman's venv before the test CA replaces the machine's in the
+        # environment: pip in the venv honours REQUESTS_CA_BUNDLE
+        python = peer_python(*SPINNMAN) if with_spinnman else None
         tls_names = ("REQUESTS_CA_BUNDLE", "WEBSOCKET_CLIENT_CA_BUNDLE")
         saved_tls = {name: os.environ.get(name) for name in tls_names}
         os.environ.update(dict.fromkeys(tls_names, str(ca)))
@@ -93,8 +96,7 @@ def proxy_rig(with_spinnman: bool = True, relay_rtt_ms: float | None = None) -> 
             job.wait_until_ready(timeout=120)
             ip = job.get_connections()[(0, 0)]
             peer_ip = None
-            if with_spinnman:
-                python = peer_python(*SPINNMAN)
+            if python is not None:
                 script = Path(__file__).with_name("_spinnman_worker.py")
                 peer = Worker(
                     [str(python), "-u", str(script), url, "peer", USERS["peer"]],
