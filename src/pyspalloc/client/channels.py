@@ -122,6 +122,24 @@ class Channel:
             return
         self._proxy._send_frame(prefix + data)
 
+    def send_many(self, datas: list[bytes]) -> None:
+        """Send several UDP payloads on the channel, in order, in one websocket write.
+
+        Raises
+        ------
+        SpinnmanIOException
+            If the channel or the proxy is closed.
+        """
+        prefix = self._prefix
+        if prefix is None:
+            self._check_usable()
+            return
+        self._proxy._send_frames([prefix + data for data in datas])
+
+    def has_input(self) -> bool:
+        """Whether a received payload is waiting (a receive would not block)."""
+        return self._held is not None or not self._queue.empty()
+
     def receive(self, timeout: float | None = None) -> bytes:
         """Wait for the next UDP payload received on the channel.
 
@@ -212,6 +230,16 @@ class UnboundChannel(Channel):
         self._attach(reply.channel_id)
 
     def send(self, data: bytes) -> None:
+        """Unbound channels cannot send without a target; use :meth:`send_to`.
+
+        Raises
+        ------
+        SpinnmanIOException
+            Always.
+        """
+        raise SpinnmanIOException("an unbound proxy channel can only send with send_to")
+
+    def send_many(self, datas: list[bytes]) -> None:
         """Unbound channels cannot send without a target; use :meth:`send_to`.
 
         Raises

@@ -167,6 +167,20 @@ class SpallocProxiedConnection:
         """
         self._channel.send(data)
 
+    def send_many(self, datas: list[bytes]) -> None:
+        """Send several messages, in order (one websocket write for them all).
+
+        Raises
+        ------
+        SpinnmanIOException
+            If the connection is closed.
+        """
+        self._channel.send_many(datas)
+
+    def has_input(self) -> bool:
+        """Whether a received message is waiting (:meth:`receive` would not block)."""
+        return self._channel.has_input()
+
     def receive(self, timeout: float | None = None) -> bytes:
         """Receive a message on an open socket.
 

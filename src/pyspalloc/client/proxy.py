@@ -263,13 +263,17 @@ class ProxyConnection:
     # --------------------------------------------------------------- sending
 
     def _send_frame(self, frame: bytes) -> None:
+        self._send_frames([frame])
+
+    def _send_frames(self, frames: list[bytes]) -> None:
+        """Send binary frames (in one socket write); dropped while reconnecting."""
         link = self._link
         if link is None:
             if self.failure is not None:
                 raise SpinnmanIOException(f"proxy websocket is closed: {self.failure}")
             return  # reconnecting: dropped, like a lost datagram
         try:
-            link.ws.send_binary(frame)
+            link.send(frames)
         except _WS_ERRORS as error:
             if self.failure is not None:
                 raise SpinnmanIOException(f"proxy websocket is closed: {self.failure}") from error
@@ -306,7 +310,7 @@ class ProxyConnection:
             with self._lock:
                 self._pending[correlation_id] = handle
             try:
-                link.ws.send_binary(make_frame(correlation_id))
+                link.send([make_frame(correlation_id)])
             except _WS_ERRORS:
                 link.abort()
                 with self._lock:
@@ -487,8 +491,8 @@ class ProxyConnection:
             frames = [self._reopen(channel) for channel in reopen if not channel._closed]
             self._connected.notify_all()
         try:
-            for frame in frames:
-                link.ws.send_binary(frame)
+            if frames:
+                link.send(frames)
         except _WS_ERRORS:
             link.abort()  # dropped again: the receiver will reconnect once more
         log.info("proxy websocket %s reconnected; reopening %d channels", self.url, len(reopen))

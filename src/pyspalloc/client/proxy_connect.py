@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Final, cast
 
 import websocket
 
+from pyspalloc.client.proxy_socket import BufferedWebSocket
 from pyspalloc.exceptions import SpinnmanIOException
 
 if TYPE_CHECKING:
@@ -47,9 +48,11 @@ PERMANENT_STATUSES: Final = frozenset({400, 401, 403, 404, 410})
 #: Close codes after which reconnecting makes sense (going away, restart, try later).
 RETRY_CLOSE_CODES: Final = frozenset({1001, 1012, 1013})
 
-#: Options of every proxy websocket: proxy frames are binary (no UTF-8 check), sends
-#: come from several threads, and small frames must not wait for Nagle.
+#: Options of every proxy websocket: buffered reads and batched sends
+#: (:mod:`~pyspalloc.client.proxy_socket`), proxy frames are binary (no UTF-8 check),
+#: sends come from several threads, and small frames must not wait for Nagle.
 _SOCKET_OPTIONS: Final[dict[str, Any]] = {
+    "class_": BufferedWebSocket,
     "skip_utf8_validation": True,
     "enable_multithread": True,
     "sockopt": [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
@@ -79,6 +82,21 @@ class Link:
         #: When anything (a message, a pong, a ping) was last received; the receiver
         #: sets it.
         self.last_heard = self.opened
+
+    def send(self, frames: list[bytes]) -> None:
+        """Send each of ``frames`` as one binary websocket message, in one socket write.
+
+        Raises
+        ------
+        OSError, websocket.WebSocketException
+            If the websocket failed.
+        """
+        ws = self.ws
+        if isinstance(ws, BufferedWebSocket):
+            ws.send_binary_frames(frames)
+        else:
+            for frame in frames:
+                ws.send_binary(frame)
 
     @property
     def heard(self) -> bool:

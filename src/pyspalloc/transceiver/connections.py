@@ -27,7 +27,10 @@ class Connection(Protocol):
 
     ``chip_x`` and ``chip_y`` are the coordinates of the chip at the far end (a board's
     Ethernet chip; 255, 255 when unknown). Implementations may also offer ``remote_ip``
-    (the board's address as a string), which :class:`~.Transceiver` uses to name boards.
+    (the board's address as a string), which :class:`~.Transceiver` uses to name boards,
+    and two optional methods the engine uses when present: ``send_many(datas)`` (send
+    several datagrams in order, at once) and ``has_input()`` (whether a ``receive``
+    would return at once; it must be cheap).
     """
 
     chip_x: int

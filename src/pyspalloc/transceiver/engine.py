@@ -328,34 +328,62 @@ def scp_stream(
             raise error
         on_error(flight.index, flight.request, error)
 
-    def send(flight: _InFlight, now: float) -> None:
+    def arm(flight: _InFlight, now: float) -> None:
         wait = timer.wait(flight.attempts)
         flight.sent_at = now
         flight.deadline = now + wait
         flight.waited += wait
         flight.awaiting = True
+
+    def send(flight: _InFlight, now: float) -> None:
+        arm(flight, now)
         try:
             connection.send(flight.data)
         except SpinnmanIOException as error:
             fail(flight, _wrap_io(flight, error))
 
+    # Optional connection methods: several datagrams in one write (a proxy channel puts
+    # them in one websocket write), and a cheap "a reply is waiting" test, so that
+    # every waiting reply is taken before the window is topped up in one write.
+    send_many: Callable[[list[bytes]], None] | None = getattr(connection, "send_many", None)
+    has_input: Callable[[], bool] | None = getattr(connection, "has_input", None)
+
+    def send_all(flights: list[_InFlight]) -> None:
+        now = clock()
+        if send_many is None or len(flights) == 1:
+            for flight in flights:
+                send(flight, now)
+            return
+        for flight in flights:
+            arm(flight, now)
+        try:
+            send_many([flight.data for flight in flights])
+        except SpinnmanIOException as error:
+            for flight in flights:
+                if flight.request.sequence in pending:
+                    fail(flight, _wrap_io(flight, error))
+
     while True:
-        # Top up the window.
-        while not exhausted and len(pending) < window:
-            try:
-                index, request = next(source)
-            except StopIteration:
-                exhausted = True
-                break
-            taken += 1
-            sequence = next_sequence()
-            while sequence in pending:
+        # Top up the window (unless more replies are already waiting to be taken).
+        if not exhausted and len(pending) < window and not (has_input is not None and has_input()):
+            fresh: list[_InFlight] = []
+            while len(pending) < window:
+                try:
+                    index, request = next(source)
+                except StopIteration:
+                    exhausted = True
+                    break
+                taken += 1
                 sequence = next_sequence()
-            if request.sequence != sequence:
-                request = with_sequence(request, sequence)
-            flight = _InFlight(index, request, request.to_bytes())
-            pending[sequence] = flight
-            send(flight, clock())
+                while sequence in pending:
+                    sequence = next_sequence()
+                if request.sequence != sequence:
+                    request = with_sequence(request, sequence)
+                flight = _InFlight(index, request, request.to_bytes())
+                pending[sequence] = flight
+                fresh.append(flight)
+            if fresh:
+                send_all(fresh)
         if not pending:
             timer.remember(connection)
             return taken

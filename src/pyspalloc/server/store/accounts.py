@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import bindparam, delete, func, select, update
 
 from pyspalloc.server.store.base import StoreBase
 from pyspalloc.server.store.models import (
@@ -70,6 +70,20 @@ def _user(row: UserRow) -> UserInfo:
         row.failures,
         row.locked_until,
     )
+
+
+_SESSION_QUERY = (
+    select(
+        SessionRow.key, SessionRow.csrf, SessionRow.last_access, SessionRow.user_id,
+        TokenRevocationRow.token_id, UserRow.id, UserRow.name, UserRow.trust, UserRow.disabled,
+        UserRow.password_hash, UserRow.failures, UserRow.locked_until,
+    )
+    .select_from(SessionRow)
+    .outerjoin(UserRow, UserRow.id == SessionRow.user_id)
+    .outerjoin(SessionTokenRow, SessionTokenRow.session_key == SessionRow.key)
+    .outerjoin(TokenRevocationRow, TokenRevocationRow.token_id == SessionTokenRow.token_id)
+    .where(SessionRow.key == bindparam("key"))
+)  # fmt: skip
 
 
 class AccountsMixin(StoreBase):
@@ -252,33 +266,36 @@ class AccountsMixin(StoreBase):
                 s.add(SessionTokenRow(session_key=key, token_id=token_id))
 
     def get_session(self, key: str, idle_timeout: float) -> SessionInfo | None:
-        """Return the live session ``key`` and refresh its idle timer; None if expired."""
+        """Return the live session ``key`` and refresh its idle timer; None if expired.
+
+        One statement reads the session, its user and whether the bearer token it was
+        made from has been revoked (this runs on every cookie-authenticated request).
+        """
         now = time.time()
-        with self._read() as s:
-            row = s.get(SessionRow, key)
-            if row is None or row.last_access + idle_timeout < now:
+        with self._rconn() as conn:
+            found = conn.execute(_SESSION_QUERY, {"key": key}).first()
+        if found is None:
+            return None
+        (_key, csrf, last_access, user_id, revoked, uid, name, trust, disabled, password_hash,
+         failures, locked_until) = found  # fmt: skip
+        if last_access + idle_timeout < now or revoked is not None:
+            return None  # expired, or made from a token revoked since
+        user = None
+        if user_id is not None:
+            if uid is None:
                 return None
-            user = None
-            if row.user_id is not None:
-                urow = s.get(UserRow, row.user_id)
-                if urow is None:
-                    return None
-                user = _user(urow)
-            revoked = s.scalar(
-                select(TokenRevocationRow.token_id)
-                .join(SessionTokenRow, SessionTokenRow.token_id == TokenRevocationRow.token_id)
-                .where(SessionTokenRow.session_key == key)
-            )
-            if revoked is not None:  # made from a token revoked since
-                return None
-            stale = row.last_access + _TOUCH_INTERVAL < now
-            info = SessionInfo(row.key, row.csrf, user)
-        if stale:
-            with self._write() as s:
-                row = s.get(SessionRow, key)
-                if row is not None:
-                    row.last_access = now
-        return info
+            user = UserInfo(
+                int(uid), name, TrustLevel(trust), bool(disabled), password_hash,
+                int(failures), float(locked_until),
+            )  # fmt: skip
+        if last_access + _TOUCH_INTERVAL < now:
+            with self._wconn() as conn:
+                conn.execute(
+                    update(SessionRow.__table__)
+                    .where(SessionRow.key == key)
+                    .values(last_access=now)
+                )
+        return SessionInfo(key, csrf, user)
 
     def delete_session(self, key: str) -> None:
         """Forget a session."""

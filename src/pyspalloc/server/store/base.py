@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import create_engine, event
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from pyspalloc.server.store.models import Base
@@ -34,12 +34,11 @@ def make_engine(url: str) -> Engine:
     Returns
     -------
     Engine
-        The engine; SQLite connections use WAL and a 30 s busy timeout.
+        The engine; SQLite connections use WAL and a 30 s busy timeout. A local SQLite
+        file cannot go stale, so only PostgreSQL connections are pinged at checkout.
     """
     if url.startswith("sqlite"):
-        engine = create_engine(
-            url, connect_args={"check_same_thread": False, "timeout": 30.0}, pool_pre_ping=True
-        )
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30.0})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20, pool_timeout=30)
@@ -57,6 +56,10 @@ class StoreBase:
         self.engine = make_engine(url)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._write_lock = threading.RLock()
+        #: bumped by every write of this store that changes which boards may be allocated
+        #: other than by allocation itself (functioning flags, machine definitions);
+        #: the lifecycle's in-memory board index reloads when it changes
+        self.board_generation = 0
         Base.metadata.create_all(self.engine)
 
     @contextmanager
@@ -69,6 +72,22 @@ class StoreBase:
         """Open a transaction that is committed (durably) when the block ends."""
         with self._write_lock, self._sessions() as session, session.begin():
             yield session
+
+    @contextmanager
+    def _rconn(self) -> Iterator[Connection]:
+        """A plain (Core) connection for a read on a hot path; no ORM session."""
+        with self.engine.connect() as conn:
+            yield conn
+
+    @contextmanager
+    def _wconn(self) -> Iterator[Connection]:
+        """A Core transaction, serialised like :meth:`_write`, committed when the block ends."""
+        with self._write_lock, self.engine.begin() as conn:
+            yield conn
+
+    def boards_changed(self) -> None:
+        """Record that board availability changed other than by allocation."""
+        self.board_generation += 1
 
     def close(self) -> None:
         """Release all database connections."""

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Table, bindparam, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from pyspalloc.server.store.base import StoreBase
-from pyspalloc.server.store.machines import BoardInfo, board_info
+from pyspalloc.server.store.machines import _BOARD_COLUMNS, BoardInfo, _from_row, board_info
 from pyspalloc.server.store.models import (
     BoardAllocationRow,
     BoardRow,
@@ -101,6 +101,45 @@ _JOB_SELECT = (
     .join(UserRow, UserRow.id == JobRow.owner_id)
 )
 
+#: the columns of :class:`JobInfo`, in order, for plain (Core) reads on hot paths
+_JOB_COLUMNS = select(
+    JobRow.id, JobRow.machine_id, MachineRow.name, JobRow.owner_id, UserRow.name,
+    JobRow.state, JobRow.keepalive_interval, JobRow.keepalive_time, JobRow.keepalive_host,
+    JobRow.create_time, JobRow.finish_time, JobRow.reason, JobRow.original_request,
+    JobRow.width, JobRow.height, JobRow.depth, JobRow.root_id, JobRow.power_target,
+    JobRow.from_queue,
+).join(MachineRow, MachineRow.id == JobRow.machine_id).join(
+    UserRow, UserRow.id == JobRow.owner_id
+)  # fmt: skip
+
+_GET_JOB = _JOB_COLUMNS.where(JobRow.id == bindparam("job_id"))
+
+_HELD = (
+    select(*_BOARD_COLUMNS)
+    .where(BoardRow.job_id == bindparam("job_id"))
+    .order_by(BoardRow.x, BoardRow.y, BoardRow.z)
+)
+
+_JOBS = cast(Table, JobRow.__table__)
+_REQUESTS = cast(Table, JobRequestRow.__table__)
+_BOARDS = cast(Table, BoardRow.__table__)
+_ALLOCATIONS = cast(Table, BoardAllocationRow.__table__)
+_DESTROYED = int(JobState.DESTROYED)
+
+
+def _job_row(r: Any) -> JobInfo:
+    (job_id, machine_id, machine, owner_id, owner, state, interval, kept, host, created,
+     finished, reason, request, width, height, depth, root_id, target, queued) = r  # fmt: skip
+    return JobInfo(
+        job_id, machine_id, machine, owner_id, owner, JobState(state), interval, kept, host,
+        created, finished, reason, request, width, height, depth, root_id, bool(target),
+        bool(queued),
+    )  # fmt: skip
+
+
+class _Conflict(Exception):
+    """Raised inside a write to roll it back (a board was taken meanwhile)."""
+
 
 class JobsMixin(StoreBase):
     """Job persistence; every method is one committed transaction."""
@@ -116,28 +155,36 @@ class JobsMixin(StoreBase):
         original_request: str,
         spec: RequestSpec,
         priority: float,
+        machine_name: str | None = None,
+        owner_name: str | None = None,
     ) -> JobInfo:
-        """Insert a QUEUED job and its request."""
+        """Insert a QUEUED job and its request (one transaction).
+
+        When the caller passes ``machine_name`` and ``owner_name`` the job is described
+        from what was written; otherwise it is read back.
+        """
         now = time.time()
-        with self._write() as s:
-            row = JobRow(
-                machine_id=machine_id,
-                owner_id=owner_id,
-                group_id=group_id,
-                state=int(JobState.QUEUED),
-                keepalive_interval=keepalive_interval,
-                keepalive_time=now,
-                keepalive_host=keepalive_host,
-                create_time=now,
-                original_request=original_request,
-                power_target=True,
-                from_queue=True,
-            )
-            s.add(row)
-            s.flush()
-            s.add(
-                JobRequestRow(
-                    job_id=row.id,
+        with self._wconn() as conn:
+            job_id = conn.execute(
+                insert(_JOBS).values(
+                    machine_id=machine_id,
+                    owner_id=owner_id,
+                    group_id=group_id,
+                    state=int(JobState.QUEUED),
+                    keepalive_interval=keepalive_interval,
+                    keepalive_time=now,
+                    keepalive_host=keepalive_host,
+                    create_time=now,
+                    original_request=original_request,
+                    power_target=True,
+                    from_queue=True,
+                )
+            ).inserted_primary_key
+            assert job_id is not None
+            job_id = job_id[0]
+            conn.execute(
+                insert(_REQUESTS).values(
+                    job_id=job_id,
                     num_boards=spec.num_boards,
                     width=spec.width,
                     height=spec.height,
@@ -147,16 +194,21 @@ class JobsMixin(StoreBase):
                     importance=0.0,
                 )
             )
-            job_id = row.id
-        job = self.get_job(job_id)
+        if machine_name is not None and owner_name is not None:
+            return JobInfo(
+                int(job_id), machine_id, machine_name, owner_id, owner_name, JobState.QUEUED,
+                keepalive_interval, now, keepalive_host, now, None, None, original_request,
+                None, None, None, None, True, True,
+            )  # fmt: skip
+        job = self.get_job(int(job_id))
         assert job is not None
         return job
 
     def get_job(self, job_id: int) -> JobInfo | None:
         """Return a job by id."""
-        with self._read() as s:
-            found = s.execute(_JOB_SELECT.where(JobRow.id == job_id)).first()
-            return None if found is None else _job(*found)
+        with self._rconn() as conn:
+            found = conn.execute(_GET_JOB, {"job_id": job_id}).first()
+            return None if found is None else _job_row(found)
 
     def list_jobs(
         self, *, deleted: bool, limit: int, start: int, owner_id: int | None = None
@@ -201,46 +253,63 @@ class JobsMixin(StoreBase):
 
     def destroy_job(self, job_id: int, reason: str) -> bool:
         """Mark a job DESTROYED now; return False if it already was (or is unknown)."""
-        with self._write() as s:
-            row = s.get(JobRow, job_id)
-            if row is None or row.state == int(JobState.DESTROYED):
-                return False
-            row.state = int(JobState.DESTROYED)
-            row.finish_time = time.time()
-            row.reason = reason
-            req = s.get(JobRequestRow, job_id)
-            if req is not None:
-                s.delete(req)
-            return True
+        return self.destroy_job_holding(job_id, reason) is not None
+
+    def destroy_job_holding(self, job_id: int, reason: str) -> list[BoardInfo] | None:
+        """Mark a job DESTROYED now and return the boards it still holds (same transaction).
+
+        Returns None (and changes nothing) if the job already was destroyed or is unknown.
+        """
+        with self._wconn() as conn:
+            done = conn.execute(
+                update(_JOBS)
+                .where(_JOBS.c.id == job_id, _JOBS.c.state != _DESTROYED)
+                .values(state=_DESTROYED, finish_time=time.time(), reason=reason)
+            )
+            if not done.rowcount:
+                return None
+            conn.execute(delete(_REQUESTS).where(_REQUESTS.c.job_id == job_id))
+            return [_from_row(r) for r in conn.execute(_HELD, {"job_id": job_id})]
 
     def held_boards(self, job_id: int) -> list[BoardInfo]:
         """Return the boards a job holds now, by triad x, then y, then z."""
-        with self._read() as s:
-            rows = s.scalars(
-                select(BoardRow)
-                .where(BoardRow.job_id == job_id)
-                .order_by(BoardRow.x, BoardRow.y, BoardRow.z)
-            )
-            return [board_info(r) for r in rows]
+        with self._rconn() as conn:
+            return [_from_row(r) for r in conn.execute(_HELD, {"job_id": job_id})]
+
+    def power_plan(self, job_id: int) -> tuple[JobInfo, list[BoardInfo], BoardInfo | None] | None:
+        """Return a job, the boards it holds and its root board, in one read."""
+        with self._rconn() as conn:
+            found = conn.execute(_GET_JOB, {"job_id": job_id}).first()
+            if found is None:
+                return None
+            job = _job_row(found)
+            held = [_from_row(r) for r in conn.execute(_HELD, {"job_id": job_id})]
+            root = next((b for b in held if b.id == job.root_id), None)
+            if root is None and job.root_id is not None:
+                rows = conn.execute(select(*_BOARD_COLUMNS).where(BoardRow.id == job.root_id))
+                root = next((_from_row(r) for r in rows), None)
+        return job, held, root
 
     def queued_requests(self) -> list[QueuedRequest]:
         """Return waiting requests by decreasing importance, then age."""
-        with self._read() as s:
-            rows = s.execute(
-                select(JobRequestRow, JobRow.machine_id)
-                .join(JobRow, JobRow.id == JobRequestRow.job_id)
-                .where(JobRow.state == int(JobState.QUEUED))
-                .order_by(JobRequestRow.importance.desc(), JobRequestRow.job_id)
-            )
+        r = _REQUESTS.c
+        with self._rconn() as conn:
+            rows = conn.execute(
+                select(r.job_id, _JOBS.c.machine_id, r.num_boards, r.width, r.height,
+                       r.board_id, r.max_dead_boards, r.priority, r.importance)
+                .join(_JOBS, _JOBS.c.id == r.job_id)
+                .where(_JOBS.c.state == int(JobState.QUEUED))
+                .order_by(r.importance.desc(), r.job_id)
+            )  # fmt: skip
             return [
                 QueuedRequest(
-                    r.job_id,
+                    job_id,
                     machine_id,
-                    RequestSpec(r.num_boards, r.width, r.height, r.board_id, r.max_dead_boards),
-                    r.priority,
-                    r.importance,
+                    RequestSpec(num, w, h, board, dead),
+                    priority,
+                    importance,
                 )
-                for r, machine_id in rows
+                for job_id, machine_id, num, w, h, board, dead, priority, importance in rows
             ]
 
     def age_requests(self, job_ids: list[int]) -> None:
@@ -265,25 +334,33 @@ class JobsMixin(StoreBase):
             False (and nothing changed) if the job is no longer queued or a board is taken.
         """
         now = time.time()
-        with self._write() as s:
-            row = s.get(JobRow, job_id)
-            if row is None or row.state != int(JobState.QUEUED):
-                return False
-            taken = s.scalar(
-                select(func.count())
-                .select_from(BoardRow)
-                .where(BoardRow.id.in_(board_ids), BoardRow.job_id.is_not(None))
-            )
-            if taken:
-                return False
-            s.execute(update(BoardRow).where(BoardRow.id.in_(board_ids)).values(job_id=job_id))
-            for board_id in board_ids:
-                s.add(BoardAllocationRow(job_id=job_id, board_id=board_id, time=now))
-            row.width, row.height, row.depth, row.root_id = width, height, depth, root_id
-            row.allocation_time = now
-            row.state = int(JobState.POWER)
-            row.power_target, row.from_queue = True, True
-            return True
+        try:
+            with self._wconn() as conn:
+                moved = conn.execute(
+                    update(_JOBS)
+                    .where(_JOBS.c.id == job_id, _JOBS.c.state == int(JobState.QUEUED))
+                    .values(
+                        width=width, height=height, depth=depth, root_id=root_id,
+                        allocation_time=now, state=int(JobState.POWER),
+                        power_target=True, from_queue=True,
+                    )
+                )  # fmt: skip
+                if not moved.rowcount:
+                    return False
+                taken = conn.execute(
+                    update(_BOARDS)
+                    .where(_BOARDS.c.id.in_(board_ids), _BOARDS.c.job_id.is_(None))
+                    .values(job_id=job_id)
+                )
+                if taken.rowcount != len(set(board_ids)):
+                    raise _Conflict()
+                conn.execute(
+                    insert(_ALLOCATIONS),
+                    [{"job_id": job_id, "board_id": b, "time": now} for b in board_ids],
+                )
+        except _Conflict:
+            return False
+        return True
 
     def start_power(self, job_id: int, on: bool) -> bool:
         """Begin a user power change of an allocated live job (state -> POWER)."""
@@ -297,15 +374,16 @@ class JobsMixin(StoreBase):
 
     def power_done(self, job_id: int, on: bool) -> bool:
         """Record that a job's boards are now on (or off); POWER -> READY."""
-        with self._write() as s:
-            row = s.get(JobRow, job_id)
-            if row is None or row.state != int(JobState.POWER):
+        with self._wconn() as conn:
+            done = conn.execute(
+                update(_JOBS)
+                .where(_JOBS.c.id == job_id, _JOBS.c.state == int(JobState.POWER))
+                .values(state=int(JobState.READY))
+            )
+            if not done.rowcount:
                 return False
-            s.execute(update(BoardRow).where(BoardRow.job_id == job_id).values(powered=on))
-            row.state = int(JobState.READY)
-            req = s.get(JobRequestRow, job_id)
-            if req is not None:
-                s.delete(req)
+            conn.execute(update(_BOARDS).where(_BOARDS.c.job_id == job_id).values(powered=on))
+            conn.execute(delete(_REQUESTS).where(_REQUESTS.c.job_id == job_id))
             return True
 
     def requeue(self, job_id: int) -> bool:
@@ -332,15 +410,19 @@ class JobsMixin(StoreBase):
                 )
             )
 
-    def release_boards(self, job_id: int, board_ids: list[int]) -> None:
-        """Record that these boards of the job are powered off, and free them."""
+    def release_boards(self, job_id: int, board_ids: list[int]) -> float:
+        """Record that these boards of the job are powered off, and free them.
+
+        Returns the power-off time written.
+        """
         now = time.time()
-        with self._write() as s:
-            s.execute(
-                update(BoardRow)
-                .where(BoardRow.job_id == job_id, BoardRow.id.in_(board_ids))
+        with self._wconn() as conn:
+            conn.execute(
+                update(_BOARDS)
+                .where(_BOARDS.c.job_id == job_id, _BOARDS.c.id.in_(board_ids))
                 .values(job_id=None, powered=False, power_off_time=now)
             )
+        return now
 
     def allocation_history(self, job_id: int) -> list[BoardInfo]:
         """Return every board ever allocated to the job."""

@@ -167,7 +167,9 @@ class MachinesMixin(StoreBase):
                 row = rows.get((int(triad[0]), int(triad[1]), int(triad[2])))
                 if row is not None:
                     s.add(DeadLinkRow(machine_id=m.id, board_id=row.id, direction=int(direction)))
-            return _machine(m)
+            info = _machine(m)
+        self.boards_changed()
+        return info
 
     def retire_machines(self, keep: set[str]) -> list[str]:
         """Take every machine not named in ``keep`` out of service; return their names."""
@@ -254,7 +256,9 @@ class MachinesMixin(StoreBase):
                 .where(BoardReportRow.board_id == board_id)
             )
             board = s.get(BoardRow, board_id)
-            if board is not None and board.functioning and int(count or 0) >= threshold:
+            taken_out = board is not None and board.functioning and int(count or 0) >= threshold
+            if taken_out and board is not None:
                 board.functioning = False
-                return True
-            return False
+        if taken_out:
+            self.boards_changed()
+        return taken_out

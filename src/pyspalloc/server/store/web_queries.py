@@ -168,7 +168,9 @@ def set_board_functioning(store: StoreBase, board_id: int, functioning: bool) ->
         if row is None:
             return None
         row.functioning = functioning
-        return board_info(row)
+        info = board_info(row)
+    store.boards_changed()
+    return info
 
 
 def unlock_user(store: StoreBase, user_id: int) -> None:
