@@ -17,7 +17,15 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 from pyspalloc.geometry import MachineDefinition, Triad
-from pyspalloc.server.allocator import AllocationRequest, Allocator, job_order, perimeter_for
+from pyspalloc.server.allocator import (
+    AllocationRequest,
+    Allocator,
+    RequestKind,
+    classify,
+    job_order,
+    perimeter_for,
+)
+from pyspalloc.server.board_index import BoardIndex
 from pyspalloc.server.controller import (
     InstantMachineController,
     JobOperations,
@@ -25,7 +33,7 @@ from pyspalloc.server.controller import (
     make_controller,
 )
 from pyspalloc.server.events import EventHub
-from pyspalloc.server.store import JobInfo, JobState, RequestSpec, Store
+from pyspalloc.server.store import JobInfo, JobState, QueuedRequest, RequestSpec, Store
 
 if TYPE_CHECKING:
     from pyspalloc.server.config import ServiceConfig
@@ -89,6 +97,10 @@ class Lifecycle:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._halted = False
+        #: per machine id: which boards are free (only the worker allocates; releases on
+        #: the power threads update it too, hence the lock)
+        self._indexes: dict[int, BoardIndex] = {}
+        self._index_lock = threading.Lock()
         #: called with a job id when the job is destroyed or loses its boards
         self.job_end_listeners: list[Callable[[int], object]] = []
 
@@ -213,11 +225,25 @@ class Lifecycle:
         requests = [] if self._halted else self.store.queued_requests()
         if not requests:
             return []
+        with self._index_lock:
+            try:
+                return self._allocate(requests)
+            except Exception:
+                self._indexes.clear()  # the next pass starts from what the store says
+                raise
+
+    def _board_index(self, machine_id: int, name: str) -> BoardIndex:
+        """Return the machine's board index, (re)loading it if the store says so."""
+        index = self._indexes.get(machine_id)
+        generation = self.store.board_generation
+        if index is None or index.generation != generation:
+            allocatable = self._allocators[name].functioning
+            index = BoardIndex(self.store.boards(machine_id), allocatable, generation)
+            self._indexes[machine_id] = index
+        return index
+
+    def _allocate(self, requests: list[QueuedRequest]) -> list[int]:
         highest = requests[0].importance
-        free: dict[int, set[Triad]] = {}
-        rested: dict[int, list[Triad]] = {}
-        by_triad: dict[int, dict[tuple[int, int, int], int]] = {}
-        by_id: dict[int, tuple[int, int, int]] = {}
         allocated: list[int] = []
         waiting: list[int] = []
         for req in requests:
@@ -225,48 +251,53 @@ class Lifecycle:
             if name is None or req.importance < highest - self.config.importance_span:
                 waiting.append(req.job_id)
                 continue
-            if req.machine_id not in free:
-                boards = self.store.boards(req.machine_id)
-                free[req.machine_id] = {
-                    Triad(*b.triad) for b in boards if b.job_id is None and b.functioning
-                }
-                by_triad[req.machine_id] = {b.triad: b.id for b in boards}
-                rested[req.machine_id] = [
-                    Triad(*b.triad) for b in sorted(boards, key=lambda b: b.power_off_time)
-                ]
-                by_id.update((b.id, b.triad) for b in boards)
+            index = self._board_index(req.machine_id, name)
             spec = req.spec
-            board = None if spec.board_id is None else by_id.get(spec.board_id)
+            board = None if spec.board_id is None else index.by_id.get(spec.board_id)
             request = AllocationRequest(
                 num_boards=spec.num_boards,
                 width=spec.width,
                 height=spec.height,
-                board=None if board is None else Triad(*board),
+                board=board,
                 max_dead_boards=spec.max_dead_boards,
             )
-            allocation = self._allocators[name].allocate(
-                request, free[req.machine_id], rested[req.machine_id]
-            )
+            kind = classify(request)
+            preference: list[Triad] | None = None
+            if kind is RequestKind.SINGLE:
+                best = index.longest_rested()
+                preference = [] if best is None else [best]
+            elif kind is not RequestKind.BOARD:
+                preference = index.rested()
+            allocation = self._allocators[name].allocate(request, index.free, preference)
             if allocation is None:
                 waiting.append(req.job_id)
                 continue
-            ids = by_triad[req.machine_id]
-            board_ids = [ids[(t.x, t.y, t.z)] for t in allocation.boards]
-            root_id = ids[(allocation.root.x, allocation.root.y, allocation.root.z)]
-            if self.store.allocate(
+            ids = index.by_triad
+            board_ids = [ids[t] for t in allocation.boards]
+            if not self.store.allocate(
                 req.job_id,
                 board_ids,
-                root_id,
+                ids[allocation.root],
                 allocation.width,
                 allocation.height,
                 allocation.depth,
             ):
-                free[req.machine_id].difference_update(allocation.boards)
-                allocated.append(req.job_id)
-                self.events.notify(("job", req.job_id), ("machine", name))
-                self._submit(self._drive_power, req.job_id)
+                # the job left the queue, or the index was wrong: read the boards again
+                del self._indexes[req.machine_id]
+                continue
+            index.take(allocation.boards)
+            allocated.append(req.job_id)
+            self.events.notify(("job", req.job_id), ("machine", name))
+            self._submit(self._drive_power, req.job_id)
         self.store.age_requests(waiting)
         return allocated
+
+    def _released(self, machine_id: int, board_ids: list[int], when: float) -> None:
+        """Record in the board index that boards were freed (already committed)."""
+        with self._index_lock:
+            index = self._indexes.get(machine_id)
+            if index is not None:
+                index.release(board_ids, when)
 
     # ---- power changes (thread pool) ---------------------------------------------
     def _submit(self, fn: Callable[[int], None], job_id: int) -> None:
@@ -285,14 +316,16 @@ class Lifecycle:
 
     def _drive_power(self, job_id: int) -> None:
         with self._job_lock(job_id):
-            job = self.store.get_job(job_id)
-            if job is None or job.state != JobState.POWER:
+            plan = self.store.power_plan(job_id)  # job, held boards and root: one read
+            if plan is None:
+                return
+            job, held, root = plan
+            if job.state != JobState.POWER:
                 return
             machine = self._machine_of(job)
             if machine is None:
                 return
-            triads = [Triad(*b.triad) for b in self.store.held_boards(job_id)]
-            root = None if job.root_id is None else self.store.board(job.root_id)
+            triads = [Triad(b.x, b.y, b.z) for b in held]
             if root is not None:  # the controller boots boards[0]: the root comes first
                 triads = job_order(triads, Triad(*root.triad), machine.width, machine.height)
             try:
@@ -302,12 +335,14 @@ class Lifecycle:
                     self.controller.power_off(machine, triads)
             except Exception as error:
                 log.warning("power change of job %d failed: %s", job_id, error)
-                self._power_failed(job, machine, triads)
+                self._power_failed(job, machine, [b.id for b in held], triads)
                 return
             if self.store.power_done(job_id, job.power_target):
                 self.events.notify(("job", job_id), ("machine", machine.name))
 
-    def _power_failed(self, job: JobInfo, machine: MachineDefinition, triads: list[Triad]) -> None:
+    def _power_failed(
+        self, job: JobInfo, machine: MachineDefinition, board_ids: list[int], triads: list[Triad]
+    ) -> None:
         if not job.from_queue:
             self.destroy(job.id, POWER_ERROR_REASON)
             return
@@ -316,25 +351,30 @@ class Lifecycle:
             self.controller.power_off(machine, triads)
         except Exception as error:
             log.warning("power off after failure of job %d failed: %s", job.id, error)
-        self.store.release_boards(job.id, [b.id for b in self.store.held_boards(job.id)])
+        when = self.store.release_boards(job.id, board_ids)
+        self._released(job.machine_id, board_ids, when)
         self.store.requeue(job.id)
         self.events.notify(("job", job.id), ("machine", machine.name))
         # no wake-up: the next periodic pass retries, so a failing BMP is not hammered
 
     def _power_off_and_free(self, job_id: int) -> None:
         with self._job_lock(job_id):
-            job = self.store.get_job(job_id)
-            if job is None:
-                return
+            # read under the job's lock: a failed power-on may have freed them already
             held = self.store.held_boards(job_id)
-            machine = self._machine_of(job)
-            if not held or machine is None:
+            if not held:
                 return
+            machine_id = held[0].machine_id
+            name = self._names.get(machine_id)
+            if name is None:
+                return
+            machine = self.machines[name]
             try:
-                self.controller.power_off(machine, [Triad(*b.triad) for b in held])
+                self.controller.power_off(machine, [Triad(b.x, b.y, b.z) for b in held])
             except Exception as error:
                 # the boards are freed anyway: a later power-on resets them
                 log.warning("power off of job %d failed: %s", job_id, error)
-            self.store.release_boards(job_id, [b.id for b in held])
+            board_ids = [b.id for b in held]
+            when = self.store.release_boards(job_id, board_ids)
+            self._released(machine_id, board_ids, when)
         self.events.notify(("job", job_id), ("machine", machine.name))
         self.wake()
