@@ -94,6 +94,10 @@ class Lifecycle:
         self._job_locks: defaultdict[int, threading.Lock] = defaultdict(threading.Lock)
         self._locks_lock = threading.Lock()
         self._wake = threading.Event()
+        #: whether the last pass left requests in the queue, and whether a job may have
+        #: been queued since it read the queue
+        self._waiting = True
+        self._queue_changed = True
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._halted = False
@@ -124,8 +128,18 @@ class Lifecycle:
         self._executor.shutdown(wait=True, cancel_futures=True)
 
     def wake(self) -> None:
-        """Ask for an allocator pass now."""
+        """Ask for an allocator pass now (e.g. a job was queued)."""
+        self._queue_changed = True
         self._wake.set()
+
+    def _wake_if_waiting(self) -> None:
+        """Ask for a pass if a request may be waiting (e.g. boards were just freed).
+
+        When the last pass found every request allocated and nothing was queued since,
+        freed boards cannot be used by anyone: no pass (no queue read) is needed.
+        """
+        if self._waiting or self._queue_changed:
+            self._wake.set()
 
     def allocator(self, name: str) -> Allocator:
         """Return the allocator of the machine called ``name``."""
@@ -145,13 +159,17 @@ class Lifecycle:
         return (spec.num_boards or 1) * c.priority_size
 
     # ---- actions -------------------------------------------------------------------
-    def destroy(self, job_id: int, reason: str) -> bool:
-        """Destroy a job now; its boards are powered off and freed afterwards."""
-        if not self.store.destroy_job(job_id, reason):
+    def destroy(self, job_id: int, reason: str, *, owner_id: int | None = None) -> bool:
+        """Destroy a job now; its boards are powered off and freed afterwards.
+
+        With ``owner_id`` only that user's job is destroyed. Returns False if nothing was.
+        """
+        if not self.store.destroy_job(job_id, reason, owner_id=owner_id):
             return False
         self.events.notify(("job", job_id), "jobs")
         self._job_ended(job_id)
         self._submit(self._power_off_and_free, job_id)
+        self._wake_if_waiting()  # a waiting request may have queued behind this job
         return True
 
     def _job_ended(self, job_id: int) -> None:
@@ -222,15 +240,20 @@ class Lifecycle:
 
     def allocate_pass(self) -> list[int]:
         """Try to allocate every queued request (with backfill); return allocated job ids."""
+        self._queue_changed = False  # before the read: a job queued after it sets it again
+        self._waiting = True
         requests = [] if self._halted else self.store.queued_requests()
         if not requests:
+            self._waiting = False
             return []
         with self._index_lock:
             try:
-                return self._allocate(requests)
+                allocated = self._allocate(requests)
             except Exception:
                 self._indexes.clear()  # the next pass starts from what the store says
                 raise
+        self._waiting = len(allocated) < len(requests)
+        return allocated
 
     def _board_index(self, machine_id: int, name: str) -> BoardIndex:
         """Return the machine's board index, (re)loading it if the store says so."""
@@ -354,6 +377,7 @@ class Lifecycle:
         when = self.store.release_boards(job.id, board_ids)
         self._released(job.machine_id, board_ids, when)
         self.store.requeue(job.id)
+        self._queue_changed = True
         self.events.notify(("job", job.id), ("machine", machine.name))
         # no wake-up: the next periodic pass retries, so a failing BMP is not hammered
 
@@ -377,4 +401,4 @@ class Lifecycle:
             when = self.store.release_boards(job_id, board_ids)
             self._released(machine_id, board_ids, when)
         self.events.notify(("job", job_id), ("machine", machine.name))
-        self.wake()
+        self._wake_if_waiting()

@@ -133,12 +133,13 @@ def iso(timestamp: float | None) -> str | None:
 
 def base_url(conn: HTTPConnection) -> str:
     """Return ``scheme://host[:port]`` of the request as the client sees it."""
-    scheme = conn.url.scheme
+    scheme = conn.scope.get("scheme", "http")  # what conn.url would say, without parsing
     if scheme in ("ws", "wss"):
         scheme = "https" if scheme == "wss" else "http"
-    if "https" in conn.headers.get("x-forwarded-proto", "").lower():
+    headers = conn.headers
+    if "https" in headers.get("x-forwarded-proto", "").lower():
         scheme = "https"
-    host = conn.headers.get("host") or conn.url.netloc
+    host = headers.get("host") or conn.url.netloc
     return f"{scheme}://{host}"
 
 

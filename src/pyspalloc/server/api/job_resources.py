@@ -50,10 +50,11 @@ JOB = SRV + "/jobs/{job}"
 def _job(request: Request, job: str, touch: bool) -> tuple[ServiceContext, Caller, JobInfo]:
     caller = caller_of(request, TrustLevel.USER)
     ctx = ctx_of(request)
-    found = visible_job(ctx, caller, parse_job_id(job))
-    if touch:
-        ctx.store.keepalive(found.id, client_host(request))
-    return ctx, caller, found
+    job_id = parse_job_id(job)
+    if touch:  # before the read, so that the job read shows this access
+        owner = None if caller.user.is_admin else caller.user.id
+        ctx.store.keepalive(job_id, client_host(request), owner_id=owner)
+    return ctx, caller, visible_job(ctx, caller, job_id)
 
 
 @router.get(JOB + "/machine", responses=responses(204, 400, *AUTH, 404))

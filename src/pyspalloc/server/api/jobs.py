@@ -32,7 +32,7 @@ from pyspalloc.server.api.jobview import job_url, parse_job_id, state_json, visi
 from pyspalloc.server.api.requests import BoardLocator, CreateJob, parse_create_job
 from pyspalloc.server.auth import Caller
 from pyspalloc.server.context import ServiceContext
-from pyspalloc.server.store import JobState, MachineInfo, RequestSpec, TrustLevel
+from pyspalloc.server.store import MachineInfo, RequestSpec, TrustLevel
 
 router = APIRouter()
 
@@ -197,6 +197,8 @@ def _create(request: Request, body: bytes) -> Response:
         original_request=json.dumps(req.original(owner.name)),
         spec=spec,
         priority=ctx.lifecycle.priority(spec),
+        machine_name=info.name,
+        owner_name=owner.name,
     )
     ctx.events.notify("jobs")
     ctx.lifecycle.wake()
@@ -267,8 +269,10 @@ def keepalive(request: Request, job: str) -> Response:
     """Record that the job's user is still there."""
     caller = caller_of(request, TrustLevel.USER)
     ctx = ctx_of(request)
-    found = visible_job(ctx, caller, parse_job_id(job))
-    ctx.store.keepalive(found.id, client_host(request))
+    job_id = parse_job_id(job)
+    owner = None if caller.user.is_admin else caller.user.id
+    if not ctx.store.keepalive(job_id, client_host(request), owner_id=owner):
+        visible_job(ctx, caller, job_id)  # 404 unless it is a destroyed job of the caller
     return text_response("ok")
 
 
@@ -277,8 +281,9 @@ def delete_job(request: Request, job: str) -> Response:
     """Destroy the job (204)."""
     caller = caller_of(request, TrustLevel.USER)
     ctx = ctx_of(request)
-    found = visible_job(ctx, caller, parse_job_id(job))
-    if found.state != JobState.DESTROYED:
-        ctx.lifecycle.destroy(found.id, request.query_params.get("reason", ""))
-        ctx.lifecycle.wake()
+    job_id = parse_job_id(job)
+    owner = None if caller.user.is_admin else caller.user.id
+    reason = request.query_params.get("reason", "")
+    if not ctx.lifecycle.destroy(job_id, reason, owner_id=owner):  # (wakes the allocator)
+        visible_job(ctx, caller, job_id)  # 404 unless it is a destroyed job of the caller
     return Response(status_code=204)

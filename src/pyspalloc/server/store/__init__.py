@@ -6,9 +6,10 @@ from pyspalloc.server.store.accounts import AccountsMixin, SessionInfo, TokenInf
 from pyspalloc.server.store.jobs import JobInfo, JobsMixin, QueuedRequest, RequestSpec
 from pyspalloc.server.store.machines import BoardInfo, MachineInfo, MachinesMixin
 from pyspalloc.server.store.models import JobState, TrustLevel
+from pyspalloc.server.store.quotas import QuotasMixin
 
 
-class Store(AccountsMixin, MachinesMixin, JobsMixin):
+class Store(AccountsMixin, MachinesMixin, JobsMixin, QuotasMixin):
     """The service database: one engine URL, SQLite (WAL) or PostgreSQL.
 
     Parameters

@@ -54,6 +54,7 @@ class StoreBase:
     def __init__(self, url: str) -> None:
         self.url = url
         self.engine = make_engine(url)
+        self._sqlite = url.startswith("sqlite")
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._write_lock = threading.RLock()
         #: bumped by every write of this store that changes which boards may be allocated
@@ -84,6 +85,21 @@ class StoreBase:
         """A Core transaction, serialised like :meth:`_write`, committed when the block ends."""
         with self._write_lock, self.engine.begin() as conn:
             yield conn
+
+    @contextmanager
+    def _wconn_single(self) -> Iterator[Connection]:
+        """A Core transaction for a write that is one self-contained statement.
+
+        PostgreSQL runs it without the process's write lock (the row lock is enough).
+        SQLite keeps the lock: an unserialised commit could make another transaction's
+        deferred read-then-write fail with SQLITE_BUSY_SNAPSHOT.
+        """
+        if self._sqlite:
+            with self._write_lock, self.engine.begin() as conn:
+                yield conn
+        else:
+            with self.engine.begin() as conn:
+                yield conn
 
     def boards_changed(self) -> None:
         """Record that board availability changed other than by allocation."""

@@ -6,20 +6,17 @@ import time
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, delete, func, insert, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import Table, bindparam, delete, insert, select, update
 
 from pyspalloc.server.store.base import StoreBase
 from pyspalloc.server.store.machines import _BOARD_COLUMNS, BoardInfo, _from_row, board_info
 from pyspalloc.server.store.models import (
     BoardAllocationRow,
     BoardRow,
-    GroupRow,
     JobRequestRow,
     JobRow,
     JobState,
     MachineRow,
-    MembershipRow,
     UserRow,
 )
 
@@ -230,14 +227,18 @@ class JobsMixin(StoreBase):
             )
             return [_job(*r) for r in rows]
 
-    def keepalive(self, job_id: int, host: str | None) -> None:
-        """Record an access to a live job."""
-        with self._write() as s:
-            s.execute(
-                update(JobRow)
-                .where(JobRow.id == job_id, JobRow.state != int(JobState.DESTROYED))
-                .values(keepalive_time=time.time(), keepalive_host=host)
-            )
+    def keepalive(self, job_id: int, host: str | None, *, owner_id: int | None = None) -> bool:
+        """Record an access to a live job (one UPDATE); return whether there was one.
+
+        With ``owner_id`` only that user's job is touched.
+        """
+        j = _JOBS.c
+        query = update(_JOBS).where(j.id == job_id, j.state != _DESTROYED)
+        if owner_id is not None:
+            query = query.where(j.owner_id == owner_id)
+        with self._wconn_single() as conn:
+            done = conn.execute(query.values(keepalive_time=time.time(), keepalive_host=host))
+            return bool(done.rowcount)
 
     def expired_jobs(self, now: float) -> list[int]:
         """Return live jobs whose keepalive deadline has passed."""
@@ -251,9 +252,23 @@ class JobsMixin(StoreBase):
                 )
             )
 
-    def destroy_job(self, job_id: int, reason: str) -> bool:
-        """Mark a job DESTROYED now; return False if it already was (or is unknown)."""
-        return self.destroy_job_holding(job_id, reason) is not None
+    def destroy_job(self, job_id: int, reason: str, *, owner_id: int | None = None) -> bool:
+        """Mark a job DESTROYED now; return False if it already was (or is unknown).
+
+        With ``owner_id`` only that user's job is destroyed.
+        """
+        j = _JOBS.c
+        query = update(_JOBS).where(j.id == job_id, j.state != _DESTROYED)
+        if owner_id is not None:
+            query = query.where(j.owner_id == owner_id)
+        with self._wconn() as conn:
+            done = conn.execute(
+                query.values(state=_DESTROYED, finish_time=time.time(), reason=reason)
+            )
+            if not done.rowcount:
+                return False
+            conn.execute(delete(_REQUESTS).where(_REQUESTS.c.job_id == job_id))
+            return True
 
     def destroy_job_holding(self, job_id: int, reason: str) -> list[BoardInfo] | None:
         """Mark a job DESTROYED now and return the boards it still holds (same transaction).
@@ -433,71 +448,3 @@ class JobsMixin(StoreBase):
                 .where(BoardAllocationRow.job_id == job_id)
             )
             return [board_info(r) for r in rows]
-
-    # ---- quotas --------------------------------------------------------------------
-    def _usage_rows(self, s: Session, now: float, group_id: int | None = None) -> list[Any]:
-        sizes = (
-            select(BoardAllocationRow.job_id, func.count().label("n"))
-            .group_by(BoardAllocationRow.job_id)
-            .subquery()
-        )
-        query = (
-            select(JobRow.id, JobRow.group_id, JobRow.state, JobRow.allocation_time,
-                   JobRow.finish_time, sizes.c.n)
-            .join(sizes, sizes.c.job_id == JobRow.id)
-            .where(JobRow.allocation_time.is_not(None), JobRow.group_id.is_not(None))
-        )  # fmt: skip
-        if group_id is not None:
-            query = query.where(JobRow.group_id == group_id)
-        return list(s.execute(query))
-
-    @staticmethod
-    def _usage(row: Any, now: float) -> float:
-        end = float(row.finish_time if row.finish_time is not None else now)
-        return float(row.n) * max(0.0, end - float(row.allocation_time))
-
-    def group_for(self, user_id: int, name: str | None) -> tuple[int | None, float | None]:
-        """Return (group id, quota) to account a user's job against.
-
-        Raises
-        ------
-        LookupError
-            If ``name`` is not a group the user belongs to.
-        """
-        with self._read() as s:
-            query = (
-                select(GroupRow)
-                .join(MembershipRow, MembershipRow.group_id == GroupRow.id)
-                .where(MembershipRow.user_id == user_id)
-            )
-            groups = list(s.scalars(query))
-            if name is not None:
-                groups = [g for g in groups if g.name == name]
-                if not groups:
-                    raise LookupError(name)
-            if len(groups) != 1:
-                return None, None
-            return groups[0].id, groups[0].quota
-
-    def group_usage(self, group_id: int, now: float) -> float:
-        """Return the board-seconds used by all jobs of a group."""
-        with self._read() as s:
-            return sum(self._usage(r, now) for r in self._usage_rows(s, now, group_id))
-
-    def over_quota_jobs(self, now: float) -> list[int]:
-        """Return live jobs whose own usage exceeds their group's quota."""
-        with self._read() as s:
-            quotas: dict[int, float] = {
-                gid: float(q)
-                for gid, q in s.execute(select(GroupRow.id, GroupRow.quota))
-                if q is not None
-            }
-            if not quotas:
-                return []
-            return [
-                r.id
-                for r in self._usage_rows(s, now)
-                if r.state != int(JobState.DESTROYED)
-                and r.group_id in quotas
-                and self._usage(r, now) > quotas[r.group_id]
-            ]

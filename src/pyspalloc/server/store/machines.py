@@ -168,6 +168,7 @@ class MachinesMixin(StoreBase):
                 if row is not None:
                     s.add(DeadLinkRow(machine_id=m.id, board_id=row.id, direction=int(direction)))
             info = _machine(m)
+        self._machine_list = None
         self.boards_changed()
         return info
 
@@ -178,15 +179,26 @@ class MachinesMixin(StoreBase):
             retired = [r for r in rows if r.name not in keep]
             for row in retired:
                 row.in_service = False
-            return [r.name for r in retired]
+            names = [r.name for r in retired]
+        self._machine_list = None
+        return names
+
+    #: the in-service machines as last read; machine rows change only through this
+    #: store's :meth:`sync_machine` and :meth:`retire_machines`, which forget it
+    _machine_list: list[MachineInfo] | None = None
 
     def machines(self) -> list[MachineInfo]:
-        """Return the in-service machines, ordered by name."""
-        with self._read() as s:
-            rows = s.scalars(
-                select(MachineRow).where(MachineRow.in_service).order_by(MachineRow.name)
-            )
-            return [_machine(r) for r in rows]
+        """Return the in-service machines, ordered by name (cached: read on every job
+        creation, written only when the service starts)."""
+        found = self._machine_list
+        if found is None:
+            with self._read() as s:
+                rows = s.scalars(
+                    select(MachineRow).where(MachineRow.in_service).order_by(MachineRow.name)
+                )
+                found = [_machine(r) for r in rows]
+            self._machine_list = found
+        return list(found)
 
     def machine(self, name: str) -> MachineInfo | None:
         """Return the in-service machine called ``name``."""
