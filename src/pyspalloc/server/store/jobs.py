@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import Table, bindparam, delete, insert, select, update
+from sqlalchemy import select, update
 
+from pyspalloc.server.store import statements as q
 from pyspalloc.server.store.base import StoreBase
-from pyspalloc.server.store.machines import _BOARD_COLUMNS, BoardInfo, _from_row, board_info
+from pyspalloc.server.store.machines import BoardInfo, _from_row, board_info
 from pyspalloc.server.store.models import (
     BoardAllocationRow,
     BoardRow,
@@ -98,31 +99,6 @@ _JOB_SELECT = (
     .join(UserRow, UserRow.id == JobRow.owner_id)
 )
 
-#: the columns of :class:`JobInfo`, in order, for plain (Core) reads on hot paths
-_JOB_COLUMNS = select(
-    JobRow.id, JobRow.machine_id, MachineRow.name, JobRow.owner_id, UserRow.name,
-    JobRow.state, JobRow.keepalive_interval, JobRow.keepalive_time, JobRow.keepalive_host,
-    JobRow.create_time, JobRow.finish_time, JobRow.reason, JobRow.original_request,
-    JobRow.width, JobRow.height, JobRow.depth, JobRow.root_id, JobRow.power_target,
-    JobRow.from_queue,
-).join(MachineRow, MachineRow.id == JobRow.machine_id).join(
-    UserRow, UserRow.id == JobRow.owner_id
-)  # fmt: skip
-
-_GET_JOB = _JOB_COLUMNS.where(JobRow.id == bindparam("job_id"))
-
-_HELD = (
-    select(*_BOARD_COLUMNS)
-    .where(BoardRow.job_id == bindparam("job_id"))
-    .order_by(BoardRow.x, BoardRow.y, BoardRow.z)
-)
-
-_JOBS = cast(Table, JobRow.__table__)
-_REQUESTS = cast(Table, JobRequestRow.__table__)
-_BOARDS = cast(Table, BoardRow.__table__)
-_ALLOCATIONS = cast(Table, BoardAllocationRow.__table__)
-_DESTROYED = int(JobState.DESTROYED)
-
 
 def _job_row(r: Any) -> JobInfo:
     (job_id, machine_id, machine, owner_id, owner, state, interval, kept, host, created,
@@ -163,34 +139,32 @@ class JobsMixin(StoreBase):
         now = time.time()
         with self._wconn() as conn:
             job_id = conn.execute(
-                insert(_JOBS).values(
-                    machine_id=machine_id,
-                    owner_id=owner_id,
-                    group_id=group_id,
-                    state=int(JobState.QUEUED),
-                    keepalive_interval=keepalive_interval,
-                    keepalive_time=now,
-                    keepalive_host=keepalive_host,
-                    create_time=now,
-                    original_request=original_request,
-                    power_target=True,
-                    from_queue=True,
-                )
+                q.INSERT_JOB,
+                {
+                    "machine_id": machine_id,
+                    "owner_id": owner_id,
+                    "group_id": group_id,
+                    "state": int(JobState.QUEUED),
+                    "keepalive_interval": keepalive_interval,
+                    "keepalive_time": now,
+                    "keepalive_host": keepalive_host,
+                    "create_time": now,
+                    "original_request": original_request,
+                    "power_target": True,
+                    "from_queue": True,
+                },
             ).inserted_primary_key
             assert job_id is not None
             job_id = job_id[0]
             conn.execute(
-                insert(_REQUESTS).values(
-                    job_id=job_id,
-                    num_boards=spec.num_boards,
-                    width=spec.width,
-                    height=spec.height,
-                    board_id=spec.board_id,
-                    max_dead_boards=spec.max_dead_boards,
-                    priority=priority,
-                    importance=0.0,
-                )
-            )
+                q.INSERT_REQUEST,
+                {
+                    "job_id": job_id, "num_boards": spec.num_boards, "width": spec.width,
+                    "height": spec.height, "board_id": spec.board_id,
+                    "max_dead_boards": spec.max_dead_boards, "priority": priority,
+                    "importance": 0.0,
+                },
+            )  # fmt: skip
         if machine_name is not None and owner_name is not None:
             return JobInfo(
                 int(job_id), machine_id, machine_name, owner_id, owner_name, JobState.QUEUED,
@@ -204,7 +178,7 @@ class JobsMixin(StoreBase):
     def get_job(self, job_id: int) -> JobInfo | None:
         """Return a job by id."""
         with self._rconn() as conn:
-            found = conn.execute(_GET_JOB, {"job_id": job_id}).first()
+            found = conn.execute(q.GET_JOB, {"jid": job_id}).first()
             return None if found is None else _job_row(found)
 
     def list_jobs(
@@ -232,13 +206,10 @@ class JobsMixin(StoreBase):
 
         With ``owner_id`` only that user's job is touched.
         """
-        j = _JOBS.c
-        query = update(_JOBS).where(j.id == job_id, j.state != _DESTROYED)
-        if owner_id is not None:
-            query = query.where(j.owner_id == owner_id)
+        query = q.KEEPALIVE if owner_id is None else q.KEEPALIVE_OWNED
+        values = {"jid": job_id, "oid": owner_id, "now": time.time(), "host": host}
         with self._wconn_single() as conn:
-            done = conn.execute(query.values(keepalive_time=time.time(), keepalive_host=host))
-            return bool(done.rowcount)
+            return bool(conn.execute(query, values).rowcount)
 
     def expired_jobs(self, now: float) -> list[int]:
         """Return live jobs whose keepalive deadline has passed."""
@@ -257,17 +228,12 @@ class JobsMixin(StoreBase):
 
         With ``owner_id`` only that user's job is destroyed.
         """
-        j = _JOBS.c
-        query = update(_JOBS).where(j.id == job_id, j.state != _DESTROYED)
-        if owner_id is not None:
-            query = query.where(j.owner_id == owner_id)
+        query = q.DESTROY if owner_id is None else q.DESTROY_OWNED
+        values = {"jid": job_id, "oid": owner_id, "now": time.time(), "why": reason}
         with self._wconn() as conn:
-            done = conn.execute(
-                query.values(state=_DESTROYED, finish_time=time.time(), reason=reason)
-            )
-            if not done.rowcount:
+            if not conn.execute(query, values).rowcount:
                 return False
-            conn.execute(delete(_REQUESTS).where(_REQUESTS.c.job_id == job_id))
+            conn.execute(q.DROP_REQUEST, {"jid": job_id})
             return True
 
     def destroy_job_holding(self, job_id: int, reason: str) -> list[BoardInfo] | None:
@@ -275,47 +241,36 @@ class JobsMixin(StoreBase):
 
         Returns None (and changes nothing) if the job already was destroyed or is unknown.
         """
+        values = {"jid": job_id, "now": time.time(), "why": reason}
         with self._wconn() as conn:
-            done = conn.execute(
-                update(_JOBS)
-                .where(_JOBS.c.id == job_id, _JOBS.c.state != _DESTROYED)
-                .values(state=_DESTROYED, finish_time=time.time(), reason=reason)
-            )
-            if not done.rowcount:
+            if not conn.execute(q.DESTROY, values).rowcount:
                 return None
-            conn.execute(delete(_REQUESTS).where(_REQUESTS.c.job_id == job_id))
-            return [_from_row(r) for r in conn.execute(_HELD, {"job_id": job_id})]
+            conn.execute(q.DROP_REQUEST, values)
+            return [_from_row(r) for r in conn.execute(q.HELD, values)]
 
     def held_boards(self, job_id: int) -> list[BoardInfo]:
         """Return the boards a job holds now, by triad x, then y, then z."""
         with self._rconn() as conn:
-            return [_from_row(r) for r in conn.execute(_HELD, {"job_id": job_id})]
+            return [_from_row(r) for r in conn.execute(q.HELD, {"jid": job_id})]
 
     def power_plan(self, job_id: int) -> tuple[JobInfo, list[BoardInfo], BoardInfo | None] | None:
         """Return a job, the boards it holds and its root board, in one read."""
         with self._rconn() as conn:
-            found = conn.execute(_GET_JOB, {"job_id": job_id}).first()
+            found = conn.execute(q.GET_JOB, {"jid": job_id}).first()
             if found is None:
                 return None
             job = _job_row(found)
-            held = [_from_row(r) for r in conn.execute(_HELD, {"job_id": job_id})]
+            held = [_from_row(r) for r in conn.execute(q.HELD, {"jid": job_id})]
             root = next((b for b in held if b.id == job.root_id), None)
             if root is None and job.root_id is not None:
-                rows = conn.execute(select(*_BOARD_COLUMNS).where(BoardRow.id == job.root_id))
+                rows = conn.execute(q.BOARD, {"board_id": job.root_id})
                 root = next((_from_row(r) for r in rows), None)
         return job, held, root
 
     def queued_requests(self) -> list[QueuedRequest]:
         """Return waiting requests by decreasing importance, then age."""
-        r = _REQUESTS.c
         with self._rconn() as conn:
-            rows = conn.execute(
-                select(r.job_id, _JOBS.c.machine_id, r.num_boards, r.width, r.height,
-                       r.board_id, r.max_dead_boards, r.priority, r.importance)
-                .join(_JOBS, _JOBS.c.id == r.job_id)
-                .where(_JOBS.c.state == int(JobState.QUEUED))
-                .order_by(r.importance.desc(), r.job_id)
-            )  # fmt: skip
+            rows = conn.execute(q.QUEUED)
             return [
                 QueuedRequest(
                     job_id,
@@ -351,26 +306,14 @@ class JobsMixin(StoreBase):
         now = time.time()
         try:
             with self._wconn() as conn:
-                moved = conn.execute(
-                    update(_JOBS)
-                    .where(_JOBS.c.id == job_id, _JOBS.c.state == int(JobState.QUEUED))
-                    .values(
-                        width=width, height=height, depth=depth, root_id=root_id,
-                        allocation_time=now, state=int(JobState.POWER),
-                        power_target=True, from_queue=True,
-                    )
-                )  # fmt: skip
-                if not moved.rowcount:
+                values = {"jid": job_id, "w": width, "h": height, "d": depth,
+                          "root": root_id, "now": now, "ids": board_ids}  # fmt: skip
+                if not conn.execute(q.ALLOCATE, values).rowcount:
                     return False
-                taken = conn.execute(
-                    update(_BOARDS)
-                    .where(_BOARDS.c.id.in_(board_ids), _BOARDS.c.job_id.is_(None))
-                    .values(job_id=job_id)
-                )
-                if taken.rowcount != len(set(board_ids)):
+                if conn.execute(q.TAKE_BOARDS, values).rowcount != len(set(board_ids)):
                     raise _Conflict()
                 conn.execute(
-                    insert(_ALLOCATIONS),
+                    q.INSERT_ALLOCATIONS,
                     [{"job_id": job_id, "board_id": b, "time": now} for b in board_ids],
                 )
         except _Conflict:
@@ -389,16 +332,12 @@ class JobsMixin(StoreBase):
 
     def power_done(self, job_id: int, on: bool) -> bool:
         """Record that a job's boards are now on (or off); POWER -> READY."""
+        values = {"jid": job_id, "on": on}
         with self._wconn() as conn:
-            done = conn.execute(
-                update(_JOBS)
-                .where(_JOBS.c.id == job_id, _JOBS.c.state == int(JobState.POWER))
-                .values(state=int(JobState.READY))
-            )
-            if not done.rowcount:
+            if not conn.execute(q.POWER_DONE, values).rowcount:
                 return False
-            conn.execute(update(_BOARDS).where(_BOARDS.c.job_id == job_id).values(powered=on))
-            conn.execute(delete(_REQUESTS).where(_REQUESTS.c.job_id == job_id))
+            conn.execute(q.SET_POWERED, values)
+            conn.execute(q.DROP_REQUEST, values)
             return True
 
     def requeue(self, job_id: int) -> bool:
@@ -432,11 +371,7 @@ class JobsMixin(StoreBase):
         """
         now = time.time()
         with self._wconn() as conn:
-            conn.execute(
-                update(_BOARDS)
-                .where(_BOARDS.c.job_id == job_id, _BOARDS.c.id.in_(board_ids))
-                .values(job_id=None, powered=False, power_off_time=now)
-            )
+            conn.execute(q.RELEASE, {"jid": job_id, "ids": board_ids, "now": now})
         return now
 
     def allocation_history(self, job_id: int) -> list[BoardInfo]:
