@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import select
 import threading
 import time
 from collections.abc import Iterator
@@ -151,6 +152,42 @@ def test_duplicate_and_unknown_replies_are_dropped(make_responder: type[Responde
         again = scp_burst(connection, reads(connection, 50))
     assert args_of(replies) == list(range(50))
     assert args_of(again) == list(range(50))
+
+
+class BatchingConnection(UDPConnection):
+    """A UDP connection with the engine's optional ``send_many`` and ``has_input``."""
+
+    def __init__(self, host: str, port: int) -> None:
+        super().__init__(host, port)
+        self.batches: list[int] = []
+
+    def send_many(self, datas: list[bytes]) -> None:
+        self.batches.append(len(datas))
+        for data in datas:
+            self.send(data)
+
+    def has_input(self) -> bool:
+        readable, _, _ = select.select([self._socket], [], [], 0)
+        return bool(readable)
+
+
+def test_stale_replies_waiting_do_not_end_the_next_burst(make_responder: type[Responder]) -> None:
+    """Replies left over from a burst (duplicates) are waiting when the next one starts:
+    it must still send every request and return every reply (it once returned none)."""
+
+    def policy(request: SCPRequest, seen: int) -> list[SCPResponse]:
+        return echo_policy(request, seen) * 4
+
+    responder = make_responder(policy)
+    with BatchingConnection(responder.host, responder.port) as connection:
+        first = scp_burst(connection, reads(connection, 40), window=16)
+        time.sleep(0.05)  # let the duplicates arrive
+        assert connection.has_input()
+        again = scp_burst(connection, reads(connection, 40), window=16)
+    assert args_of(first) == list(range(40))
+    assert args_of(again) == list(range(40))
+    assert responder.wait_received(80) == 80
+    assert max(connection.batches) > 1  # the window went out in batches
 
 
 def test_timeout_after_bounded_retries(make_responder: type[Responder]) -> None:

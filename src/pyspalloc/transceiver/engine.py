@@ -364,8 +364,14 @@ def scp_stream(
                     fail(flight, _wrap_io(flight, error))
 
     while True:
-        # Top up the window (unless more replies are already waiting to be taken).
-        if not exhausted and len(pending) < window and not (has_input is not None and has_input()):
+        # Top up the window, unless requests are in flight and more of their replies
+        # are already waiting to be taken (never skip it with nothing in flight: stale
+        # replies left by an earlier burst must not end this one before it starts).
+        if (
+            not exhausted
+            and len(pending) < window
+            and not (pending and has_input is not None and has_input())
+        ):
             fresh: list[_InFlight] = []
             while len(pending) < window:
                 try:
