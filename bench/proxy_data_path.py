@@ -57,14 +57,22 @@ def _time_ours(txrx: Any, size: int) -> tuple[float, float, bool]:
     return middle - start, end - middle, bytes(back) == data
 
 
-def _contenders(rig: Rig, window: int, local_c: bool) -> tuple[dict[str, Contender], list[Any]]:
-    """The contenders on ``rig``; ``local_c`` False: c gets the board latency only."""
+def _contenders(
+    rig: Rig, window: int | None, local_c: bool
+) -> tuple[dict[str, Contender], list[Any]]:
+    """The contenders on ``rig``; ``local_c`` False: c gets the board latency only.
+
+    ``window`` None: a uses its default over a proxied channel, and c the same window
+    (c is the limit of our engine on this machine, not a different setting).
+    """
     from pyspalloc.transceiver import Transceiver
     from pyspalloc.transceiver.connections import UDPConnection
 
     job, peer = rig.job, rig.peer
     contenders: dict[str, Contender] = {}
     tx_a = Transceiver([job.connect_to_board(0, 0)], window=window)
+    window = tx_a.options.window
+    print(f"# engine window for a and c: {window}")
     contenders["a"] = lambda n: _time_ours(tx_a, n)
     if peer is not None:
 
@@ -176,7 +184,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--latency-size-mb", type=float, default=0.125, help="MiB with latency")
     p.add_argument("--latency-ms", type=float, default=20.0, help="added RTT; <0 skips")
     p.add_argument("--rounds", type=int, default=3)
-    p.add_argument("--window", type=int, default=8, help="our engine's window (a, c)")
+    p.add_argument(
+        "--window", type=int, default=None, help="our engine's window for a and c (default: a's)"
+    )
     p.add_argument("--skip-spinnman", action="store_true", help="no contender b")
     p.add_argument("--no-remote", action="store_true", help="skip the remote-user (relay) part")
     return p

@@ -13,9 +13,11 @@ import pytest
 
 from pyspalloc.client.connections import SpallocBootConnection, SpallocSCPConnection
 from pyspalloc.client.job import SpallocJob
+from pyspalloc.client.proxied import SpallocProxiedConnection
 from pyspalloc.client.transceiver import SpallocTransceiver, create_job_transceiver
 from pyspalloc.exceptions import SpinnmanInvalidParameterException, SpinnmanIOException
 from pyspalloc.transceiver import Transceiver
+from pyspalloc.transceiver.connections import UDPConnection
 from pyspalloc.transceiver.memory import checksum
 from tests.client import test_proxy_support as support
 
@@ -139,3 +141,27 @@ def test_ensure_board_is_ready_and_engine_settings(job: SpallocJob) -> None:
         assert made.get_scamp_version(0, 0).name == "SC&MP"
     finally:
         made.close()
+
+
+def test_proxied_connections_get_a_wider_window(
+    transceiver: SpallocTransceiver, job: SpallocJob
+) -> None:
+    assert SpallocProxiedConnection.preferred_window == 32
+    assert transceiver.options.window == 32
+    narrow = SpallocTransceiver(job, window=4)
+    try:
+        assert narrow.options.window == 4
+    finally:
+        narrow.close()
+    with UDPConnection("127.1.0.1", 17893) as udp:
+        assert Transceiver(udp).options.window == 8
+        assert Transceiver(udp, window=16).options.window == 16
+
+
+def test_scp_bulk_through_the_proxy_with_the_wide_window(transceiver: SpallocTransceiver) -> None:
+    """SCP (not REST) memory through the proxied channel, burst after burst."""
+    for _ in range(3):
+        data = os.urandom(300_000)
+        Transceiver.write_memory(transceiver, 0, 0, ADDRESS, data)
+        assert Transceiver.read_memory(transceiver, 0, 0, ADDRESS, len(data)) == data
+        assert transceiver.read_memory(0, 0, ADDRESS, len(data)) == data  # and by REST

@@ -144,6 +144,13 @@ class SpallocProxiedConnection:
         The proxy channel (from :meth:`ProxyConnection.open_channel`).
     """
 
+    #: The SCP window a :class:`~pyspalloc.transceiver.Transceiver` uses over this
+    #: connection unless told otherwise. The proxy adds a websocket hop (and, for a
+    #: remote user, the Internet's round trip) to every request, so more requests are
+    #: kept in flight than over plain UDP; the board sees them one by one from the
+    #: service, and the engine resends any it drops.
+    preferred_window: int = 32
+
     def __init__(self, channel: Channel) -> None:
         self._channel = channel
 

@@ -28,9 +28,11 @@ class Connection(Protocol):
     ``chip_x`` and ``chip_y`` are the coordinates of the chip at the far end (a board's
     Ethernet chip; 255, 255 when unknown). Implementations may also offer ``remote_ip``
     (the board's address as a string), which :class:`~.Transceiver` uses to name boards,
-    and two optional methods the engine uses when present: ``send_many(datas)`` (send
+    two optional methods the engine uses when present: ``send_many(datas)`` (send
     several datagrams in order, at once) and ``has_input()`` (whether a ``receive``
-    would return at once; it must be cheap).
+    would return at once; it must be cheap), and ``preferred_window`` (the SCP window a
+    :class:`~.Transceiver` uses by default over it; plain UDP gets
+    :data:`~pyspalloc.transceiver.engine.DEFAULT_WINDOW`).
     """
 
     chip_x: int

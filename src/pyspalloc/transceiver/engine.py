@@ -21,6 +21,7 @@ import time
 import weakref
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Final
 
 from pyspalloc.exceptions import (
     SpinnmanException,
@@ -45,6 +46,7 @@ from pyspalloc.wire.sdp import SDPFlag, SDPHeader
 
 __all__ = [
     "DEFAULT_OPTIONS",
+    "DEFAULT_WINDOW",
     "EngineOptions",
     "ReplyCallback",
     "ErrorCallback",
@@ -95,7 +97,7 @@ class EngineOptions:
         Floor of the adaptive resend timer (see :func:`scp_stream`).
     """
 
-    window: int = 8
+    window: int = 8  # DEFAULT_WINDOW
     timeout: float = 1.0
     retries: int = 10
     min_timeout: float = 0.02
@@ -108,6 +110,9 @@ class EngineOptions:
         if self.retries < 0:
             raise SpinnmanInvalidParameterException("retries", self.retries, "must be >= 0")
 
+
+#: Requests kept in flight by default over plain UDP to a board (what SC&MP keeps up with).
+DEFAULT_WINDOW: Final = 8
 
 #: The defaults: a window of 8, at most 1 s per attempt, 10 retries.
 DEFAULT_OPTIONS = EngineOptions()

@@ -22,7 +22,7 @@ from pyspalloc.transceiver import cpu, discovery, memory, router, sdram, tags
 from pyspalloc.transceiver.boot import boot_board, wait_until_booted
 from pyspalloc.transceiver.connections import Connection, UDPConnection
 from pyspalloc.transceiver.cpu import CPUInfo, CPUState, Signal
-from pyspalloc.transceiver.engine import MIN_TIMEOUT, EngineOptions
+from pyspalloc.transceiver.engine import DEFAULT_WINDOW, MIN_TIMEOUT, EngineOptions
 from pyspalloc.transceiver.machine_info import MachineInfo, VersionInfo
 from pyspalloc.transceiver.router import MulticastRoute, RouterDiagnostics
 from pyspalloc.transceiver.tags import IPTag, ReverseIPTag
@@ -48,7 +48,11 @@ class Transceiver:
         Connections to boards' Ethernet chips (``chip_x``/``chip_y`` say which).
     boot_connection:
         A connection to the root board's boot port, used by :meth:`boot`.
-    window, timeout, retries, min_timeout:
+    window:
+        Most SCP requests in flight per connection. By default the smallest
+        ``preferred_window`` of the connections (32 over a Spalloc proxy), or
+        :data:`~pyspalloc.transceiver.engine.DEFAULT_WINDOW` (8) for plain UDP.
+    timeout, retries, min_timeout:
         SCP engine settings (see :func:`~pyspalloc.transceiver.engine.scp_stream`).
     boot_timeout:
         Seconds to wait for a board to come up after booting it.
@@ -59,7 +63,7 @@ class Transceiver:
         connections: Connection | Sequence[Connection],
         boot_connection: Connection | None = None,
         *,
-        window: int = 8,
+        window: int | None = None,
         timeout: float = 1.0,
         retries: int = 10,
         min_timeout: float = MIN_TIMEOUT,
@@ -71,6 +75,10 @@ class Transceiver:
             raise SpinnmanInvalidParameterException("connections", connections, "none given")
         self.connections: list[Connection] = list(connections)
         self.boot_connection = boot_connection
+        if window is None:
+            window = min(
+                int(getattr(c, "preferred_window", DEFAULT_WINDOW)) for c in self.connections
+            )
         self.options = EngineOptions(window, timeout, retries, min_timeout)
         self.boot_timeout = boot_timeout
         self.machine: MachineInfo | None = None
