@@ -1,6 +1,6 @@
 """Bulk SDRAM write+read through the proxy: ours vs spinnman 1!7.3.0, UDP and REST.
 
-``python -m bench.proxy_data_path [--size-mb 4] [--latency-size-mb 0.125] [--rounds 3]``
+``python -m bench.proxy_data_path [--size-mb 8] [--latency-size-mb 0.5] [--rounds 3]``
 
 A virtual spin24 (its own process, on a free 127.1.N.0 base) is powered and booted
 per job by the service's BMP controller; the service (its own process) speaks HTTPS
@@ -179,9 +179,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m bench.proxy_data_path", description=__doc__)
     p.add_argument(
-        "--size-mb", type=float, default=4.0, help="MiB per transfer, no latency (8: ~6 min)"
+        "--size-mb", type=float, default=8.0, help="MiB per transfer, no latency"
     )
-    p.add_argument("--latency-size-mb", type=float, default=0.125, help="MiB with latency")
+    p.add_argument("--latency-size-mb", type=float, default=0.5, help="MiB with latency")
     p.add_argument("--latency-ms", type=float, default=20.0, help="added RTT; <0 skips")
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument(
