@@ -178,9 +178,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m bench.proxy_data_path", description=__doc__)
-    p.add_argument(
-        "--size-mb", type=float, default=8.0, help="MiB per transfer, no latency"
-    )
+    p.add_argument("--size-mb", type=float, default=8.0, help="MiB per transfer, no latency")
     p.add_argument("--latency-size-mb", type=float, default=0.5, help="MiB with latency")
     p.add_argument("--latency-ms", type=float, default=20.0, help="added RTT; <0 skips")
     p.add_argument("--rounds", type=int, default=3)

@@ -228,6 +228,32 @@ def test_long_poll_times_out(make_service: Any) -> None:
     assert 0.4 < time.monotonic() - started < 5
 
 
+def test_long_poll_is_not_woken_by_a_change_already_shown(make_service: Any) -> None:
+    """A read can show a state committed before its change is announced; that late
+    announcement must not wake the next ``wait=true`` (it once did, at once)."""
+    service = make_service(wait_timeout=0.6)
+    alice = login(service, "alice")
+    url = alice.create().headers["location"]
+    wait_for(lambda: state(alice, url) == "READY")
+    job_id = int(url.rstrip("/").rsplit("/", 1)[1])
+    service.app.state.ctx.events.notify(("job", job_id))  # late news of READY
+    started = time.monotonic()
+    assert alice.get(url + "?wait=true").json()["state"] == "READY"
+    assert time.monotonic() - started > 0.5
+
+
+def test_long_poll_returns_at_once_on_a_change_not_yet_shown(service: Any, alice: Client) -> None:
+    """A change between a read and the next ``wait=true`` is not missed."""
+    url = alice.create().headers["location"]
+    wait_for(lambda: state(alice, url) == "READY")
+    job_id = int(url.rstrip("/").rsplit("/", 1)[1])
+    ctx = service.app.state.ctx
+    assert ctx.store.destroy_job(job_id, "behind the poller's back")  # no announcement
+    started = time.monotonic()
+    assert alice.get(url + "?wait=true").json()["state"] == "DESTROYED"
+    assert time.monotonic() - started < 2
+
+
 def test_other_users_jobs_are_invisible_but_admin_sees_them(service: Any, alice: Client) -> None:
     url = alice.create().headers["location"]
     bob = login(service, "bob")

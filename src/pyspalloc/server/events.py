@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections import OrderedDict
-from collections.abc import Hashable, Iterable
+from collections.abc import Awaitable, Callable, Hashable, Iterable
 
 
 class EventHub:
@@ -13,43 +13,32 @@ class EventHub:
 
     ``notify`` may be called from any thread; ``wait`` is awaited on an event loop and
     returns when one of its keys is notified *after* the wait began, or on timeout.
+    It also remembers what each viewer was last shown of a key (:meth:`mark_seen`), so
+    that a long poll can first check whether it has already missed a change.
     """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._waiters: dict[Hashable, set[tuple[asyncio.AbstractEventLoop, asyncio.Event]]] = {}
-        self._versions: dict[Hashable, int] = {}
-        self._seen: OrderedDict[tuple[Hashable, Hashable], int] = OrderedDict()
+        self._seen: OrderedDict[tuple[Hashable, Hashable], Hashable] = OrderedDict()
         self.max_seen = 20000
 
-    def version(self, key: Hashable) -> int:
-        """Return how many notifications ``key`` has had (in this process)."""
+    def mark_seen(self, viewer: Hashable, key: Hashable, shown: Hashable) -> None:
+        """Record that ``viewer`` has been shown ``key`` as ``shown`` (e.g. a job's state)."""
         with self._lock:
-            return self._versions.get(key, 0)
-
-    def mark_seen(self, viewer: Hashable, key: Hashable, version: int) -> None:
-        """Record that ``viewer`` has been shown ``key`` as of ``version``."""
-        with self._lock:
-            self._seen[(viewer, key)] = version
+            self._seen[(viewer, key)] = shown
             self._seen.move_to_end((viewer, key))
             while len(self._seen) > self.max_seen:
                 self._seen.popitem(last=False)
 
-    def unseen_change(self, viewer: Hashable, key: Hashable) -> bool:
-        """Whether ``key`` changed after ``viewer`` was last shown it.
-
-        This closes the long-poll race of the Java server: a change that lands between
-        a client's read and its ``wait=true`` request still wakes that request.
-        """
+    def last_seen(self, viewer: Hashable, key: Hashable) -> Hashable | None:
+        """What ``viewer`` was last shown of ``key`` (None if never, or forgotten)."""
         with self._lock:
-            seen = self._seen.get((viewer, key))
-            return seen is not None and seen < self._versions.get(key, 0)
+            return self._seen.get((viewer, key))
 
     def notify(self, *keys: Hashable) -> None:
         """Wake every waiter on any of ``keys``."""
         with self._lock:
-            for k in keys:
-                self._versions[k] = self._versions.get(k, 0) + 1
             targets = [w for k in keys for w in self._waiters.get(k, ())]
         for loop, event in targets:
             try:
@@ -58,7 +47,10 @@ class EventHub:
                 pass
 
     async def wait(
-        self, keys: Iterable[Hashable], timeout: float, viewer: Hashable | None = None
+        self,
+        keys: Iterable[Hashable],
+        timeout: float,
+        changed: Callable[[], Awaitable[bool]] | None = None,
     ) -> bool:
         """Wait for a notification on any of ``keys``.
 
@@ -68,9 +60,10 @@ class EventHub:
             What to listen to.
         timeout:
             Longest wait, in seconds.
-        viewer:
-            If given, return at once when a key changed since ``viewer`` last saw it
-            (checked after registering, so no change is lost).
+        changed:
+            If given, awaited once the wait is registered; if it says True (something
+            changed already, e.g. since the caller last read it) the wait returns at
+            once. Checking after registering means no change is lost in between.
 
         Returns
         -------
@@ -84,7 +77,7 @@ class EventHub:
             for k in keys:
                 self._waiters.setdefault(k, set()).add(entry)
         try:
-            if viewer is not None and any(self.unseen_change(viewer, k) for k in keys):
+            if changed is not None and await changed():
                 return True
             await asyncio.wait_for(entry[1].wait(), timeout)
             return True

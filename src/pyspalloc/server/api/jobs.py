@@ -32,7 +32,7 @@ from pyspalloc.server.api.jobview import job_url, parse_job_id, state_json, visi
 from pyspalloc.server.api.requests import BoardLocator, CreateJob, parse_create_job
 from pyspalloc.server.auth import Caller
 from pyspalloc.server.context import ServiceContext
-from pyspalloc.server.store import MachineInfo, RequestSpec, TrustLevel
+from pyspalloc.server.store import JobInfo, MachineInfo, RequestSpec, TrustLevel
 
 router = APIRouter()
 
@@ -226,13 +226,16 @@ def _viewer(caller: Caller) -> object:
     return caller.session.key if caller.session is not None else ("user", caller.user.id)
 
 
+def _shown(job: JobInfo | None) -> tuple[int, bool] | None:
+    """What a long poll compares: a change of state or of power target wakes it."""
+    return None if job is None else (int(job.state), job.power_target)
+
+
 def _state(request: Request, job_id: int) -> Response:
     caller = caller_of(request, TrustLevel.USER)
     ctx = ctx_of(request)
-    key = ("job", job_id)
-    version = ctx.events.version(key)
     job = visible_job(ctx, caller, job_id)
-    ctx.events.mark_seen(_viewer(caller), key, version)
+    ctx.events.mark_seen(_viewer(caller), ("job", job_id), _shown(job))
     return json_response(state_json(ctx, request, job))
 
 
@@ -246,15 +249,24 @@ def _check_visible(request: Request, job_id: int) -> object:
 async def get_job(request: Request, job: str) -> Response:
     """Return the job state; ``wait=true`` blocks until the job next changes.
 
-    A change since this session last read the job counts, so a change just before the
-    wait began is not missed.
+    If the job's state (or power target) differs from what this session was last
+    shown, it returns at once, so a change just before the wait began is not missed.
+    What was shown is compared with the database, not with notifications, so a read
+    that already saw a change cannot be woken by that change's late announcement.
     """
     job_id = parse_job_id(job)
     ctx = ctx_of(request)
     if parse_bool(request.query_params.get("wait")):
         viewer = await run_in_threadpool(_check_visible, request, job_id)
         key = ("job", job_id)
-        await ctx.events.wait([key], ctx.config.wait_timeout, viewer)
+        seen = ctx.events.last_seen(viewer, key)
+
+        async def changed() -> bool:
+            if seen is None:
+                return False
+            return _shown(await run_in_threadpool(ctx.store.get_job, job_id)) != seen
+
+        await ctx.events.wait([key], ctx.config.wait_timeout, changed)
         if await run_in_threadpool(ctx.store.get_job, job_id) is None:
             raise ApiError(410, "no such job")
     return await run_in_threadpool(_state, request, job_id)
