@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from bench._rig import SPINNMAN
 
-from bench import allocation_churn, proxy_data_path, scp_round_trips, service_load
+from bench import allocation_churn, proxy_cpu, proxy_data_path, scp_round_trips, service_load
 
 pytestmark = pytest.mark.slow
 
@@ -97,6 +97,16 @@ def test_allocation_churn_ours_only(capsys: pytest.CaptureFixture[str]) -> None:
     assert "NOT ALL DURABLE" not in capsys.readouterr().out
 
 
+def test_proxy_cpu_per_packet(capsys: pytest.CaptureFixture[str]) -> None:
+    results = _run(proxy_cpu, "--seconds", "1")
+    assert set(results) == {"a", "c"}
+    assert set(results["a"]["us_per_packet"]) == {"client", "service", "virtual machine"}
+    assert set(results["c"]["us_per_packet"]) == {"client", "virtual machine"}
+    assert results["a"]["mb_s"] > 0 and results["c"]["mb_s"] > 0
+    assert results["a"]["us_per_packet"]["service"] > 0
+    assert "CPU µs per packet" in capsys.readouterr().out
+
+
 @pytest.mark.interop
 def test_allocation_churn_against_old_server() -> None:
     _peers_or_skip(*allocation_churn.OLD_SERVER)
@@ -126,7 +136,13 @@ def test_service_load_tiny() -> None:
 
 
 def test_every_benchmark_has_a_command_line() -> None:
-    for name in ("proxy_data_path", "scp_round_trips", "allocation_churn", "service_load"):
+    for name in (
+        "proxy_data_path",
+        "proxy_cpu",
+        "scp_round_trips",
+        "allocation_churn",
+        "service_load",
+    ):
         done = subprocess.run(
             [sys.executable, "-m", f"bench.{name}", "--help"],
             capture_output=True,
