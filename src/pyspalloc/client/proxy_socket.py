@@ -89,11 +89,6 @@ class BufferedWebSocket(websocket.WebSocket):
             return buffer
         return buffer[position:end]
 
-    @property
-    def buffered(self) -> int:
-        """How many received bytes are waiting in the buffer (not yet parsed)."""
-        return max(0, len(self._buffer) - self._position)
-
     def send_binary_frames(self, payloads: Iterable[bytes]) -> int:
         """Send each payload as one binary frame, all in one socket send.
 

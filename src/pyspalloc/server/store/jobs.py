@@ -17,8 +17,6 @@ from pyspalloc.server.store.models import (
     JobRequestRow,
     JobRow,
     JobState,
-    MachineRow,
-    UserRow,
 )
 
 
@@ -67,37 +65,6 @@ class QueuedRequest:
     spec: RequestSpec
     priority: float
     importance: float
-
-
-def _job(row: JobRow, machine: str, owner: str) -> JobInfo:
-    return JobInfo(
-        row.id,
-        row.machine_id,
-        machine,
-        row.owner_id,
-        owner,
-        JobState(row.state),
-        row.keepalive_interval,
-        row.keepalive_time,
-        row.keepalive_host,
-        row.create_time,
-        row.finish_time,
-        row.reason,
-        row.original_request,
-        row.width,
-        row.height,
-        row.depth,
-        row.root_id,
-        row.power_target,
-        row.from_queue,
-    )
-
-
-_JOB_SELECT = (
-    select(JobRow, MachineRow.name, UserRow.name)
-    .join(MachineRow, MachineRow.id == JobRow.machine_id)
-    .join(UserRow, UserRow.id == JobRow.owner_id)
-)
 
 
 def _job_row(r: Any) -> JobInfo:
@@ -195,11 +162,9 @@ class JobsMixin(StoreBase):
 
     def jobs_in_states(self, *states: JobState) -> list[JobInfo]:
         """Return the jobs in any of ``states``, oldest first."""
-        with self._read() as s:
-            rows = s.execute(
-                _JOB_SELECT.where(JobRow.state.in_([int(x) for x in states])).order_by(JobRow.id)
-            )
-            return [_job(*r) for r in rows]
+        query = q.JOB_COLUMNS.where(JobRow.state.in_([int(x) for x in states])).order_by(JobRow.id)
+        with self._rconn() as conn:
+            return [_job_row(r) for r in conn.execute(query)]
 
     def keepalive(self, job_id: int, host: str | None, *, owner_id: int | None = None) -> bool:
         """Record an access to a live job (one UPDATE); return whether there was one.
@@ -235,18 +200,6 @@ class JobsMixin(StoreBase):
                 return False
             conn.execute(q.DROP_REQUEST, {"jid": job_id})
             return True
-
-    def destroy_job_holding(self, job_id: int, reason: str) -> list[BoardInfo] | None:
-        """Mark a job DESTROYED now and return the boards it still holds (same transaction).
-
-        Returns None (and changes nothing) if the job already was destroyed or is unknown.
-        """
-        values = {"jid": job_id, "now": time.time(), "why": reason}
-        with self._wconn() as conn:
-            if not conn.execute(q.DESTROY, values).rowcount:
-                return None
-            conn.execute(q.DROP_REQUEST, values)
-            return [_from_row(r) for r in conn.execute(q.HELD, values)]
 
     def held_boards(self, job_id: int) -> list[BoardInfo]:
         """Return the boards a job holds now, by triad x, then y, then z."""
