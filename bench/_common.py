@@ -291,9 +291,13 @@ def start_vm(
     return worker, info
 
 
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of process ``pid`` in seconds (from /proc)."""
-    with open(f"/proc/{pid}/stat") as f:
+def cpu_seconds(pid: int, stat: str | None = None) -> float:
+    """utime + stime of process ``pid`` in seconds (from /proc).
+
+    ``stat`` names another ``stat`` file of the same format, e.g. one thread's
+    ``/proc/PID/task/TID/stat``.
+    """
+    with open(stat or f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
     ticks = os.sysconf("SC_CLK_TCK")
     return (int(fields[11]) + int(fields[12])) / ticks

@@ -36,16 +36,15 @@ PACKET = 256
 
 def _threads(pid: int) -> dict[str, float]:
     """CPU seconds of each thread of ``pid``: the main thread, and the others by id."""
-    tick = os.sysconf("SC_CLK_TCK")
     found: dict[str, float] = {}
     for task in Path(f"/proc/{pid}/task").iterdir():
         try:
             name = (task / "comm").read_text().strip()
-            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+            used = cpu_seconds(pid, str(task / "stat"))
         except OSError:
             continue  # the thread ended meanwhile
         label = "main (engine)" if task.name == str(pid) else f"{name} {task.name}"
-        found[label] = (int(fields[11]) + int(fields[12])) / tick
+        found[label] = used
     return found
 
 
