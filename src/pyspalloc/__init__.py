@@ -6,6 +6,7 @@ Java Spalloc server; the virtual machine speaks the real SpiNNaker UDP protocols
 
 from pyspalloc.client import (
     AbstractSpallocClient,
+    AllocationSettings,
     SpallocClient,
     SpallocEIEIOConnection,
     SpallocEIEIOListener,
@@ -13,14 +14,17 @@ from pyspalloc.client import (
     SpallocMachine,
     SpallocProxiedConnection,
     SpallocState,
+    allocate_job,
     is_server_address,
 )
-from pyspalloc.exceptions import SpallocException
+from pyspalloc.exceptions import SpallocBoardUnavailableException, SpallocException
 
 __version__ = "0.1.0"
 
 __all__ = [
     "AbstractSpallocClient",
+    "AllocationSettings",
+    "SpallocBoardUnavailableException",
     "SpallocClient",
     "SpallocEIEIOConnection",
     "SpallocEIEIOListener",
@@ -30,5 +34,6 @@ __all__ = [
     "SpallocProxiedConnection",
     "SpallocState",
     "__version__",
+    "allocate_job",
     "is_server_address",
 ]

@@ -15,6 +15,15 @@ class SpallocException(SpinnmanException):
     """The Spalloc service refused a request or answered unexpectedly."""
 
 
+class SpallocBoardUnavailableException(SpallocException):
+    """A job stayed QUEUED: the boards it asks for are not available.
+
+    Raised by ``wait_until_ready()`` (with no arguments) for a job asking for a specific
+    board that is still queued after a few polls, or for any other job still queued
+    after the client's queue time.
+    """
+
+
 class SpinnmanIOException(SpinnmanException):
     """Sending or receiving failed (socket error, closed connection, proxy error)."""
 

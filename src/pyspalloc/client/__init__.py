@@ -6,6 +6,7 @@ creates :class:`SpallocJob` handles.
 
 from pyspalloc.client.client import AbstractSpallocClient, SpallocClient
 from pyspalloc.client.connections import SpallocEIEIOConnection
+from pyspalloc.client.environment import AllocationSettings, allocate_job
 from pyspalloc.client.job import SpallocJob
 from pyspalloc.client.listeners import SpallocEIEIOListener
 from pyspalloc.client.machine import SpallocMachine
@@ -16,6 +17,7 @@ from pyspalloc.client.utils import ServiceVersion, is_server_address
 
 __all__ = [
     "AbstractSpallocClient",
+    "AllocationSettings",
     "ServiceVersion",
     "Session",
     "SessionAware",
@@ -27,5 +29,6 @@ __all__ = [
     "SpallocMachine",
     "SpallocProxiedConnection",
     "SpallocState",
+    "allocate_job",
     "is_server_address",
 ]

@@ -8,7 +8,7 @@ from collections.abc import Iterable, Mapping
 from types import TracebackType
 from typing import Any
 
-from pyspalloc.client.job import SpallocJob, _SpallocJob
+from pyspalloc.client.job import QUEUE_TIME, SpallocJob, _SpallocJob
 from pyspalloc.client.machine import SpallocMachine, _SpallocMachine
 from pyspalloc.client.session import Session
 from pyspalloc.client.utils import (
@@ -94,6 +94,10 @@ class SpallocClient(AbstractSpallocClient):
     group, collab, nmpi_job, nmpi_user:
         Accounting for the jobs created (``group``, ``nmpi-collab``, ``nmpi-job-id``;
         ``nmpi_user`` becomes the jobs' ``owner``).
+    queue_time:
+        Seconds a created job may stay QUEUED in ``wait_until_ready()`` before it raises
+        ``SpallocBoardUnavailableException`` (spinnman's ``spalloc_queue_time``);
+        ``None`` waits for ever. A job for a specific board gives up sooner.
 
     Raises
     ------
@@ -114,6 +118,7 @@ class SpallocClient(AbstractSpallocClient):
         collab: str | None = None,
         nmpi_job: int | None = None,
         nmpi_user: str | None = None,
+        queue_time: float | None = QUEUE_TIME,
     ):
         url, username, password = resolve_credentials(service_url, username, password, bearer_token)
         token = bearer_token if username is None else None
@@ -121,6 +126,7 @@ class SpallocClient(AbstractSpallocClient):
         self._collab = collab
         self._nmpi_job = nmpi_job
         self._nmpi_user = nmpi_user
+        self._queue_time = queue_time
         self._jobs: list[_SpallocJob] = []
         self.__session: Session | None = Session(url, username, password, token)
         description = self.__session.renew()
@@ -211,7 +217,11 @@ class SpallocClient(AbstractSpallocClient):
     # ------------------------------------------------------------ job creation
 
     def _create(
-        self, request: dict[str, Any], machine_name: str | None, keepalive: float
+        self,
+        request: dict[str, Any],
+        machine_name: str | None,
+        keepalive: float,
+        board: str | None = None,
     ) -> SpallocJob:
         request["keepalive-interval"] = iso_duration(keepalive)
         if machine_name:
@@ -235,7 +245,7 @@ class SpallocClient(AbstractSpallocClient):
                 location = None
         if not location:
             raise SpallocException("the service created a job but did not say where")
-        job = _SpallocJob(self._session, str(location))
+        job = _SpallocJob(self._session, str(location), board, self._queue_time)
         job._start_keepalive(keepalive)
         self._jobs.append(job)
         logger.info("created job at %s", job.url)
@@ -261,7 +271,7 @@ class SpallocClient(AbstractSpallocClient):
         keepalive: int = 120,
     ) -> SpallocJob:
         board = _board(triad, physical, ip_address)
-        return self._create({"board": board}, machine_name, keepalive)
+        return self._create({"board": board}, machine_name, keepalive, _describe(board))
 
     def create_job_rect_at_board(
         self,
@@ -274,12 +284,14 @@ class SpallocClient(AbstractSpallocClient):
         keepalive: int = 120,
         max_dead_boards: int = 0,
     ) -> SpallocJob:
+        board = _board(triad, physical, ip_address)
         request = {
             "dimensions": {"width": int(width), "height": int(height)},
-            "board": _board(triad, physical, ip_address),
+            "board": board,
             "max-dead-boards": int(max_dead_boards),
         }
-        return self._create(request, machine_name, keepalive)
+        described = f"{_describe(board)} width={int(width)} height={int(height)}"
+        return self._create(request, machine_name, keepalive, described)
 
     @staticmethod
     def open_job_from_database(
@@ -321,3 +333,12 @@ def _board(
     raise SpinnmanInvalidParameterException(
         "triad", None, "one of triad, physical and ip_address must be given"
     )
+
+
+def _describe(board: dict[str, Any]) -> str:
+    """A board request as words for messages, e.g. ``triad=1,0,2``."""
+    if "address" in board:
+        return f"ip_address={board['address']}"
+    if "cabinet" in board:
+        return f"physical={board['cabinet']},{board['frame']},{board['board']}"
+    return f"triad={board['x']},{board['y']},{board['z']}"

@@ -21,6 +21,7 @@ from pyspalloc.client.session import Session, SessionAware, SpallocHTTPError
 from pyspalloc.client.state import SpallocState
 from pyspalloc.client.utils import join_url
 from pyspalloc.exceptions import (
+    SpallocBoardUnavailableException,
     SpallocException,
     SpinnmanIOException,
     SpinnmanTimeoutException,
@@ -42,6 +43,12 @@ SCP_PORT = 17893
 BOOT_PORT = 54321
 #: HTTP timeout of one long poll (the service holds it for up to 30 s)
 LONG_POLL_TIMEOUT = 45.0
+#: seconds a job may stay QUEUED in ``wait_until_ready()`` (spinnman's
+#: ``spalloc_queue_time``); ``None`` waits for ever
+QUEUE_TIME = 300.0
+#: seconds a job for a specific board may stay QUEUED in ``wait_until_ready()``
+#: (spinnman polls three times, five seconds apart)
+BOARD_QUEUE_TIME = 15.0
 #: failed polls in a row (service unreachable) before a wait gives up; with the
 #: back-off between polls this rides out about 20 s of outage
 MAX_OUTAGES = 8
@@ -98,8 +105,11 @@ class SpallocJob(ABC):
     def wait_until_ready(self, timeout: float | None = None, n_retries: int | None = None) -> None:
         """Wait until the job is READY.
 
-        Raises ``SpallocException`` if it is destroyed, and
-        ``SpinnmanTimeoutException`` after ``timeout`` seconds or ``n_retries`` waits.
+        Raises ``SpallocException`` if it is destroyed. With ``timeout`` or
+        ``n_retries``, raises ``SpinnmanTimeoutException`` after that many seconds or
+        waits. With neither, gives up on a job that cannot start (as spinnman 7.4.1
+        does): ``SpallocBoardUnavailableException`` if it is still QUEUED after the
+        board queue time (a job for a specific board) or the queue time (any other).
         """
 
     @abstractmethod
@@ -182,8 +192,23 @@ class _SpallocJob(SessionAware, SpallocJob):
         The job's URL.
     """
 
-    def __init__(self, session: Session, job_url: str):
+    def __init__(
+        self,
+        session: Session,
+        job_url: str,
+        board: str | None = None,
+        queue_time: float | None = QUEUE_TIME,
+    ):
         super().__init__(session, job_url)
+        #: the specific board asked for, described for messages (``None``: any boards)
+        self.board = board
+        #: seconds ``wait_until_ready()`` lets the job stay QUEUED (``None``: for ever);
+        #: a job for a specific board gets at most :data:`BOARD_QUEUE_TIME`
+        self.queue_time = queue_time
+        self._last_state: SpallocState | None = None
+        self._root_host: str | None = None
+        self._destroy_lock = threading.Lock()
+        self._destroyed = False
         self._machine_url = join_url(self._url, "machine")
         self._chip_url = join_url(self._url, "chip")
         self._memory_url = join_url(self._url, "memory")
@@ -254,6 +279,7 @@ class _SpallocJob(SessionAware, SpallocJob):
             timeout = LONG_POLL_TIMEOUT if wait else 10.0
         reply = self._session.get(self._url, timeout=timeout, wait=str(wait).lower())
         result: dict[str, Any] = reply.json()
+        self._last_state = SpallocState.from_name(result.get("state"))
         return result
 
     def get_state(self, wait_for_change: bool = False) -> SpallocState:
@@ -314,8 +340,35 @@ class _SpallocJob(SessionAware, SpallocJob):
                 pause = 0.25
 
     def wait_until_ready(self, timeout: float | None = None, n_retries: int | None = None) -> None:
-        deadline = None if timeout is None else time.monotonic() + timeout
         state = self.get_state()
+        if timeout is None and n_retries is None:
+            state = self._wait_while_queued(state)
+        self._wait_for_ready(state, timeout, n_retries)
+
+    def _wait_while_queued(self, state: SpallocState) -> SpallocState:
+        """Wait while QUEUED, for the queue time at most; return the next state."""
+        limit = self.queue_time
+        if self.board is not None:
+            limit = BOARD_QUEUE_TIME if limit is None else min(limit, BOARD_QUEUE_TIME)
+        deadline = None if limit is None else time.monotonic() + limit
+        while state == SpallocState.QUEUED:
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                if self.board is not None:
+                    raise SpallocBoardUnavailableException(
+                        f"boards described as {self.board} are not available: job "
+                        f"{self._url} is still QUEUED after {limit:g} s"
+                    )
+                raise SpallocBoardUnavailableException(
+                    f"job {self._url} remained QUEUED for {limit:g} s"
+                )
+            state = self.wait_for_state_change(state, remaining)
+        return state
+
+    def _wait_for_ready(
+        self, state: SpallocState, timeout: float | None, n_retries: int | None
+    ) -> None:
+        deadline = None if timeout is None else time.monotonic() + timeout
         retries = 0
         while state != SpallocState.READY:
             if state == SpallocState.DESTROYED:
@@ -332,9 +385,19 @@ class _SpallocJob(SessionAware, SpallocJob):
             state = self.wait_for_state_change(state, remaining)
 
     def destroy(self, reason: str = "finished") -> None:
+        """Destroy the job, saying why; a second call does nothing."""
+        with self._destroy_lock:
+            if self._destroyed:
+                return
+            self._destroyed = True
         self._stop_keepalive()
         self._close_proxy()
-        self._session.delete(self._url, reason=str(reason))
+        try:
+            self._session.delete(self._url, reason=str(reason))
+        except BaseException:
+            self._destroyed = False  # not destroyed: a later call may try again
+            raise
+        self._last_state = SpallocState.DESTROYED
 
     def close(self) -> None:
         """Stop keepalives and close the proxy, leaving the job itself alone."""
@@ -354,7 +417,11 @@ class _SpallocJob(SessionAware, SpallocJob):
         allocation = self._allocation()
         if allocation is None:
             return {}
-        return {(int(x), int(y)): str(host) for (x, y), host in allocation.get("connections") or ()}
+        connections = {
+            (int(x), int(y)): str(host) for (x, y), host in allocation.get("connections") or ()
+        }
+        self._root_host = connections.get((0, 0))
+        return connections
 
     def get_root_host(self) -> str | None:
         return self.get_connections().get((0, 0))
@@ -479,4 +546,10 @@ class _SpallocJob(SessionAware, SpallocJob):
         return SpallocTransceiver(self)
 
     def __repr__(self) -> str:
-        return f"SpallocJob({self._url})"
+        """The URL, with the last state and root host seen (no request is made)."""
+        parts = [self._url]
+        if self._last_state is not None:
+            parts.append(self._last_state.name)
+        if self._root_host is not None:
+            parts.append(f"on {self._root_host}")
+        return f"SpallocJob({' '.join(parts)})"

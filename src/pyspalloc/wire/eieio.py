@@ -54,12 +54,40 @@ class EIEIOCommand(IntEnum):
 
 
 @dataclass(frozen=True)
+class KeyDataElement:
+    """One element of a key-only EIEIO message (spinnman's name), prefix applied."""
+
+    key: int
+
+
+@dataclass(frozen=True)
+class KeyPayloadDataElement:
+    """One element of an EIEIO message with payloads (spinnman's name), prefix and base
+    applied; ``payload_is_timestamp`` as the message's T flag says."""
+
+    key: int
+    payload: int
+    payload_is_timestamp: bool = False
+
+
+DataElement = KeyDataElement | KeyPayloadDataElement
+
+
+@dataclass(frozen=True)
 class EIEIODataMessage:
     """An EIEIO data message.
 
     ``keys`` and ``payloads`` hold the values as carried on the wire; use
-    :meth:`decoded_keys` and :meth:`decoded_payloads` for the prefixed values.
-    ``payloads`` is empty for the key-only types.
+    :meth:`decoded_keys` and :meth:`decoded_payloads` for the prefixed values, or
+    :meth:`elements`. ``payloads`` is empty for the key-only types.
+
+    A received message can also be read as spinnman's is, one element at a time::
+
+        while message.is_next_element:
+            element = message.next_element
+
+    That reading position is the one piece of state a message has; it is not part of
+    the message's value (equality, hash, ``to_bytes``).
     """
 
     eieio_type: EIEIOType
@@ -152,17 +180,48 @@ class EIEIODataMessage:
 
     def decoded_keys(self) -> tuple[int, ...]:
         """The keys with the prefix applied."""
-        if self.prefix is None:
-            return self.keys
-        shifted = self.prefix << 16 if self.prefix_upper else self.prefix
-        return tuple(key | shifted for key in self.keys)
+        return tuple(element.key for element in self.elements())
 
     def decoded_payloads(self) -> tuple[int, ...]:
         """The payloads with the base applied (the base alone when there are none)."""
-        base = self.payload_base or 0
-        if not self.eieio_type.has_payload:
-            return tuple(base for _ in self.keys) if self.payload_base is not None else ()
-        return tuple(payload | base for payload in self.payloads)
+        return tuple(
+            element.payload
+            for element in self.elements()
+            if isinstance(element, KeyPayloadDataElement)
+        )
+
+    def elements(self) -> tuple[DataElement, ...]:
+        """The decoded elements: keys, with payloads when the message has any."""
+        return tuple(self._element(index) for index in range(len(self.keys)))
+
+    def _element(self, index: int) -> DataElement:
+        key = self.keys[index]
+        if self.prefix is not None:
+            key |= self.prefix << 16 if self.prefix_upper else self.prefix
+        if self.eieio_type.has_payload:
+            payload: int | None = self.payloads[index] | (self.payload_base or 0)
+        else:
+            payload = self.payload_base
+        if payload is None:
+            return KeyDataElement(key)
+        return KeyPayloadDataElement(key, payload, self.payloads_are_timestamps)
+
+    @property
+    def is_next_element(self) -> bool:
+        """Whether :attr:`next_element` has another element to give."""
+        return self._elements_read() < len(self.keys)
+
+    @property
+    def next_element(self) -> DataElement | None:
+        """The next element (spinnman's reading order), or ``None`` after the last."""
+        read = self._elements_read()
+        if read >= len(self.keys):
+            return None
+        self.__dict__["_read"] = read + 1
+        return self._element(read)
+
+    def _elements_read(self) -> int:
+        return int(self.__dict__.get("_read", 0))
 
 
 @dataclass(frozen=True)
