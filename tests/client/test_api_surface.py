@@ -28,6 +28,7 @@ import pytest
 
 import pyspalloc
 from pyspalloc.client import connections, listeners, proxied, session, transceiver
+from pyspalloc.wire import eieio as wire_eieio
 from pyspalloc.wire import proxy as wire_proxy
 
 # ---------------------------------------------------------------- the seed, from the spec
@@ -397,3 +398,89 @@ def test_is_server_address_behaves_as_documented() -> None:
     assert not pyspalloc.is_server_address("spalloc://example.org/")
     assert pyspalloc.is_server_address("spalloc://example.org/", {"spalloc"})
     assert not pyspalloc.is_server_address("not a url")
+
+
+# ---------------------------------------------------------------- spinnman 1!7.4.1's additions
+#
+# What spinnman 1!7.4.1 (and its master branch) added to the seed, written down the same
+# way; tests/interop/test_same_programs.py checks these stubs against 7.4.1 itself.
+
+
+class SpallocClient741:
+    def __init__(
+        self,
+        service_url,
+        username=None,
+        password=None,
+        bearer_token=None,
+        group=None,
+        collab=None,
+        nmpi_job=None,
+        nmpi_user=None,
+    ): ...
+
+
+class SpallocJob741:
+    def create_transceiver(self, ensure_board_is_ready=True): ...
+    def destroy(self, reason="finished"): ...
+    def wait_until_ready(self): ...
+
+
+class SpallocBoardUnavailableException741:
+    pass
+
+
+class EIEIODataMessage741:
+    is_next_element = property()
+    next_element = property()
+
+
+class KeyPayloadDataElement741:
+    key = property()
+    payload = property()
+    payload_is_timestamp = property()
+
+
+#: spinnman module.name -> (stub, pyspalloc object)
+ADDITIONS_741: dict[str, tuple[Any, Any]] = {
+    "spinnman.spalloc.SpallocClient": (SpallocClient741, pyspalloc.SpallocClient),
+    "spinnman.spalloc.SpallocJob": (SpallocJob741, pyspalloc.SpallocJob),
+    "spinnman.exceptions.SpallocBoardUnavailableException": (
+        SpallocBoardUnavailableException741,
+        pyspalloc.SpallocBoardUnavailableException,
+    ),
+    "spinnman.messages.eieio.data_messages.EIEIODataMessage": (
+        EIEIODataMessage741,
+        wire_eieio.EIEIODataMessage,
+    ),
+    "spinnman.messages.eieio.data_messages.KeyPayloadDataElement": (
+        KeyPayloadDataElement741,
+        wire_eieio.KeyPayloadDataElement,
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(ADDITIONS_741))
+def test_741_additions_exist_with_compatible_signatures(name: str) -> None:
+    stub, ours = ADDITIONS_741[name]
+    problems: dict[str, Any] = {}
+    for member, value in _members(stub).items():
+        if isinstance(value, property):
+            found = (
+                []
+                if hasattr(ours, member) or member in getattr(ours, "__dataclass_fields__", {})
+                else ["missing"]
+            )
+        else:
+            target = ours.__init__ if member == "__init__" else getattr(ours, member, None)
+            found = ["missing"] if target is None else _accepts(value, target)
+        if found:
+            problems[member] = found
+    assert problems == {}, f"{name}: {problems}"
+
+
+def test_board_unavailable_is_importable_where_users_look() -> None:
+    from pyspalloc import exceptions
+
+    assert issubclass(pyspalloc.SpallocBoardUnavailableException, exceptions.SpallocException)
+    assert exceptions.SpallocBoardUnavailableException is pyspalloc.SpallocBoardUnavailableException

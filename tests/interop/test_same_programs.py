@@ -48,6 +48,8 @@ from spinn_utilities.config_holder import set_config
 set_config("Machine", "version", "5")
 from spinnman.spalloc import SpallocClient, SpallocState"""
 SPINNMAN = ("spinnman==1!7.3.0", "packaging")
+#: the later spinnman, for the programs that use its additions
+SPINNMAN_741 = ("spinnman==1!7.4.1", "packaging")
 
 FAST = BMPControlOptions(retry_delay=0.1, power_timeout=2.0, boot_timeout=15.0)
 #: the board of spin24 that is defined dead (physical (0, 0, 23))
@@ -99,11 +101,6 @@ KNOWN_DIFFERENCES: dict[str, dict[str, tuple[Any, Any, str]]] = {
             "127.0.0.1",
             "as local_port: spinnman forgets the address the proxy gave",
         ),
-        "message_api": (
-            "is_next_element/next_element",
-            "keys",
-            "our EIEIO messages are pyspalloc.wire.eieio dataclasses, not spinnman's classes",
-        ),
     },
     "bearer": {
         "after_loss.get_state": (
@@ -141,6 +138,14 @@ KNOWN_DIFFERENCES: dict[str, dict[str, tuple[Any, Any, str]]] = {
             {"error": "ReadTimeout", "took_under_10s": True},
             {"value": "QUEUED", "took_under_10s": True},
             "ours returns the state when the time is up, as documented",
+        ),
+    },
+    "additions": {
+        "repr.has_root": (
+            False,
+            True,
+            "spinnman 1!7.4.1's repr() shows the job URL only; its master branch adds the "
+            "root host, as ours does",
         ),
     },
     "session": {
@@ -353,9 +358,10 @@ def run_both(
     setup: Setup,
     extra: list[str] = (),  # type: ignore[assignment]
     on_checkpoint: Callable[[Any], None] | None = None,
+    spinnman_requirements: tuple[str, ...] = SPINNMAN,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Run ``name`` with our imports, then spinnman's; compare; return (ours, theirs)."""
-    spinnman = interop_python(*SPINNMAN)
+    spinnman = interop_python(*spinnman_requirements)
     ours, our_types, code = run_program(
         sys.executable, name, "pyspalloc", setup, extra, on_checkpoint
     )
@@ -468,7 +474,7 @@ def test_eieio_listener(interop_python: Callable[..., Path], setup: Setup) -> No
     assert ours == {
         "local_port_set": True,
         "local_ip": "127.0.0.1",
-        "message_api": "keys",
+        "message_api": "is_next_element/next_element",
         "keys": KEYS,
         "bound_keys": BOUND_KEYS,
         "final_state": "DESTROYED",
@@ -531,6 +537,21 @@ def test_plain_http(
     plain = Setup(service, None, {}, {}, tmp_path)
     ours, theirs = run_both(interop_python, "plain_http", plain)
     assert ours["login"] == theirs["login"] == {"value": "ok"}
+
+
+@SQLITE
+def test_spinnman_741_additions(interop_python: Callable[..., Path], setup: Setup) -> None:
+    """A program using what spinnman 1!7.4.1 added runs the same on it and on ours."""
+    ours, _ = run_both(interop_python, "additions", setup, spinnman_requirements=SPINNMAN_741)
+    assert ours == {
+        "repr": {"has_url": True, "has_root": True},
+        "wanted_state": "QUEUED",
+        "busy_board": {"error": "SpallocBoardUnavailableException", "is_spalloc": True},
+        "gave_up_within_10_to_40_s": True,
+        "destroy_twice": [{"value": "no error"}, {"value": "no error"}],
+        "wanted_final": "DESTROYED",
+        "final_state": "DESTROYED",
+    }
 
 
 def test_every_program_and_difference_is_documented() -> None:
@@ -654,3 +675,47 @@ def test_seed_stubs_match_spinnman(
             elif theirs != description:
                 mismatches[f"{seed_name}.{member}"] = {"stub": description, "spinnman": theirs}
     assert mismatches == {}, json.dumps(mismatches)
+
+
+def test_741_stubs_match_spinnman(interop_python: Callable[..., Path], tmp_path: Path) -> None:
+    """The 7.4.1 additions table of tests/client/test_api_surface.py matches spinnman 7.4.1."""
+    from tests.client.test_api_surface import ADDITIONS_741, _members
+
+    python = interop_python(*SPINNMAN_741)
+    wanted = {name: sorted(_members(stub)) for name, (stub, _) in ADDITIONS_741.items()}
+    expected = {
+        name: describe_members(stub, wanted[name]) for name, (stub, _) in ADDITIONS_741.items()
+    }
+    script = (
+        "from __future__ import annotations\nimport importlib, json, sys\n"
+        "from spinnman.config_setup import unittest_setup\n"
+        "unittest_setup()\n"
+        + inspect.getsource(describe_members)
+        + "wanted = json.loads(sys.argv[1])\n"
+        "out = {}\n"
+        "for name, members in wanted.items():\n"
+        "    module, _, attr = name.rpartition('.')\n"
+        "    found = getattr(importlib.import_module(module), attr)\n"
+        "    out[name] = {'members': describe_members(found, members),\n"
+        "                 'bases': [c.__name__ for c in found.__mro__]}\n"
+        "print(json.dumps(out))\n"
+    )
+    path = tmp_path / "describe_741.py"
+    path.write_text(script)
+    done = subprocess.run(
+        [str(python), str(path), json.dumps(wanted)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+    actual = json.loads(done.stdout.strip().splitlines()[-1])
+    mismatches = {
+        name: {"stub": expected[name], "spinnman": actual[name]["members"]}
+        for name in ADDITIONS_741
+        if actual[name]["members"] != expected[name]
+    }
+    assert mismatches == {}, json.dumps(mismatches)
+    exception = "spinnman.exceptions.SpallocBoardUnavailableException"
+    assert "SpallocException" in actual[exception]["bases"]
