@@ -24,7 +24,7 @@ def request(client, **what):
 def error_of(call):
     try:
         call()
-    except Exception as error:  # noqa: BLE001 - the program reports any error
+    except Exception as error:
         mro = [cls.__name__ for cls in type(error).__mro__]
         return {"error": type(error).__name__, "is_spalloc": "SpallocException" in mro}
     return {"value": "no error"}
