@@ -82,7 +82,6 @@ def demo(keep: bool, boards: int, megabytes: float, port: int) -> None:
         _check_port(port)
     from pyspalloc.server.config import ServiceConfig
     from pyspalloc.server.runner import start_service
-
     from pyspalloc.transceiver.boot import boot_image
 
     data_dir = Path(tempfile.mkdtemp(prefix="pyspalloc-demo-"))
