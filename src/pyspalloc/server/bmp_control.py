@@ -32,7 +32,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 
-from pyspalloc.exceptions import SpinnmanException, SpinnmanUnexpectedResponseCodeException
+from pyspalloc.exceptions import (
+    SpinnmanException,
+    SpinnmanGenericProcessException,
+    SpinnmanUnexpectedResponseCodeException,
+)
 from pyspalloc.geometry import Direction
 from pyspalloc.server.controller import BoardsFailed
 from pyspalloc.server.machine_ops import ServerJobOperations
@@ -130,6 +134,14 @@ def retry(what: str, attempts: int, delay: float, action: Callable[[], T]) -> T:
             if attempt < attempts:
                 time.sleep(delay)
     raise BMPControlError(f"{what} failed after {attempts} attempts: {last}") from last
+
+
+def _refused(error: BaseException) -> bool:
+    """Whether the last try behind ``error`` got an error code (not silence)."""
+    cause = error.__cause__
+    if isinstance(cause, SpinnmanGenericProcessException):
+        cause = cause.exception
+    return isinstance(cause, SpinnmanUnexpectedResponseCodeException)
 
 
 def _by_bmp(machine: MachineDefinition, boards: Iterable[Triad]) -> dict[str, list[Triad]]:
@@ -253,9 +265,8 @@ class BMPMachineController:
                 )
             except BMPControlError as error:
                 culprits = triads
-                if len(triads) > 1 and isinstance(
-                    error.__cause__, SpinnmanUnexpectedResponseCodeException
-                ):  # the BMP answers but refuses: find the boards it refuses, one by one
+                if len(triads) > 1 and _refused(error):
+                    # the BMP answers but refuses: find the boards it refuses, one by one
                     culprits = [
                         t
                         for t in triads
