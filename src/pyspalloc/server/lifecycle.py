@@ -117,8 +117,9 @@ class Lifecycle:
         self.job_end_listeners: list[Callable[[int], object]] = []
         #: seconds each machine's boards rest between power-off and power-on (by name)
         self.off_wait: dict[str, float] = {}
-        #: power-ons waiting for their boards to rest (cancelled at stop)
-        self._resting: set[threading.Timer] = set()
+        #: per job, the timer of a power-on waiting for its boards to rest (at most one
+        #: per job, however often its user asks; cancelled at stop)
+        self._resting: dict[int, threading.Timer] = {}
 
     # ---- control -----------------------------------------------------------------
     def start(self) -> None:
@@ -136,7 +137,7 @@ class Lifecycle:
         self._stop.set()
         self._wake.set()
         with self._locks_lock:
-            for timer in self._resting:
+            for timer in self._resting.values():
                 timer.cancel()
         if self._thread is not None:
             self._thread.join(timeout)
@@ -392,17 +393,19 @@ class Lifecycle:
         left = min(rest, last_off + rest - time.time())
         if left <= 0 or self._stop.is_set():
             return False
-        log.info("job %d: boards rest %.1f s more before power-on", job_id, left)
 
         def resume() -> None:
             with self._locks_lock:
-                self._resting.discard(timer)
+                self._resting.pop(job_id, None)
             self._submit(self._drive_power, job_id)
 
-        timer = threading.Timer(left, resume)
-        timer.daemon = True
         with self._locks_lock:
-            self._resting.add(timer)
+            if job_id in self._resting:  # already waiting: that timer drives it
+                return True
+            timer = threading.Timer(left, resume)
+            timer.daemon = True
+            self._resting[job_id] = timer
+        log.info("job %d: boards rest %.1f s more before power-on", job_id, left)
         timer.start()
         return True
 
