@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,8 +16,10 @@ from tests.reliability.support import free_virtual_base
 from pyspalloc.geometry import MachineDefinition, Triad, builtin_machine
 from pyspalloc.server.allocator import perimeter_for
 from pyspalloc.server.bmp_control import BMPBoardsFailed, BMPControlOptions, BMPMachineController
+from pyspalloc.server.config import ServiceConfig
 from pyspalloc.virtual import VirtualMachine
 from pyspalloc.virtual.bmp import VirtualBMP
+from pyspalloc.wire.boot import MAX_BOOT_IMAGE
 
 #: no boot (the default), short timeouts so that failures are quick
 OPTIONS = BMPControlOptions(retry_delay=0.05, power_timeout=0.5, register_timeout=0.3)
@@ -233,3 +236,39 @@ def test_rest_on_unbooted_board_is_409_not_a_timeout(
     wait_for(lambda: board.booted)
     read = alice.get(url + "/memory?x=0&y=0&address=1610612736&size=16")
     assert read.status_code == 200 and len(read.content) == 16
+
+
+# ---- settings ------------------------------------------------------------------------
+def test_off_wait_time_defaults_and_boot_image(tmp_path: Path) -> None:
+    from pyspalloc.server.app import off_wait_times
+
+    config = ServiceConfig(machines=["virtual:spin24", "spin5"], controller="bmp")
+    assert off_wait_times(config) == {"spin24": 0.0, "spin5": 30.0}  # Java's 30 s for real
+    config.off_wait_time = 4.5
+    assert off_wait_times(config) == {"spin24": 4.5, "spin5": 4.5}
+    assert off_wait_times(ServiceConfig(machines=["spin5"], controller="instant")) == {"spin5": 0.0}
+    assert config.read_boot_image() is None
+    image = tmp_path / "scamp.boot"
+    image.write_bytes(b"\1\2\3\4" * 10)
+    config.boot_image = image
+    assert config.read_boot_image() == b"\1\2\3\4" * 10
+    image.write_bytes(b"")
+    with pytest.raises(ValueError, match="0 bytes"):
+        config.read_boot_image()
+    image.write_bytes(bytes(MAX_BOOT_IMAGE + 4))
+    with pytest.raises(ValueError, match=r"must be 1\.\."):
+        config.read_boot_image()
+    config.boot_image = tmp_path / "missing.boot"
+    with pytest.raises(ValueError, match=r"missing\.boot"):
+        config.read_boot_image()
+
+
+def test_serve_offers_boot_image_and_off_wait_time() -> None:
+    from click.testing import CliRunner
+
+    from pyspalloc.cli.serve import serve
+
+    text = CliRunner().invoke(serve, ["--help"]).output
+    assert "--boot-image" in text and "--off-wait-time" in text
+    bad = CliRunner().invoke(serve, ["--off-wait-time", "-1"])
+    assert bad.exit_code == 2 and "off-wait-time" in bad.output
