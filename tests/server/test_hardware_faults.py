@@ -272,3 +272,33 @@ def test_serve_offers_boot_image_and_off_wait_time() -> None:
     assert "--boot-image" in text and "--off-wait-time" in text
     bad = CliRunner().invoke(serve, ["--off-wait-time", "-1"])
     assert bad.exit_code == 2 and "off-wait-time" in bad.output
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_serve_with_boot_image_hands_jobs_over_booted(
+    tmp_path: Path, db_url: str, machine: tuple[MachineDefinition, VirtualMachine]
+) -> None:
+    """``ServiceConfig.boot_image`` (``serve --boot-image``) reaches the BMP controller."""
+    from spalloc_http import Client
+
+    from pyspalloc.server.runner import start_service
+    from pyspalloc.transceiver.boot import boot_image
+
+    definition, vm = machine
+    image = tmp_path / "virtual-scamp.boot"
+    image.write_bytes(boot_image())
+    config = ServiceConfig(
+        host="127.0.0.1", port=0, data_dir=tmp_path / "data", database=db_url,
+        machines=["spin24"], embed_virtual=False,
+        virtual_address_base=next(iter(definition.bmp_ips.values())),
+        controller="bmp", boot_image=image, allocator_period=0.5,
+    )  # fmt: skip
+    with start_service(config) as service:
+        admin = Client(service.url)
+        assert admin.login("admin", service.admin_password).status_code == 302
+        url = admin.create(**{"num-boards": 1}).headers["location"]
+        wait_for(lambda: state(admin, url) == "READY", timeout=30)
+        got = board_of(service, admin, url)
+        assert vm.boards[Triad(got.x, got.y, got.z)].booted
+        read = admin.get(url + "/memory?x=0&y=0&address=1610612736&size=8")
+        assert read.status_code == 200 and len(read.content) == 8
