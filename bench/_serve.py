@@ -23,6 +23,7 @@ def main(argv: list[str]) -> None:
     from pyspalloc.server.controller import InstantMachineController, MachineController
     from pyspalloc.server.runner import start_service
     from pyspalloc.server.store import Store, TrustLevel
+    from pyspalloc.transceiver.boot import boot_image
 
     settings: dict[str, Any] = json.loads(argv[0])
     data_dir = Path(settings["data_dir"])
@@ -48,7 +49,9 @@ def main(argv: list[str]) -> None:
     store.close()
     controller: MachineController
     if settings.get("controller") == "bmp":
-        options = BMPControlOptions(retry_delay=0.1, power_timeout=2.0, boot_timeout=20.0)
+        options = BMPControlOptions(
+            retry_delay=0.1, power_timeout=2.0, boot_timeout=20.0, boot_image=boot_image()
+        )
         controller = BMPMachineController(options)
     else:
         controller = InstantMachineController()

@@ -30,13 +30,15 @@ def start_test_service(directory: Path, *, boot: bool = True, attempts: int = 4)
     directory:
         Where the database and data go.
     boot:
-        Whether the controller boots a job's root board after powering it on.
+        Whether the controller boots a job's root board after powering it on (with our
+        synthetic image; the service's default, as Java's, is not to boot).
     """
     from pyspalloc.server.auth import hash_password
     from pyspalloc.server.bmp_control import BMPControlOptions, BMPMachineController
     from pyspalloc.server.config import ServiceConfig
     from pyspalloc.server.runner import start_service
     from pyspalloc.server.store import Store, TrustLevel
+    from pyspalloc.transceiver.boot import boot_image
 
     database = f"sqlite:///{directory / 'spalloc.sqlite3'}"
     store = Store(database)
@@ -58,7 +60,9 @@ def start_test_service(directory: Path, *, boot: bool = True, attempts: int = 4)
             create_admin=False,
             allocator_period=0.2,
         )
-        controller = BMPMachineController(BMPControlOptions(boot=boot))
+        controller = BMPMachineController(
+            BMPControlOptions(boot_image=boot_image() if boot else None)
+        )
         try:
             return start_service(config, controller=controller)
         except OSError as error:  # that address plan is in use by another run

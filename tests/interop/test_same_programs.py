@@ -28,6 +28,7 @@ import pytest
 from pyspalloc.geometry import MachineDefinition, Triad, builtin_machine
 from pyspalloc.geometry.json_format import dump_machine_definitions
 from pyspalloc.server.bmp_control import BMPControlOptions, BMPMachineController
+from pyspalloc.transceiver.boot import boot_image
 from pyspalloc.virtual import VirtualMachine
 from pyspalloc.wire.eieio import EIEIODataMessage, EIEIOType
 from tests.interop.test_spinnman_service import free_virtual_base, make_test_ca
@@ -51,7 +52,10 @@ SPINNMAN = ("spinnman==1!7.3.0", "packaging")
 #: the later spinnman, for the programs that use its additions
 SPINNMAN_741 = ("spinnman==1!7.4.1", "packaging")
 
-FAST = BMPControlOptions(retry_delay=0.1, power_timeout=2.0, boot_timeout=15.0)
+# the service boots jobs' boards with our synthetic image (boots virtual boards only)
+FAST = BMPControlOptions(
+    retry_delay=0.1, power_timeout=2.0, boot_timeout=15.0, boot_image=boot_image()
+)
 #: the board of spin24 that is defined dead (physical (0, 0, 23))
 DEAD = Triad(3, 1, 2)
 #: the board asked for by IP address (physical (0, 0, 10))

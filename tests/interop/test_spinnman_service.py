@@ -29,6 +29,7 @@ from cryptography.x509.oid import NameOID
 
 from pyspalloc.geometry import MachineDefinition, builtin_machine
 from pyspalloc.server.bmp_control import BMPControlOptions, BMPMachineController
+from pyspalloc.transceiver.boot import boot_image
 from pyspalloc.virtual import VirtualMachine
 from pyspalloc.wire.eieio import EIEIODataMessage, EIEIOType
 
@@ -39,7 +40,10 @@ pytestmark = [
     pytest.mark.parametrize("db_url", ["sqlite"], indirect=True),
 ]
 
-FAST = BMPControlOptions(retry_delay=0.1, power_timeout=2.0, boot_timeout=15.0)
+# the service boots jobs' boards with our synthetic image (boots virtual boards only)
+FAST = BMPControlOptions(
+    retry_delay=0.1, power_timeout=2.0, boot_timeout=15.0, boot_image=boot_image()
+)
 KEYS = (0x1234, 0xBEEF0001, 0xCAFE0002)
 
 PRELUDE = r"""

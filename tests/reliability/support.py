@@ -19,6 +19,7 @@ import requests
 from websockets.sync.client import ClientConnection, connect
 
 from pyspalloc.server.bmp_control import BMPControlOptions
+from pyspalloc.transceiver.boot import boot_image
 from pyspalloc.wire.proxy import decode_server_frame
 from pyspalloc.wire.scp import SCPCommand, scp_request
 
@@ -26,7 +27,10 @@ CSRF_INPUT = re.compile(r'<input type="hidden" name="_csrf" value="(.*)" />')
 TIMEOUT = 30.0
 SCP_PORT = 17893
 BOOT_PORT = 54321
-FAST_BMP = BMPControlOptions(retry_delay=0.05, power_timeout=1.0, boot_timeout=10.0)
+# the service boots jobs' boards with our synthetic image (boots virtual boards only)
+FAST_BMP = BMPControlOptions(
+    retry_delay=0.05, power_timeout=1.0, boot_timeout=10.0, boot_image=boot_image()
+)
 #: the users the ``make_service`` fixture (tests/conftest.py) creates
 PASSWORDS = {"alice": "alice-pw-1", "bob": "bob-pw-2", "root": "root-pw-3", "rita": "rita-pw-4"}
 

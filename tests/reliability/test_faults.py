@@ -14,6 +14,7 @@ import pytest
 
 from pyspalloc.geometry import MachineDefinition
 from pyspalloc.server.bmp_control import BMPControlOptions, BMPMachineController
+from pyspalloc.transceiver.boot import boot_image
 from pyspalloc.virtual import VirtualMachine
 from pyspalloc.wire.proxy import Message, OpenReply, OpenRequest
 from pyspalloc.wire.scp import SCPResult
@@ -28,7 +29,10 @@ from tests.reliability.support import (
 )
 
 ADDRESS = 0x60000000
-SHORT = BMPControlOptions(retry_delay=0.05, power_timeout=1.0, boot_timeout=3.0)
+# the service boots jobs' boards with our synthetic image (boots virtual boards only)
+SHORT = BMPControlOptions(
+    retry_delay=0.05, power_timeout=1.0, boot_timeout=3.0, boot_image=boot_image()
+)
 
 
 def _memory_round_trip(alice: Any, url: str, size: int, timeout: float) -> tuple[int, bytes]:

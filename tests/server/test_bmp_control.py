@@ -2,22 +2,31 @@
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import socket
-import struct
 import time
 from collections.abc import Iterator
 
 import pytest
 
-from pyspalloc.geometry import FPGA_FLAG_REGISTER, MachineDefinition, Triad, builtin_machine
+from pyspalloc.geometry import MachineDefinition, Triad, builtin_machine
 from pyspalloc.server.allocator import perimeter_for
-from pyspalloc.server.bmp_control import BMPControlError, BMPControlOptions, BMPMachineController
+from pyspalloc.server.bmp_control import (
+    BMPBoardsFailed,
+    BMPControlError,
+    BMPControlOptions,
+    BMPMachineController,
+)
 from pyspalloc.transceiver import Transceiver, UDPConnection
+from pyspalloc.transceiver.boot import boot_image
 from pyspalloc.virtual import VirtualMachine
-from pyspalloc.wire.scp import SCPCommand, SCPRequest, SCPResult
+from pyspalloc.wire.scp import SCPCommand, SCPRequest
 
-FAST = BMPControlOptions(retry_delay=0.05, power_timeout=1.0, boot_timeout=10.0)
+# the service boots jobs' boards with our synthetic image (boots virtual boards only)
+FAST = BMPControlOptions(
+    retry_delay=0.05, power_timeout=1.0, boot_timeout=10.0, boot_image=boot_image()
+)
 JOB = [Triad(0, 0, 0), Triad(0, 0, 1), Triad(0, 0, 2)]
 
 
@@ -141,35 +150,35 @@ def test_unknown_board_is_an_error(machine: MachineDefinition) -> None:
 
 def test_board_whose_fpgas_are_not_ready_is_powered_again(machine: MachineDefinition) -> None:
     vm = VirtualMachine(machine)
-    seen = _drop_power_commands(vm, 0)
     bmp = next(iter(vm.bmps.values()))
-    original = bmp._fpga
-    bad_reads = [0]
-
-    def fpga(request: SCPRequest) -> tuple[SCPResult, bytes]:
-        flag = request.command == SCPCommand.LINK_READ and request.arg1 == FPGA_FLAG_REGISTER
-        if flag and bad_reads[0] < 1:
-            bad_reads[0] += 1
-            return SCPResult.RC_OK, struct.pack("<I", 3)
-        return original(request)
-
-    bmp._fpga = fpga  # type: ignore[method-assign]
+    bmp.fail_fpga_ids(machine.boards[JOB[1]].physical.board, power_ons=1)
     with vm:
         BMPMachineController(FAST).power_on_job(machine, JOB, perimeter_for(machine, JOB))
-        assert seen[0] >= 2 and bad_reads[0] == 1  # a second power-on for the unready board
+        ons = [mask for _, on, mask in bmp.power_log if on]
+        # one power-on for the job, a second one for the unready board only
+        assert ons == [0b111, 1 << machine.boards[JOB[1]].physical.board]
         assert {t for t, b in vm.boards.items() if b.booted} == set(JOB)
 
 
 def test_fpgas_never_ready_fail_in_bounded_time(machine: MachineDefinition) -> None:
     vm = VirtualMachine(machine)
     bmp = next(iter(vm.bmps.values()))
-    original = bmp._fpga
-
-    def fpga(request: SCPRequest) -> tuple[SCPResult, bytes]:
-        if request.command == SCPCommand.LINK_READ and request.arg1 == FPGA_FLAG_REGISTER:
-            return SCPResult.RC_OK, struct.pack("<I", 3)
-        return original(request)
-
-    bmp._fpga = fpga  # type: ignore[method-assign]
-    with vm, pytest.raises(BMPControlError, match="not ready after 3 power-ons"):
+    for triad in JOB:
+        bmp.fail_fpga_ids(machine.boards[triad].physical.board)
+    with vm, pytest.raises(BMPBoardsFailed, match="not ready after 3 power-ons") as failed:
         BMPMachineController(FAST).power_on_job(machine, JOB, perimeter_for(machine, JOB))
+    assert set(failed.value.boards) == set(JOB)
+    assert len([on for _, on, _ in bmp.power_log if on]) == 3
+
+
+def test_boards_are_handed_over_unbooted_by_default(
+    machine: MachineDefinition, vm: VirtualMachine
+) -> None:
+    """As the Java server: power, FPGA check and links, but no SC&MP boot."""
+    assert BMPControlOptions().boot_image is None
+    options = dataclasses.replace(FAST, boot_image=None)
+    BMPMachineController(options).power_on_job(machine, JOB, perimeter_for(machine, JOB))
+    assert {t for t, b in vm.boards.items() if b.powered} == set(JOB)
+    assert not any(b.booted for b in vm.boards.values())
+    for triad, direction in perimeter_for(machine, JOB):
+        assert not vm.boards[triad].links_enabled[direction]

@@ -20,6 +20,7 @@ from websockets.sync.client import ClientConnection, connect
 from pyspalloc.geometry import MachineDefinition, builtin_machine
 from pyspalloc.server.bmp_control import BMPControlOptions, BMPMachineController
 from pyspalloc.transceiver import MulticastRoute, Transceiver, UDPConnection
+from pyspalloc.transceiver.boot import boot_image
 from pyspalloc.virtual import VirtualMachine
 from pyspalloc.wire.proxy import (
     CloseReply,
@@ -36,7 +37,10 @@ from pyspalloc.wire.proxy import (
 from pyspalloc.wire.scp import SCPCommand, SCPResponse, SCPResult, scp_request
 
 PASSWORDS = {"alice": "alice-pw-1", "bob": "bob-pw-2"}
-FAST = BMPControlOptions(retry_delay=0.05, power_timeout=1.0, boot_timeout=10.0)
+# the service boots jobs' boards with our synthetic image (boots virtual boards only)
+FAST = BMPControlOptions(
+    retry_delay=0.05, power_timeout=1.0, boot_timeout=10.0, boot_image=boot_image()
+)
 SCP = 17893
 
 

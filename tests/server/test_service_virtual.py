@@ -17,6 +17,7 @@ pytest.importorskip("pyspalloc.virtual")
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 def test_memory_and_router_through_virtual_boards(make_service: Any) -> None:
     from pyspalloc.server.controller import make_controller
+    from pyspalloc.transceiver.boot import boot_image
 
     base = f"127.{random.randrange(20, 90)}.0.0"
     service = make_service(
@@ -24,7 +25,8 @@ def test_memory_and_router_through_virtual_boards(make_service: Any) -> None:
         embed_virtual=True,
         virtual_address_base=base,
         controller="bmp",
-        instant_controller=make_controller("bmp"),
+        # the service boots the job's board (with the synthetic image: virtual boards only)
+        instant_controller=make_controller("bmp", boot_image()),
     )
     alice = login(service, "alice")
     url = alice.create(**{"machine-name": "spin5"}).headers["location"]

@@ -82,8 +82,12 @@ def demo(keep: bool, boards: int, megabytes: float, port: int) -> None:
         _check_port(port)
     from pyspalloc.server.config import ServiceConfig
     from pyspalloc.server.runner import start_service
+    from pyspalloc.transceiver.boot import boot_image
 
     data_dir = Path(tempfile.mkdtemp(prefix="pyspalloc-demo-"))
+    # the service boots the job's boards (our synthetic image boots virtual boards only)
+    image = data_dir / "virtual-scamp.boot"
+    image.write_bytes(boot_image())
     config = ServiceConfig(
         host="127.0.0.1",
         port=port,
@@ -93,6 +97,7 @@ def demo(keep: bool, boards: int, megabytes: float, port: int) -> None:
         virtual_address_base=_address_base(),
         create_admin=True,
         allocator_period=0.2,
+        boot_image=image,
     )
     service: Any = None
     try:

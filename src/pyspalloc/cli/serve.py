@@ -40,6 +40,20 @@ from pyspalloc.server.config import ServiceConfig, default_data_dir
     help="How boards are powered (instant: simulated, no I/O).",
 )
 @click.option(
+    "--boot-image",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="SC&MP image (scamp.boot) to boot each job's boards with; by default jobs "
+    "get their boards powered but unbooted, as from the Java server.",
+)
+@click.option(
+    "--off-wait-time",
+    type=click.FloatRange(0.0, 3600.0),
+    default=None,
+    help="Seconds a board rests between power-off and power-on "
+    "[default: 30, 0 for virtual: machines].",
+)
+@click.option(
     "--emergency-code",
     envvar="PYSPALLOC_EMERGENCY_CODE",
     default=None,
@@ -56,6 +70,8 @@ def serve(
     tls_key: Path | None,
     self_signed: bool,
     controller: str,
+    boot_image: Path | None,
+    off_wait_time: float | None,
     emergency_code: str | None,
     debug: bool,
 ) -> None:
@@ -76,6 +92,8 @@ def serve(
         database=database,
         machines=list(machines) or ["virtual:spin24"],
         controller=controller,
+        boot_image=boot_image,
+        off_wait_time=off_wait_time,
         tls_cert=tls_cert,
         tls_key=tls_key,
         self_signed=self_signed,

@@ -46,7 +46,12 @@ from pyspalloc.server.auth import (
 )
 from pyspalloc.server.config import ServiceConfig
 from pyspalloc.server.context import ServiceContext
-from pyspalloc.server.controller import MachineController, make_controller, make_job_operations
+from pyspalloc.server.controller import (
+    BoardNotBooted,
+    MachineController,
+    make_controller,
+    make_job_operations,
+)
 from pyspalloc.server.events import EventHub
 from pyspalloc.server.lifecycle import Lifecycle
 from pyspalloc.server.store import JobState, Store, TrustLevel
@@ -145,6 +150,10 @@ def _install_handlers(app: FastAPI) -> None:
     async def invalid_parameter(_: Request, error: SpinnmanInvalidParameterException) -> Response:
         return text_response(str(error), 400)
 
+    @app.exception_handler(BoardNotBooted)
+    async def not_booted(_: Request, error: BoardNotBooted) -> Response:
+        return text_response(str(error), 409)
+
     @app.exception_handler(SpinnmanException)
     async def board_failure(_: Request, error: SpinnmanException) -> Response:
         # handled here, not by the catch-all below: Starlette re-raises what reaches the
@@ -229,6 +238,17 @@ def load_machines(config: ServiceConfig) -> dict[str, MachineDefinition]:
     return found
 
 
+def off_wait_times(config: ServiceConfig) -> dict[str, float]:
+    """Seconds each configured machine's boards rest between power-off and power-on."""
+    from pyspalloc.geometry import machine_from_spec
+
+    return {
+        machine.name: config.off_wait_for(spec)
+        for spec in config.machines
+        for machine in machine_from_spec(spec, config.virtual_address_base)
+    }
+
+
 def create_app(
     config: ServiceConfig,
     *,
@@ -259,9 +279,9 @@ def create_app(
     for name in store.retire_machines(set(machines)):
         log.warning("machine %s is no longer configured: taken out of service", name)
     events = EventHub()
-    lifecycle = Lifecycle(
-        store, machines, controller or make_controller(config.controller), events, config
-    )
+    controller = controller or make_controller(config.controller, config.read_boot_image())
+    lifecycle = Lifecycle(store, machines, controller, events, config)
+    lifecycle.off_wait = off_wait_times(config)
     registry = _proxy_registry()
     if registry is not None:
         lifecycle.job_end_listeners.append(registry.close_job)

@@ -19,6 +19,10 @@ def default_data_dir() -> Path:
     return Path(base) / "pyspalloc"
 
 
+#: Java's ``off-wait-time``: seconds a real board rests between power-off and power-on
+DEFAULT_OFF_WAIT_TIME = 30.0
+
+
 @dataclass
 class ServiceConfig:
     """Everything the service needs to start.
@@ -41,6 +45,13 @@ class ServiceConfig:
     tls_cert, tls_key:
         PEM files to serve HTTPS with; ``self_signed`` makes and reuses a pair in
         ``data_dir``.
+    boot_image:
+        SC&MP image (``scamp.boot``) the BMP controller boots each job's root board
+        with; None (the default, as in the Java server) hands boards over unbooted.
+    off_wait_time:
+        Seconds a board rests between power-off and power-on (Java's
+        ``off-wait-time``); None: 30 s, but 0 for ``virtual:`` machines and with
+        ``controller="instant"``.
     """
 
     host: str = "127.0.0.1"
@@ -51,6 +62,8 @@ class ServiceConfig:
     embed_virtual: bool = True
     virtual_address_base: str = "127.1.0.0"
     controller: str = "auto"
+    boot_image: Path | None = None
+    off_wait_time: float | None = None
     tls_cert: Path | None = None
     tls_key: Path | None = None
     self_signed: bool = False
@@ -88,6 +101,37 @@ class ServiceConfig:
     def tls(self) -> bool:
         """Whether the service speaks HTTPS."""
         return self.self_signed or (self.tls_cert is not None and self.tls_key is not None)
+
+    def read_boot_image(self) -> bytes | None:
+        """Return the boot image's bytes (None when none is configured).
+
+        Raises
+        ------
+        ValueError
+            The file cannot be read, is empty, or is too large for the boot protocol.
+        """
+        if self.boot_image is None:
+            return None
+        from pyspalloc.wire.boot import MAX_BOOT_IMAGE
+
+        path = Path(self.boot_image)
+        try:
+            size = path.stat().st_size
+            if not 0 < size <= MAX_BOOT_IMAGE:
+                raise ValueError(f"boot image {path}: {size} bytes (must be 1..{MAX_BOOT_IMAGE})")
+            return path.read_bytes()
+        except OSError as error:
+            raise ValueError(f"boot image {path}: {error.strerror or error}") from error
+
+    def off_wait_for(self, spec: str) -> float:
+        """Seconds boards of a machine from ``spec`` rest between power-off and power-on:
+        ``off_wait_time`` if set, else 0 for ``virtual:`` machines or simulated power
+        (``controller="instant"``) and 30 s for real ones."""
+        if self.off_wait_time is not None:
+            return max(0.0, self.off_wait_time)
+        if spec.startswith("virtual:") or self.controller == "instant":
+            return 0.0
+        return DEFAULT_OFF_WAIT_TIME
 
     def database_url(self) -> str:
         """Return the SQLAlchemy URL of the database."""

@@ -9,10 +9,14 @@ arguments); :class:`InstantMachineController` changes power at once and does no 
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import logging
 import threading
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+from pyspalloc.exceptions import SpinnmanException
 
 if TYPE_CHECKING:
     from pyspalloc.geometry import Direction, MachineDefinition, Triad
@@ -21,6 +25,16 @@ log = logging.getLogger(__name__)
 
 #: job-relative Ethernet chip (x, y) -> board IPv4 address
 JobBoards = dict[tuple[int, int], str]
+
+
+class BoardsFailed(Exception):
+    """Boards failed for good (BMP silent or refusing, FPGAs never right): the lifecycle
+    takes ``boards`` out of service with ``reason`` recorded, and re-queues the job."""
+
+    def __init__(self, reason: str, boards: Sequence[Triad]) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.boards = tuple(boards)
 
 
 @runtime_checkable
@@ -37,12 +51,18 @@ class MachineController(Protocol):
 
         Raises
         ------
+        BoardsFailed
+            Boards that failed for good (they are taken out of service).
         Exception
-            On any failure (after the implementation's own bounded retries).
+            On any other failure (after the implementation's own bounded retries).
         """
 
     def power_off(self, machine: MachineDefinition, boards: list[Triad]) -> None:
         """Power off ``boards``."""
+
+
+class BoardNotBooted(SpinnmanException):
+    """A job's board does not run SC&MP yet (the REST layer answers 409)."""
 
 
 @runtime_checkable
@@ -50,7 +70,8 @@ class JobOperations(Protocol):
     """Server-side SCP operations on an allocated job's boards (web-api.md §4.12).
 
     ``boards`` maps job-relative Ethernet chips to board IPs; the root board is at
-    ``(0, 0)``; ``x``, ``y`` are job-relative chip coordinates.
+    ``(0, 0)``; ``x``, ``y`` are job-relative chip coordinates. A board that is not
+    booted raises :class:`BoardNotBooted` at once.
     """
 
     def read_memory(self, boards: JobBoards, x: int, y: int, address: int, size: int) -> bytes:
@@ -97,23 +118,27 @@ class InstantMachineController:
             self.powered.difference_update((machine.name, tuple(b)) for b in boards)
 
 
-def _load(attribute: str) -> Any:
+def _load(attribute: str, *args: Any) -> Any:
     module = importlib.import_module("pyspalloc.server.bmp_control")
-    return getattr(module, attribute)()
+    return getattr(module, attribute)(*args)
 
 
-def make_controller(kind: str) -> MachineController:
+def make_controller(kind: str, boot_image: bytes | None = None) -> MachineController:
     """Build the controller named by the configuration.
 
     Parameters
     ----------
     kind:
         ``"instant"``, ``"bmp"`` or ``"auto"`` (BMP control when available).
+    boot_image:
+        SC&MP image the BMP controller boots each job's root board with; None hands
+        boards over powered but not booted (as the Java server does).
     """
     if kind == "instant":
         return InstantMachineController()
     try:
-        controller: MachineController = _load("BMPMachineController")
+        options = dataclasses.replace(_load("BMPControlOptions"), boot_image=boot_image)
+        controller: MachineController = _load("BMPMachineController", options)
         return controller
     except (ImportError, AttributeError):
         if kind == "bmp":

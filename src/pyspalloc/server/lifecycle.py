@@ -27,13 +27,21 @@ from pyspalloc.server.allocator import (
 )
 from pyspalloc.server.board_index import BoardIndex
 from pyspalloc.server.controller import (
+    BoardsFailed,
     InstantMachineController,
     JobOperations,
     MachineController,
     make_controller,
 )
 from pyspalloc.server.events import EventHub
-from pyspalloc.server.store import JobInfo, JobState, QueuedRequest, RequestSpec, Store
+from pyspalloc.server.store import (
+    BoardInfo,
+    JobInfo,
+    JobState,
+    QueuedRequest,
+    RequestSpec,
+    Store,
+)
 
 if TYPE_CHECKING:
     from pyspalloc.server.config import ServiceConfig
@@ -107,6 +115,11 @@ class Lifecycle:
         self._index_lock = threading.Lock()
         #: called with a job id when the job is destroyed or loses its boards
         self.job_end_listeners: list[Callable[[int], object]] = []
+        #: seconds each machine's boards rest between power-off and power-on (by name)
+        self.off_wait: dict[str, float] = {}
+        #: per job, the timer of a power-on waiting for its boards to rest (at most one
+        #: per job, however often its user asks; cancelled at stop)
+        self._resting: dict[int, threading.Timer] = {}
 
     # ---- control -----------------------------------------------------------------
     def start(self) -> None:
@@ -123,6 +136,9 @@ class Lifecycle:
         """Stop the worker and wait (bounded) for running power changes."""
         self._stop.set()
         self._wake.set()
+        with self._locks_lock:
+            for timer in self._resting.values():
+                timer.cancel()
         if self._thread is not None:
             self._thread.join(timeout)
         self._executor.shutdown(wait=True, cancel_futures=True)
@@ -348,6 +364,8 @@ class Lifecycle:
             machine = self._machine_of(job)
             if machine is None:
                 return
+            if job.power_target and self._rest_first(job_id, machine.name, held):
+                return
             triads = [Triad(b.x, b.y, b.z) for b in held]
             if root is not None:  # the controller boots boards[0]: the root comes first
                 triads = job_order(triads, Triad(*root.triad), machine.width, machine.height)
@@ -358,10 +376,48 @@ class Lifecycle:
                     self.controller.power_off(machine, triads)
             except Exception as error:
                 log.warning("power change of job %d failed: %s", job_id, error)
+                if isinstance(error, BoardsFailed):
+                    self._out_of_service(job_id, machine.name, held, error)
                 self._power_failed(job, machine, [b.id for b in held], triads)
                 return
             if self.store.power_done(job_id, job.power_target):
                 self.events.notify(("job", job_id), ("machine", machine.name))
+
+    def _rest_first(self, job_id: int, name: str, held: list[BoardInfo]) -> bool:
+        """Defer a power-on until the job's boards rested ``off_wait`` since power-off.
+
+        Returns whether it was deferred (a timer submits the power change again).
+        """
+        rest = self.off_wait.get(name, 0.0)
+        last_off = max((b.power_off_time for b in held if not b.powered), default=0.0)
+        left = min(rest, last_off + rest - time.time())
+        if left <= 0 or self._stop.is_set():
+            return False
+
+        def resume() -> None:
+            with self._locks_lock:
+                self._resting.pop(job_id, None)
+            self._submit(self._drive_power, job_id)
+
+        with self._locks_lock:
+            if job_id in self._resting:  # already waiting: that timer drives it
+                return True
+            timer = threading.Timer(left, resume)
+            timer.daemon = True
+            self._resting[job_id] = timer
+        log.info("job %d: boards rest %.1f s more before power-on", job_id, left)
+        timer.start()
+        return True
+
+    def _out_of_service(
+        self, job_id: int, name: str, held: list[BoardInfo], error: BoardsFailed
+    ) -> None:
+        """Take the boards that failed for good out of service, recording why."""
+        failed = {tuple(t) for t in error.boards}
+        ids = [b.id for b in held if b.triad in failed]
+        self.store.take_out_of_service(ids, job_id, error.reason)
+        log.error("boards %s of %s taken out of service: %s", sorted(failed), name, error)
+        self.events.notify(("machine", name))
 
     def _power_failed(
         self, job: JobInfo, machine: MachineDefinition, board_ids: list[int], triads: list[Triad]
@@ -397,6 +453,8 @@ class Lifecycle:
             except Exception as error:
                 # the boards are freed anyway: a later power-on resets them
                 log.warning("power off of job %d failed: %s", job_id, error)
+                if isinstance(error, BoardsFailed):
+                    self._out_of_service(job_id, name, held, error)
             board_ids = [b.id for b in held]
             when = self.store.release_boards(job_id, board_ids)
             self._released(machine_id, board_ids, when)

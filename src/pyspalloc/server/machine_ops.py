@@ -6,6 +6,11 @@
 work with the transceiver's bounded timeouts and retries, and closes it again; nothing is
 kept between calls, so a destroyed job leaves nothing behind. The calls block: the REST
 layer runs them in its thread pool.
+
+The service hands boards over unbooted (as the Java server does), so each call first
+asks the board it starts on for CMD_VER, briefly: a board that does not answer raises
+:class:`~pyspalloc.server.controller.BoardNotBooted` (409) at once, rather than every
+request timing out after all its retries.
 """
 
 from __future__ import annotations
@@ -16,9 +21,12 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
-from pyspalloc.exceptions import SpinnmanInvalidParameterException
+from pyspalloc.exceptions import SpinnmanInvalidParameterException, SpinnmanTimeoutException
 from pyspalloc.geometry import BOARD_CHIP_SET, Chip
+from pyspalloc.server.controller import BoardNotBooted
 from pyspalloc.transceiver import Transceiver, UDPConnection
+from pyspalloc.transceiver.discovery import get_version
+from pyspalloc.transceiver.engine import EngineOptions
 from pyspalloc.wire.scp import SCP_PORT
 
 __all__ = ["MAX_TRANSFER", "N_FILTERS", "JobBoards", "ServerJobOperations", "board_of_chip"]
@@ -73,6 +81,9 @@ class ServerJobOperations:
         SCP requests in flight per board.
     port:
         The boards' SCP port.
+    probe_timeout, probe_retries:
+        Seconds per CMD_VER probe of the first board, and resends, before it counts
+        as not booted.
     """
 
     def __init__(
@@ -82,11 +93,25 @@ class ServerJobOperations:
         retries: int = 10,
         window: int = 8,
         port: int = SCP_PORT,
+        probe_timeout: float = 0.5,
+        probe_retries: int = 2,
     ) -> None:
         self.timeout = timeout
         self.retries = retries
         self.window = window
         self.port = port
+        self.probe = EngineOptions(1, probe_timeout, probe_retries, probe_timeout)
+
+    def _check_booted(self, connection: UDPConnection, ip: str) -> None:
+        try:
+            version = get_version(connection, 255, 255, 0, self.probe)
+        except SpinnmanTimeoutException:
+            raise BoardNotBooted(
+                f"board not booted: {ip} does not answer SC&MP; boot it through the "
+                "proxy's boot connection first"
+            ) from None
+        if (version.x, version.y) == (255, 255):
+            raise BoardNotBooted(f"board not booted: {ip} is still booting; try again")
 
     @contextmanager
     def _transceiver(self, boards: JobBoards, first: tuple[int, int]) -> Iterator[Transceiver]:
@@ -95,6 +120,7 @@ class ServerJobOperations:
         try:
             for xy in order:
                 connections.append(UDPConnection(boards[xy], self.port, chip_x=xy[0], chip_y=xy[1]))
+            self._check_booted(connections[0], boards[first])
             transceiver = Transceiver(
                 connections, window=self.window, timeout=self.timeout, retries=self.retries
             )

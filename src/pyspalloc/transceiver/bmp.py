@@ -97,7 +97,9 @@ def _power(
         mask |= 1 << board
     arg1 = (int(delay * 1000) << 16) | int(on)
     with _open(connection) as link:
-        request = make_request(link, 0, 0, min(boards), SCPCommand.BMP_POWER, arg1, mask)
+        # to the frame's root BMP (board 0) whichever boards are switched: as Java and
+        # spinnman, since some BMPs ignore power commands sent to another board
+        request = make_request(link, 0, 0, 0, SCPCommand.BMP_POWER, arg1, mask)
         # Switching power takes the BMP a while: resend only after the full timeout.
         scp_call(link, request, timeout=timeout, retries=retries, min_timeout=timeout)
 

@@ -28,7 +28,8 @@ def malloc_sdram(
     options: EngineOptions = DEFAULT_OPTIONS,
 ) -> int:
     """Allocate ``size`` bytes of chip (x, y)'s SDRAM for ``app_id``; return the address."""
-    arg1 = (_TAG_RETRY << 16) | (app_id << 8) | _ALLOC_SDRAM
+    # the retry-tag flag only with a tag, as spinnman sends it (tag 0 means no tag)
+    arg1 = ((_TAG_RETRY << 16) if tag else 0) | (app_id << 8) | _ALLOC_SDRAM
     request = make_request(connection, x, y, 0, SCPCommand.ALLOC, arg1, size, tag)
     # Not idempotent (with tag 0): resend only after the full timeout.
     reply = scp_call(

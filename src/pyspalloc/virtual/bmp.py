@@ -1,9 +1,17 @@
-"""A virtual BMP (BC&MP 2.x): board power and FPGA registers for one frame, on UDP 17893."""
+"""A virtual BMP (BC&MP 2.x): board power and FPGA registers for one frame, on UDP 17893.
+
+Faults that real hardware has and the service must survive can be injected (from any
+thread): a silent BMP (:meth:`VirtualBMP.set_silent`), FPGAs that come up with wrong IDs
+(:meth:`VirtualBMP.fail_fpga_ids`), a board whose power fails
+(:meth:`VirtualBMP.fail_power`) and old firmware (:meth:`VirtualBMP.set_version`).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import struct
+import time
+from collections import deque
 from typing import TYPE_CHECKING
 
 from pyspalloc.geometry import (
@@ -24,7 +32,9 @@ if TYPE_CHECKING:
 
 __all__ = ["VirtualBMP"]
 
-_VERSION = b"BC&MP/Spin5-BMP\0" + b"2.1.0\0"
+_NAME = b"BC&MP/Spin5-BMP\0"
+#: what a FLAG register reads when its FPGA's ID is wrong (Java: "reload the firmware")
+WRONG_FPGA_ID = 3
 _U32 = struct.Struct("<I")
 # (fpga, register address) -> the direction whose STOP register it is.
 _STOP = {
@@ -38,6 +48,12 @@ class VirtualBMP:
     Answers CMD_VER (``BC&MP/Spin5-BMP`` 2.1.0), CMD_BMP_POWER and FPGA register
     access through CMD_LINK_READ / CMD_LINK_WRITE (the SDP destination cpu is the board
     number; arg3 the FPGA). Writing 1 to a STOP register disables sending on that link.
+
+    Attributes
+    ----------
+    power_log:
+        The last power commands it received (answered or dropped), oldest first, as
+        ``(time.monotonic(), on, board mask)`` (for tests).
     """
 
     def __init__(
@@ -54,6 +70,43 @@ class VirtualBMP:
         self.ip = ip
         self.boards = boards
         self._endpoint: UdpEndpoint | None = None
+        self.power_log: deque[tuple[float, bool, int]] = deque(maxlen=1000)
+        self._silent = False
+        self._version = (2, 1, 0)
+        #: board -> power-ons still to come up with wrong FPGA IDs (None: every one)
+        self._fpga_faults: dict[int, int | None] = {}
+        #: boards whose FPGAs report wrong IDs since their last power-on
+        self._fpga_wrong: set[int] = set()
+        self._power_faults: set[int] = set()
+
+    # -- fault injection (any thread) --------------------------------------------------
+    def set_silent(self, silent: bool = True) -> None:
+        """Drop every packet unanswered (a BMP that is off or unreachable)."""
+        self._silent = silent
+
+    def fail_fpga_ids(self, board: int, power_ons: int | None = None) -> None:
+        """Make ``board``'s FPGAs report wrong IDs after each of its next ``power_ons``
+        power-ons (None: after every one), as FPGAs that did not load do."""
+        self._fpga_faults[board] = power_ons
+
+    def fail_power(self, board: int, failing: bool = True) -> None:
+        """Make power-ons of ``board`` fail: it stays off, and every power command that
+        names it is answered RC_CPU (the other boards named still switch)."""
+        if failing:
+            self._power_faults.add(board)
+        else:
+            self._power_faults.discard(board)
+
+    def set_version(self, major: int, minor: int = 0, patch: int = 0) -> None:
+        """Report BMP firmware ``major.minor.patch`` to CMD_VER (before 2: no FPGAs)."""
+        self._version = (major, minor, patch)
+
+    def clear_faults(self) -> None:
+        """Forget every injected fault (boards with wrong IDs keep them until power-on)."""
+        self._silent = False
+        self._version = (2, 1, 0)
+        self._fpga_faults.clear()
+        self._power_faults.clear()
 
     def open(self, loop: asyncio.AbstractEventLoop) -> None:
         """Bind ``ip:17893`` (called in the event loop)."""
@@ -69,6 +122,10 @@ class VirtualBMP:
             request = SCPRequest.from_bytes(data)
         except WireFormatError:
             return
+        if request.command == SCPCommand.BMP_POWER:
+            self.power_log.append((time.monotonic(), bool(request.arg1 & 1), request.arg2))
+        if self._silent:
+            return
         if not request.header.flags & 0x80:
             return
         if len(data) < 26:
@@ -79,7 +136,8 @@ class VirtualBMP:
             self._power(request, sender)
             return
         if command == SCPCommand.VER:
-            payload = version_payload(0, 0, request.header.dest_cpu, _VERSION)
+            text = _NAME + ".".join(map(str, self._version)).encode() + b"\0"
+            payload = version_payload(0, 0, request.header.dest_cpu, text)
             self._reply(request, SCPResult.RC_OK, payload, sender)
             return
         if command in (SCPCommand.LINK_READ, SCPCommand.LINK_WRITE):
@@ -90,14 +148,34 @@ class VirtualBMP:
 
     def _power(self, request: SCPRequest, sender: tuple[str, int]) -> None:
         on = bool(request.arg1 & 1)
+        result = SCPResult.RC_OK
         for number, board in self.boards.items():
-            if request.arg2 & (1 << number):
-                board.reset(on)
+            if not request.arg2 & (1 << number):
+                continue
+            if on and number in self._power_faults:
+                board.reset(False)
+                result = SCPResult.RC_CPU
+                continue
+            board.reset(on)
+            if on:
+                self._fpgas_come_up(number)
         delay = self.vm.power_on_delay if on else 0.0
         if delay > 0:
-            self.vm.loop.call_later(delay, self._reply, request, SCPResult.RC_OK, b"", sender)
+            self.vm.loop.call_later(delay, self._reply, request, result, b"", sender)
         else:
-            self._reply(request, SCPResult.RC_OK, b"", sender)
+            self._reply(request, result, b"", sender)
+
+    def _fpgas_come_up(self, number: int) -> None:
+        if number not in self._fpga_faults:
+            self._fpga_wrong.discard(number)
+            return
+        left = self._fpga_faults[number]
+        self._fpga_wrong.add(number)
+        if left is not None:
+            if left <= 1:
+                del self._fpga_faults[number]
+            else:
+                self._fpga_faults[number] = left - 1
 
     def _fpga(self, request: SCPRequest) -> tuple[SCPResult, bytes]:
         board = self.boards.get(request.header.dest_cpu)
@@ -116,7 +194,7 @@ class VirtualBMP:
             board.fpga_registers[(fpga, address)] = value
             return SCPResult.RC_OK, b""
         if address == FPGA_FLAG_REGISTER:
-            value = fpga
+            value = WRONG_FPGA_ID if request.header.dest_cpu in self._fpga_wrong else fpga
         elif direction is not None:
             value = 0 if board.links_enabled[direction] else 1
         else:

@@ -285,11 +285,11 @@ class JobsMixin(StoreBase):
 
     def power_done(self, job_id: int, on: bool) -> bool:
         """Record that a job's boards are now on (or off); POWER -> READY."""
-        values = {"jid": job_id, "on": on}
+        values = {"jid": job_id, "on": on, "now": time.time()}
         with self._wconn() as conn:
             if not conn.execute(q.POWER_DONE, values).rowcount:
                 return False
-            conn.execute(q.SET_POWERED, values)
+            conn.execute(q.SET_POWERED if on else q.SET_POWERED_OFF, values)
             conn.execute(q.DROP_REQUEST, values)
             return True
 

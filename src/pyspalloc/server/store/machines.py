@@ -274,3 +274,32 @@ class MachinesMixin(StoreBase):
         if taken_out:
             self.boards_changed()
         return taken_out
+
+    def take_out_of_service(self, board_ids: list[int], job_id: int | None, reason: str) -> None:
+        """Mark boards as not functioning, with a report (no reporter) saying why."""
+        if not board_ids:
+            return
+        now = time.time()
+        with self._write() as s:
+            for board_id in board_ids:
+                board = s.get(BoardRow, board_id)
+                if board is None:
+                    continue
+                board.functioning = False
+                s.add(
+                    BoardReportRow(
+                        board_id=board_id, job_id=job_id, reporter_id=None, issue=reason, time=now
+                    )
+                )
+        self.boards_changed()
+
+    def out_of_service_reasons(self, machine_id: int) -> dict[int, str]:
+        """Return, per board of the machine that is out of service, its latest report."""
+        with self._read() as s:
+            rows = s.execute(
+                select(BoardReportRow.board_id, BoardReportRow.issue)
+                .join(BoardRow, BoardRow.id == BoardReportRow.board_id)
+                .where(BoardRow.machine_id == machine_id, BoardRow.functioning.is_(False))
+                .order_by(BoardReportRow.time, BoardReportRow.id)
+            )
+            return {int(board_id): str(issue) for board_id, issue in rows}

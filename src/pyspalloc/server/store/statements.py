@@ -105,6 +105,10 @@ POWER_DONE = (
     .values(state=int(JobState.READY))
 )
 SET_POWERED = update(BOARDS).where(_B.job_id == _ID).values(powered=bindparam("on"))
+#: a user's power-off: the boards start resting (``off-wait-time``) now
+SET_POWERED_OFF = (
+    update(BOARDS).where(_B.job_id == _ID).values(powered=False, power_off_time=bindparam("now"))
+)
 
 RELEASE = (
     update(BOARDS)

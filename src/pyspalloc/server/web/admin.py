@@ -272,9 +272,11 @@ def boards(request: Request) -> Response:
     name = request.query_params.get("machine") or (machines[0].machine.name if machines else "")
     chosen = next((m for m in machines if m.machine.name == name), None)
     board_list = []
+    reasons: dict[int, str] = {}
     picture = None
     if chosen is not None:
         board_list = sorted(store.boards(chosen.machine.id), key=lambda b: b.triad)
+        reasons = store.out_of_service_reasons(chosen.machine.id)
         picture = machine_picture(who, chosen.machine.id, label=f"boards of machine {name}")
     return render(
         request,
@@ -283,6 +285,7 @@ def boards(request: Request) -> Response:
         machines=machines,
         chosen=chosen,
         boards=board_list,
+        reasons=reasons,
         picture=picture,
     )
 
