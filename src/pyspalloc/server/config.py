@@ -38,6 +38,9 @@ class ServiceConfig:
     controller:
         ``"instant"`` (no I/O), ``"bmp"`` (real BMP control) or ``"auto"`` (``bmp`` if
         :mod:`pyspalloc.server.bmp_control` is installed).
+    allowed_hosts:
+        Host names requests may use besides the listening address and ``localhost``
+        (a forged ``Host`` is refused, so it cannot steer the URLs the service returns).
     tls_cert, tls_key:
         PEM files to serve HTTPS with; ``self_signed`` makes and reuses a pair in
         ``data_dir``.
@@ -51,6 +54,7 @@ class ServiceConfig:
     embed_virtual: bool = True
     virtual_address_base: str = "127.1.0.0"
     controller: str = "auto"
+    allowed_hosts: list[str] = field(default_factory=list)
     tls_cert: Path | None = None
     tls_key: Path | None = None
     self_signed: bool = False
