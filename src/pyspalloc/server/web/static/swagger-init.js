@@ -7,6 +7,7 @@ window.addEventListener("load", function () {
     dom_id: "#swagger-ui",
     deepLinking: true,
     presets: [SwaggerUIBundle.presets.apis],
-    layout: "BaseLayout"
+    layout: "BaseLayout",
+    validatorUrl: null  /* no badge fetched from validator.swagger.io */
   });
 });
