@@ -10,17 +10,20 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests.reliability.serve_process import ServeProcess, make_users
-from tests.reliability.support import Http
+from tests.reliability.support import Http, login
 from tests.security.http_attack import MIB, Bystander, peak_kib, post_body, rss_kib
 
 JOBS = "/spalloc/srv/spalloc/jobs"
+SDRAM = 0x70000000
 #: the budget of the service's memory growth under one attack (bytes)
 GROWTH_LIMIT = 100 * 1000 * 1000
 
@@ -39,9 +42,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeProcess]:
 
 
 def _login(service: ServeProcess, user: str) -> Http:
-    client = Http(service.url)
-    assert client.login(user).status_code == 302
-    return client
+    return login(service, user)
 
 
 def _session_headers(client: Http) -> dict[str, str]:
@@ -159,3 +160,32 @@ def test_deep_json_is_a_400_and_the_connection_lives(served: ServeProcess, where
             assert _raw_request(sock, target, fine, headers) in (202, 204, 400)
     finally:
         alice.delete(job, params={"reason": "test over"})
+
+
+def test_memory_write_streams_in_pieces_and_lands_whole(vservice: Any) -> None:
+    """A memory write larger than one piece (1 MiB), with Content-Length and chunked,
+    reads back byte for byte from the virtual board."""
+    alice = login(vservice, "alice")
+    url, _ = alice.ready_job(**{"num-boards": 1})
+    data = os.urandom(2 * MIB + 4321)
+    try:
+        for chunked in (False, True):
+            address = SDRAM + (4 * MIB if chunked else 0)
+            body: Any = iter([data[i : i + 100_000] for i in range(0, len(data), 100_000)])
+            posted = alice.post(
+                url + "/memory",
+                params={"x": 0, "y": 0, "address": address},
+                data=body if chunked else data,
+                headers={"Content-Type": "application/octet-stream"},
+            )
+            assert posted.status_code == 202, posted.text
+            read = alice.get(
+                url + "/memory", params={"x": 0, "y": 0, "address": address, "size": len(data)}
+            )
+            assert read.status_code == 200 and read.content == data, chunked
+        past_the_end = alice.post(
+            url + "/memory", params={"x": 0, "y": 0, "address": 2**32 - 16}, data=b"x" * 32
+        )
+        assert past_the_end.status_code == 400
+    finally:
+        alice.delete(url, params={"reason": "test over"})

@@ -55,26 +55,25 @@ class AllowedHostsMiddleware:
         self.app = app
         self.names = names
 
-    def _allowed(self, scope: Scope) -> tuple[bool, str]:
+    def _allowed(self, scope: Scope) -> bool:
         host = next((v for k, v in scope.get("headers", ()) if k.lower() == b"host"), None)
         if host is None:  # HTTP/1.0 without Host: the URLs use the server's address
-            return True, ""
+            return True
         name = host_name(bytes(host).decode("latin-1"))
         server = scope.get("server")
         arrived_on = host_name(str(server[0])) if server else None
-        return name in self.names or name == arrived_on, name
+        return name in self.names or name == arrived_on
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
-        allowed, name = self._allowed(scope)
-        if allowed:
+        if self._allowed(scope):
             await self.app(scope, receive, send)
         elif scope["type"] == "websocket":
             await send({"type": "websocket.close", "code": 1008, "reason": "host not allowed"})
         else:
-            body = f"bad request: host {name!r} is not allowed".encode()
+            body = b"bad request: Host is not an allowed name of this service"
             await send(
                 {
                     "type": "http.response.start",
