@@ -51,9 +51,15 @@ def test_html_pages_carry_security_headers(make_service: Callable[..., Any]) -> 
         assert "strict-transport-security" not in response.headers  # plain HTTP
     api = alice.get("machines")
     assert api.headers.get("x-content-type-options") == "nosniff"
-    # the pages themselves keep to their policy: no inline script or style
-    for page in ("system/login.html", "system/"):
+    # the pages themselves keep to their policy: no inline script or style (the machine
+    # and job pages with a job's coloured legend too)
+    url, _ = alice.ready_job(**{"num-boards": 1})
+    job = url.rsplit("/", 1)[1]
+    pages = ["system/login.html", "system/", "system/machine_info/spin24", f"system/job_info/{job}"]
+    for page in pages:
         text = alice.http.get(service.url + page, timeout=30).text
+        if "_info/" in page:
+            assert 'class="swatch"' in text, page  # the legend is there, without style=
         assert "<style" not in text and "style=" not in text, page
         assert not re.search(r"<script(?![^>]*\bsrc=)", text), page
 
