@@ -338,11 +338,12 @@ def test_reconnection_renews_an_expired_session(fresh_job: SpallocJob) -> None:
     session = fresh_job.session  # type: ignore[attr-defined]
     connection = fresh_job.connect_to_board(0, 0)
     proxy = proxy_of(fresh_job)
-    cookies, _ = session.credentials
+    cookies, headers = session.credentials
     # end the session on the server, as an expiry or a restart would
-    requests.get(
+    requests.post(
         session.service_url + "system/perform_logout",
         cookies=cookies,
+        headers=headers,
         allow_redirects=False,
         timeout=10,
     )

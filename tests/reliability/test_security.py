@@ -133,13 +133,13 @@ def test_job_endpoints_refuse_everyone_but_the_owner(vservice: Any) -> None:
     anonymous = Http(vservice.url)
     stale = login(vservice, "bob")
     stale_csrf = dict(stale.csrf)
-    out = stale.http.get(vservice.url + "system/perform_logout", allow_redirects=False)
+    out = stale.post(vservice.url + "system/perform_logout")
     assert out.status_code == 302
     stale.csrf = stale_csrf
     stale.http.cookies.set("JSESSIONID", "not-a-session", path="/")  # logged-out id dropped
     logged_out = login(vservice, "bob")
     old_cookie = logged_out.session_id
-    logged_out.http.get(vservice.url + "system/perform_logout", allow_redirects=False)
+    logged_out.post(vservice.url + "system/perform_logout")
     logged_out.http.cookies.set("JSESSIONID", old_cookie or "", path="/")
     wrong_csrf = login(vservice, "alice")
     wrong_csrf.csrf = {next(iter(wrong_csrf.csrf)): "wrong-token"}

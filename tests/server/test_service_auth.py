@@ -194,7 +194,9 @@ def test_logout_ends_session(service: Any) -> None:
     client = Client(service.url)
     client.login("alice", "alice-pw-1")
     assert client.get("jobs").status_code == 200
-    out = client.get(service.url + "system/perform_logout")
+    assert client.get(service.url + "system/perform_logout").status_code == 200  # a form
+    assert client.get("jobs").status_code == 200  # a GET never logs out
+    out = client.post(service.url + "system/perform_logout")  # X-CSRF-TOKEN
     assert out.status_code == 302
     assert client.get("jobs").status_code == 401
 

@@ -220,7 +220,7 @@ def test_machine_picture_has_one_hexagon_per_board(browsers: dict[str, Browser])
     others = [p for p in boards if p.get("data-job") is None]
     assert all("free" in p["class"].split() and p["fill"] == "#ffffff" for p in others)
     # the legend names the job with its colour and links to it
-    assert f"background: {job_colour(job)}" in text
+    assert re.search(rf'<svg class="swatch"[^>]*><rect [^>]*fill="{job_colour(job)}"', text)
     assert f'href="{SYSTEM}/job_info/{job}"' in text
     # hover titles carry triad, physical coordinates, IP and job
     assert re.search(

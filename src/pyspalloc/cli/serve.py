@@ -59,6 +59,13 @@ from pyspalloc.server.config import ServiceConfig, default_data_dir
     default=None,
     help="Enable GET emergencyStop?commandCode= (ADMIN only) with this code.",
 )
+@click.option(
+    "--allowed-host",
+    "allowed_hosts",
+    multiple=True,
+    help="A host name clients may use (Host header) besides the --host address and "
+    "localhost; repeatable. Requests naming other hosts get 400.",
+)
 @click.option("--debug", is_flag=True, help="Verbose logs and failure reasons.")
 def serve(
     host: str,
@@ -73,6 +80,7 @@ def serve(
     boot_image: Path | None,
     off_wait_time: float | None,
     emergency_code: str | None,
+    allowed_hosts: tuple[str, ...],
     debug: bool,
 ) -> None:
     """Run the Spalloc web service until interrupted."""
@@ -98,6 +106,7 @@ def serve(
         tls_key=tls_key,
         self_signed=self_signed,
         emergency_code=emergency_code,
+        allowed_hosts=list(allowed_hosts),
         debug=debug,
     )
     console = Console()

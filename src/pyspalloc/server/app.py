@@ -31,6 +31,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from pyspalloc.exceptions import SpinnmanException, SpinnmanInvalidParameterException
 from pyspalloc.geometry import MachineDefinition
+from pyspalloc.server.allowed_hosts import AllowedHostsMiddleware, allowed_names
 from pyspalloc.server.api import job_resources, jobs, root
 from pyspalloc.server.api import machines as machines_api
 from pyspalloc.server.api.common import ApiError, document_statuses, text_response
@@ -44,6 +45,7 @@ from pyspalloc.server.auth import (
     NotAuthenticated,
     hash_password,
 )
+from pyspalloc.server.body_limit import BodyLimitMiddleware, BodyTooLarge
 from pyspalloc.server.config import ServiceConfig
 from pyspalloc.server.context import ServiceContext
 from pyspalloc.server.controller import (
@@ -54,8 +56,10 @@ from pyspalloc.server.controller import (
 )
 from pyspalloc.server.events import EventHub
 from pyspalloc.server.lifecycle import Lifecycle
+from pyspalloc.server.security_headers import SecurityHeadersMiddleware
 from pyspalloc.server.store import JobState, Store, TrustLevel
 from pyspalloc.server.web import pages, ui
+from pyspalloc.server.web.api_docs import install_api_docs
 
 if TYPE_CHECKING:
     from pyspalloc.server.proxy import ProxyRegistry
@@ -125,6 +129,12 @@ def _install_handlers(app: FastAPI) -> None:
             "WWW-Authenticate",
             f'Bearer realm="{REALM}", scope="openid, profile, roles, email, team, group"',
         )
+        return response
+
+    @app.exception_handler(BodyTooLarge)
+    async def too_large(_: Request, error: BodyTooLarge) -> Response:
+        response = text_response(str(error), 413)
+        response.headers["Connection"] = "close"  # the rest of the body is not read
         return response
 
     @app.exception_handler(CsrfFailure)
@@ -270,7 +280,7 @@ def create_app(
         Database; default: a :class:`Store` on ``config.database_url()``.
     """
     if store is None:
-        config.data_dir.mkdir(parents=True, exist_ok=True)
+        config.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         store = Store(config.database_url())
     if machines is None:
         machines = load_machines(config)
@@ -309,7 +319,7 @@ def create_app(
         title="pyspalloc",
         version=".".join(str(v) for v in config.version),
         openapi_url="/spalloc/srv/openapi.json",
-        docs_url="/spalloc/srv/swagger",
+        docs_url=None,  # install_api_docs: Swagger UI served locally
         redoc_url=None,
         redirect_slashes=False,
         lifespan=lifespan,
@@ -320,5 +330,12 @@ def create_app(
     _install_handlers(app)
     document_statuses(app)  # the handlers answer 400, never 422
     _install_proxy(app, registry)
+    install_api_docs(app)
+    # outermost last: hosts checked first, then paths normalised, then bodies limited
+    app.add_middleware(BodyLimitMiddleware)
+    app.add_middleware(SecurityHeadersMiddleware, tls=config.tls)
     app.add_middleware(PathAndCookieMiddleware, secure=config.tls)
+    app.add_middleware(
+        AllowedHostsMiddleware, names=allowed_names(config.host, config.allowed_hosts)
+    )
     return app

@@ -42,6 +42,9 @@ class ServiceConfig:
     controller:
         ``"instant"`` (no I/O), ``"bmp"`` (real BMP control) or ``"auto"`` (``bmp`` if
         :mod:`pyspalloc.server.bmp_control` is installed).
+    allowed_hosts:
+        Host names requests may use besides the listening address and ``localhost``
+        (a forged ``Host`` is refused, so it cannot steer the URLs the service returns).
     tls_cert, tls_key:
         PEM files to serve HTTPS with; ``self_signed`` makes and reuses a pair in
         ``data_dir``.
@@ -64,6 +67,7 @@ class ServiceConfig:
     controller: str = "auto"
     boot_image: Path | None = None
     off_wait_time: float | None = None
+    allowed_hosts: list[str] = field(default_factory=list)
     tls_cert: Path | None = None
     tls_key: Path | None = None
     self_signed: bool = False

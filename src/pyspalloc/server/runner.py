@@ -116,7 +116,7 @@ def start_service(
     RuntimeError
         If the server did not start in time.
     """
-    config.data_dir.mkdir(parents=True, exist_ok=True)
+    config.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     if config.self_signed and (config.tls_cert is None or config.tls_key is None):
         hosts = () if config.host in ("", "0.0.0.0", "::") else (config.host,)
         config.tls_cert, config.tls_key = self_signed_pair(config.data_dir / "tls", hosts)

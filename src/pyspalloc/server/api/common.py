@@ -37,6 +37,11 @@ _STATUSES: dict[int, dict[str, Any]] = {
     },
     404: {"description": "Not found (`no such job`, `no such machine`, ...)", "content": _TEXT},
     410: {"description": "`no such job`: the job vanished during a long poll", "content": _TEXT},
+    413: {
+        "description": "`request body too large: at most <n> bytes` (64 KiB for JSON; "
+        "128 MiB for a memory write); refused before the body is read",
+        "content": _TEXT,
+    },
     500: {"description": "`unexpected server problem: <Kind>: <message>`", "content": _TEXT},
 }
 AUTH = (302, 401, 403)
@@ -101,12 +106,38 @@ def ctx_of(conn: HTTPConnection) -> ServiceContext:
     return ctx
 
 
-def caller_of(request: Request, role: TrustLevel = TrustLevel.READER) -> Caller:
-    """Authenticate the request and check that the caller has ``role``."""
+_CALLER = "caller"
+
+
+def authenticate_first(request: Request) -> None:
+    """Authenticate the request (and check CSRF) from its headers alone.
+
+    A FastAPI dependency of every route that reads a body: it runs before the body is
+    read, so an anonymous or cross-site request is refused without receiving it.
+    :func:`caller_of` then reuses the result.
+    """
     caller = ctx_of(request).auth.authenticate(request, request.method)
+    request.scope.setdefault("state", {})[_CALLER] = caller
+
+
+def caller_of(request: Request, role: TrustLevel = TrustLevel.READER) -> Caller:
+    """Authenticate the request (once) and check that the caller has ``role``."""
+    caller = request.scope.get("state", {}).get(_CALLER)
+    if not isinstance(caller, Caller):
+        caller = ctx_of(request).auth.authenticate(request, request.method)
     if caller.user.trust < role:
         raise Forbidden()
     return caller
+
+
+def parse_json(body: bytes) -> Any:
+    """Decode a JSON request body (empty: ``None``), or 400."""
+    try:
+        return json.loads(body.decode("utf-8") or "null")
+    except (ValueError, UnicodeDecodeError):
+        raise bad("request body is not valid JSON") from None
+    except RecursionError:
+        raise bad("request body is not valid JSON: nested too deeply") from None
 
 
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:

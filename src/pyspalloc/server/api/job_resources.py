@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import json
+from collections.abc import AsyncIterator
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
@@ -22,12 +22,14 @@ from pyspalloc.server.api.common import (
     AUTH,
     SRV,
     ApiError,
+    authenticate_first,
     bad,
     caller_of,
     client_host,
     ctx_of,
     int_param,
     json_response,
+    parse_json,
     responses,
     srv_url,
 )
@@ -45,6 +47,8 @@ from pyspalloc.server.store import BoardInfo, JobInfo, JobState, TrustLevel
 
 router = APIRouter()
 JOB = SRV + "/jobs/{job}"
+#: a memory write's body goes to the board in pieces of this many bytes
+WRITE_CHUNK = 1024 * 1024
 
 
 def _job(request: Request, job: str, touch: bool) -> tuple[ServiceContext, Caller, JobInfo]:
@@ -93,10 +97,7 @@ def get_power(request: Request, job: str) -> Response:
 
 
 async def _body_json(request: Request) -> Any:
-    try:
-        return json.loads((await request.body()).decode("utf-8") or "null")
-    except (ValueError, UnicodeDecodeError):
-        raise bad("request body is not valid JSON") from None
+    return parse_json(await request.body())
 
 
 def _set_power(request: Request, job: str, body: Any) -> Response:
@@ -120,7 +121,8 @@ def _set_power(request: Request, job: str, body: Any) -> Response:
     JOB + "/machine/power",
     status_code=202,
     response_class=Response,
-    responses=responses(204, 400, *AUTH, 404),
+    responses=responses(204, 400, *AUTH, 404, 413),
+    dependencies=[Depends(authenticate_first)],
 )
 async def post_power(request: Request, job: str) -> Response:
     """Start a power change of the job's boards (202)."""
@@ -218,7 +220,11 @@ def _report(request: Request, job: str, body: Any) -> Response:
     return json_response({"action": action})
 
 
-@router.post(JOB + "/report-issue", responses=responses(400, *AUTH, 404))
+@router.post(
+    JOB + "/report-issue",
+    responses=responses(400, *AUTH, 404, 413),
+    dependencies=[Depends(authenticate_first)],
+)
 async def report_issue(request: Request, job: str) -> Response:
     """Record a problem with some of the job's boards."""
     body = await _body_json(request)
@@ -263,25 +269,46 @@ def read_memory(request: Request, job: str) -> Response:
     return _read_memory(request, job)
 
 
-def _write_memory(request: Request, job: str, data: bytes) -> Response:
-    ctx, boards = _operations(request, job)
-    x, y = int_param(request, "x", 0), int_param(request, "y", 0)
-    address = int_param(request, "address")
-    assert ctx.operations is not None
-    ctx.operations.write_memory(boards, x, y, address, data)
-    return Response(status_code=202)
+async def _chunks(request: Request, size: int) -> AsyncIterator[bytes]:
+    """Yield the request body in pieces of ``size`` bytes (the last may be shorter)."""
+    pending = bytearray()
+    async for piece in request.stream():
+        pending += piece
+        while len(pending) >= size:
+            yield bytes(pending[:size])
+            del pending[:size]
+    if pending:
+        yield bytes(pending)
 
 
 @router.post(
     JOB + "/memory",
     status_code=202,
     response_class=Response,
-    responses=responses(400, *AUTH, 404, 500),
+    responses=responses(400, *AUTH, 404, 413, 500),
+    dependencies=[Depends(authenticate_first)],
 )
 async def write_memory(request: Request, job: str) -> Response:
-    """Write the body to a chip's memory on the server side (202)."""
-    data = await request.body()
-    return await run_in_threadpool(_write_memory, request, job, data)
+    """Write the body to a chip's memory on the server side (202).
+
+    The body is written as it arrives, :data:`WRITE_CHUNK` bytes at a time, so the
+    service never holds more than one piece of it.
+    """
+    ctx, boards = await run_in_threadpool(_operations, request, job)
+    x, y = int_param(request, "x", 0), int_param(request, "y", 0)
+    address = int_param(request, "address")
+    length = request.headers.get("content-length", "")
+    if length.isdigit() and address + int(length) > 2**32:
+        raise bad("size runs past the end of memory")
+    operations = ctx.operations
+    assert operations is not None
+    offset = 0
+    async for chunk in _chunks(request, WRITE_CHUNK):
+        await run_in_threadpool(operations.write_memory, boards, x, y, address + offset, chunk)
+        offset += len(chunk)
+    if offset == 0:
+        await run_in_threadpool(operations.write_memory, boards, x, y, address, b"")
+    return Response(status_code=202)
 
 
 @router.delete(

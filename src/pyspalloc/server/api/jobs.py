@@ -6,7 +6,7 @@ import json
 import time
 from urllib.parse import urlencode
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
@@ -17,6 +17,7 @@ from pyspalloc.server.api.common import (
     AUTH,
     SRV,
     ApiError,
+    authenticate_first,
     bad,
     caller_of,
     client_host,
@@ -24,6 +25,7 @@ from pyspalloc.server.api.common import (
     int_param,
     json_response,
     parse_bool,
+    parse_json,
     responses,
     srv_url,
     text_response,
@@ -161,12 +163,8 @@ def _create(request: Request, body: bytes) -> Response:
             "unexpected server problem: IllegalState: "
             "The Server has been stopped due to an emergency.",
         )
-    try:
-        data = json.loads(body.decode("utf-8") or "null")
-    except (ValueError, UnicodeDecodeError):
-        raise bad("request body is not valid JSON") from None
     req = parse_create_job(
-        data,
+        parse_json(body),
         keepalive_min=ctx.config.keepalive_min,
         keepalive_max=ctx.config.keepalive_max,
         may_set_owner=caller.user.is_admin,
@@ -213,8 +211,9 @@ def _create(request: Request, body: bytes) -> Response:
         201: {
             "headers": {"Location": {"description": "the job URL", "schema": {"type": "string"}}}
         },
-        **responses(400, *AUTH, 500),
+        **responses(400, *AUTH, 413, 500),
     },
+    dependencies=[Depends(authenticate_first)],
 )
 async def create_job(request: Request) -> Response:
     """Create a job (201 with an absolute ``Location``)."""

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import create_engine, event
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from pyspalloc.server.store.models import Base
@@ -21,6 +22,18 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()
+
+
+def _create_private(url: str) -> None:
+    """Create a new SQLite database file readable by its owner only (0600).
+
+    SQLite gives the ``-wal`` and ``-shm`` files the database file's permissions.
+    """
+    path = make_url(url).database
+    if not path or path == ":memory:" or path.startswith("file:"):
+        return
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    os.close(fd)
 
 
 def make_engine(url: str) -> Engine:
@@ -38,6 +51,10 @@ def make_engine(url: str) -> Engine:
         file cannot go stale, so only PostgreSQL connections are pinged at checkout.
     """
     if url.startswith("sqlite"):
+        try:
+            _create_private(url)
+        except OSError:  # it exists, or SQLite will report why it cannot be opened
+            pass
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30.0})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine

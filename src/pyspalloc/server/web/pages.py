@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from pyspalloc.server.api.common import SRV, base_url, ctx_of, json_response
-from pyspalloc.server.auth import CSRF_PARAM, CsrfFailure
+from pyspalloc.server.auth import CSRF_HEADER, CSRF_PARAM, CsrfFailure
 
 router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
@@ -76,11 +76,11 @@ async def perform_login(request: Request) -> Response:
     return await run_in_threadpool(_login, request, fields)
 
 
-def _logout(request: Request, form: dict[str, str] | None) -> Response:
+def _logout(request: Request, form: dict[str, str]) -> Response:
     ctx = ctx_of(request)
     session = ctx.auth.session_of(request)
-    if form is not None and session is not None:
-        token = form.get(CSRF_PARAM) or request.headers.get("x-csrf-token", "")
+    if session is not None:
+        token = form.get(CSRF_PARAM) or request.headers.get(CSRF_HEADER, "")
         if not token or not secrets.compare_digest(token, session.csrf):
             raise CsrfFailure()
     ctx.auth.end_session(request)
@@ -89,15 +89,24 @@ def _logout(request: Request, form: dict[str, str] | None) -> Response:
     return response
 
 
+def _logout_page(request: Request) -> Response:
+    session = ctx_of(request).auth.session_of(request)
+    if session is None:
+        return RedirectResponse(LOGIN_PAGE, status_code=302)
+    response = templates.TemplateResponse(request, "logout.html", {"csrf": session.csrf})
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
 @router.get("/spalloc/system/perform_logout")
 def logout_get(request: Request) -> Response:
-    """End the session and go to the login page."""
-    return _logout(request, None)
+    """Offer the logout form (a GET never logs out: a link on another site could)."""
+    return _logout_page(request)
 
 
 @router.post("/spalloc/system/perform_logout")
 async def logout_post(request: Request) -> Response:
-    """End the session (CSRF checked) and go to the login page."""
+    """End the session (CSRF token in ``_csrf`` or ``X-CSRF-TOKEN``); go to the login page."""
     form = await request.form()
     fields = {k: v for k, v in form.items() if isinstance(v, str)}
     return await run_in_threadpool(_logout, request, fields)
