@@ -24,7 +24,6 @@ from typing import TYPE_CHECKING, TypeVar
 
 from pyspalloc.exceptions import SpinnmanException
 from pyspalloc.geometry import Direction
-from pyspalloc.server.machine_ops import ServerJobOperations
 from pyspalloc.transceiver import bmp, boot
 from pyspalloc.transceiver.connections import UDPConnection
 from pyspalloc.wire.scp import SCP_PORT
@@ -36,7 +35,6 @@ __all__ = [
     "BMPControlError",
     "BMPControlOptions",
     "BMPMachineController",
-    "ServerJobOperations",
     "retry",
 ]
 

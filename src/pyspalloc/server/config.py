@@ -32,12 +32,13 @@ class ServiceConfig:
     database:
         SQLAlchemy URL; ``None`` means ``sqlite:///<data_dir>/spalloc.sqlite3``.
     machines:
-        Machine specs (``virtual:NAME``, ``NAME`` or a definition file).
-    embed_virtual:
-        Run a :class:`pyspalloc.virtual.VirtualMachine` for every ``virtual:`` spec.
+        Machine specs (``NAME``, ``NAME@BASE`` or a definition file; a ``virtual:``
+        prefix is accepted and means the same to the service, which never runs a
+        virtual machine itself).
+    virtual_address_base:
+        Base of the standard IP plan of built-in machines given without ``@BASE``.
     controller:
-        ``"instant"`` (no I/O), ``"bmp"`` (real BMP control) or ``"auto"`` (``bmp`` if
-        :mod:`pyspalloc.server.bmp_control` is installed).
+        ``"instant"`` (no I/O), or ``"bmp"`` / ``"auto"`` (the same: BMP control).
     tls_cert, tls_key:
         PEM files to serve HTTPS with; ``self_signed`` makes and reuses a pair in
         ``data_dir``.
@@ -48,7 +49,6 @@ class ServiceConfig:
     data_dir: Path = field(default_factory=default_data_dir)
     database: str | None = None
     machines: list[str] = field(default_factory=lambda: ["virtual:spin24"])
-    embed_virtual: bool = True
     virtual_address_base: str = "127.1.0.0"
     controller: str = "auto"
     tls_cert: Path | None = None

@@ -2,17 +2,19 @@
 
 :class:`MachineController` is what :mod:`pyspalloc.server.lifecycle` calls to power
 boards; :class:`JobOperations` is what the REST memory/router endpoints call. The real
-implementations live in :mod:`pyspalloc.server.bmp_control`
-(``BMPMachineController()`` and ``ServerJobOperations()``, both built without
-arguments); :class:`InstantMachineController` changes power at once and does no I/O.
+implementations are :class:`~pyspalloc.server.bmp_control.BMPMachineController` and
+:class:`~pyspalloc.server.machine_ops.ServerJobOperations`;
+:class:`InstantMachineController` changes power at once and does no I/O.
 """
 
 from __future__ import annotations
 
-import importlib
 import logging
 import threading
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+from pyspalloc.server.bmp_control import BMPMachineController
+from pyspalloc.server.machine_ops import ServerJobOperations
 
 if TYPE_CHECKING:
     from pyspalloc.geometry import Direction, MachineDefinition, Triad
@@ -97,35 +99,26 @@ class InstantMachineController:
             self.powered.difference_update((machine.name, tuple(b)) for b in boards)
 
 
-def _load(attribute: str) -> Any:
-    module = importlib.import_module("pyspalloc.server.bmp_control")
-    return getattr(module, attribute)()
-
-
 def make_controller(kind: str) -> MachineController:
     """Build the controller named by the configuration.
 
     Parameters
     ----------
     kind:
-        ``"instant"``, ``"bmp"`` or ``"auto"`` (BMP control when available).
+        ``"instant"`` (no I/O), or ``"bmp"`` / ``"auto"`` (the same: BMP control).
+
+    Raises
+    ------
+    ValueError
+        For any other name.
     """
     if kind == "instant":
         return InstantMachineController()
-    try:
-        controller: MachineController = _load("BMPMachineController")
-        return controller
-    except (ImportError, AttributeError):
-        if kind == "bmp":
-            raise
-        log.warning("pyspalloc.server.bmp_control not available: power changes are simulated")
-        return InstantMachineController()
+    if kind in ("bmp", "auto"):
+        return BMPMachineController()
+    raise ValueError(f"unknown power controller {kind!r}")
 
 
-def make_job_operations() -> JobOperations | None:
-    """Return the server-side SCP operations, or None if not installed."""
-    try:
-        operations: JobOperations = _load("ServerJobOperations")
-        return operations
-    except (ImportError, AttributeError):
-        return None
+def make_job_operations() -> JobOperations:
+    """Return the server-side SCP operations on jobs' boards."""
+    return ServerJobOperations()

@@ -26,26 +26,14 @@ from pyspalloc.server.allocator import (
     perimeter_for,
 )
 from pyspalloc.server.board_index import BoardIndex
-from pyspalloc.server.controller import (
-    InstantMachineController,
-    JobOperations,
-    MachineController,
-    make_controller,
-)
+from pyspalloc.server.controller import MachineController
 from pyspalloc.server.events import EventHub
 from pyspalloc.server.store import JobInfo, JobState, QueuedRequest, RequestSpec, Store
 
 if TYPE_CHECKING:
     from pyspalloc.server.config import ServiceConfig
 
-__all__ = [
-    "POWER_ERROR_REASON",
-    "InstantMachineController",
-    "JobOperations",
-    "Lifecycle",
-    "MachineController",
-    "make_controller",
-]
+__all__ = ["POWER_ERROR_REASON", "Lifecycle"]
 
 log = logging.getLogger(__name__)
 
