@@ -30,6 +30,13 @@ from pyspalloc.server.config import ServiceConfig, default_data_dir
     help="virtual:NAME[@BASE] (a virtual machine in a child process, on a free address "
     "range or at BASE), NAME or a definition file; repeatable.",
 )
+@click.option(
+    "--virtual-memory-mib",
+    type=click.IntRange(0, 1 << 20),
+    default=None,
+    help="Chip memory each virtual machine may hold, in MiB [default: 256]; beyond it "
+    "its boards answer writes with RC_BUF.",
+)
 @click.option("--tls-cert", type=click.Path(dir_okay=False, path_type=Path), default=None)
 @click.option("--tls-key", type=click.Path(dir_okay=False, path_type=Path), default=None)
 @click.option("--self-signed", is_flag=True, help="Serve HTTPS with a generated certificate.")
@@ -53,6 +60,7 @@ def serve(
     data_dir: Path | None,
     database: str | None,
     machines: tuple[str, ...],
+    virtual_memory_mib: int | None,
     tls_cert: Path | None,
     tls_key: Path | None,
     self_signed: bool,
@@ -86,7 +94,7 @@ def serve(
     )
     console = Console()
     try:
-        virtual = VirtualChildren(config.machines)
+        virtual = VirtualChildren(config.machines, virtual_memory_mib)
     except ValueError as error:
         raise click.BadParameter(str(error), param_hint="--machine") from error
     try:
