@@ -144,7 +144,9 @@ def test_no_virtual_machine_outlives_the_service(serve: VirtualServeProcess, how
         os.kill(serve.pid, signal.SIGTERM)
         assert serve.proc is not None
         serve.proc.wait(30)
+    started = time.monotonic()
     wait_for(lambda: not process_alive(child), timeout=15)
+    print(f"{how}: the virtual machine process ended {time.monotonic() - started:.2f} s later")
 
 
 @pytest.mark.parametrize("serve", [("--virtual-memory-mib", "1")], indirect=True)
@@ -176,6 +178,7 @@ def test_writes_beyond_the_budget_get_rc_buf_and_the_board_keeps_answering(
         finally:
             connection.close()
             job.destroy("test over")
+    print(f"1 MiB budget: writes 1..{first_refused} RC_OK, the other {300 - first_refused} RC_BUF")
     assert 200 < first_refused <= 256, first_refused
     assert set(results[:first_refused]) == {SCPResult.RC_OK}
     assert set(results[first_refused:]) == {SCPResult.RC_BUF}
