@@ -48,7 +48,7 @@ class ServiceConfig:
     port: int = 8080
     data_dir: Path = field(default_factory=default_data_dir)
     database: str | None = None
-    machines: list[str] = field(default_factory=lambda: ["virtual:spin24"])
+    machines: list[str] = field(default_factory=lambda: ["spin24"])
     virtual_address_base: str = "127.1.0.0"
     controller: str = "auto"
     tls_cert: Path | None = None
