@@ -34,7 +34,6 @@ def main(argv: list[str]) -> None:
         data_dir=data_dir,
         database=settings.get("database"),
         machines=list(settings["machines"]),
-        embed_virtual=False,
         virtual_address_base=settings["virtual_address_base"],
         controller="instant",
         create_admin=False,

@@ -239,7 +239,7 @@ def start_soak_service(
         store.close()
     config = ServiceConfig(
         host="127.0.0.1", port=0, data_dir=work, database=database,
-        machines=["spinnaker1m"], embed_virtual=False, controller="instant",
+        machines=["spinnaker1m"], controller="instant",
         create_admin=False, allocator_period=1.0, expiry_period=expiry_period,
         keepalive_min=min(30.0, interval), keepalive_max=max(300.0, interval),
     )  # fmt: skip

@@ -526,7 +526,7 @@ def main() -> None:
         with VirtualMachine(builtin_machine("spin24", base)):
             config = ServiceConfig(
                 host="127.0.0.1", port=0, data_dir=Path(tmp), database=db,
-                machines=["spin24"], embed_virtual=False, virtual_address_base=base,
+                machines=["spin24"], virtual_address_base=base,
                 create_admin=False, allocator_period=0.5,
             )  # fmt: skip
             with start_service(config, controller=BMPMachineController(FAST_BMP)) as svc:

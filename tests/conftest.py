@@ -111,7 +111,6 @@ def make_service(tmp_path: Path, db_url: str) -> Iterator[Callable[..., Any]]:
             "data_dir": tmp_path / "data",
             "database": db_url,
             "machines": ["spin24"],
-            "embed_virtual": False,
             "controller": "instant",
             "create_admin": False,
             "allocator_period": 0.5,

@@ -1,6 +1,6 @@
 """SpallocJob.read_data / write_data / reset_routing: the service does the SCP.
 
-These run against a service with embedded virtual boards under BMP control (the
+These run against a service driving virtual boards under BMP control (the
 fixtures of :mod:`tests.client.test_proxy_support`).
 """
 

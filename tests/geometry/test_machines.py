@@ -232,3 +232,21 @@ def test_machine_from_spec(tmp_path: Path) -> None:
     path.write_text("{not json")
     with pytest.raises(MachineDefinitionError):
         load_machine_definitions(path)
+
+
+def test_machine_spec_with_an_address_base(tmp_path: Path) -> None:
+    from pyspalloc.geometry import MachineSpec, parse_machine_spec
+
+    spec = parse_machine_spec("virtual:spin24@127.5.0.0")
+    assert spec == MachineSpec(True, "spin24", "127.5.0.0") and spec.builtin
+    assert str(spec) == "virtual:spin24@127.5.0.0"
+    assert str(parse_machine_spec("spin5").at("10.0.0.0")) == "spin5@10.0.0.0"
+    (machine,) = machine_from_spec("virtual:spin24@127.5.0.0", "127.1.0.0")  # @ wins
+    assert machine.boards[next(iter(machine.boards))].ip == "127.5.0.1"
+    assert machine.frames[0, 0].bmp_ip == "127.5.0.0"
+    with pytest.raises(ValueError, match="IPv4"):
+        parse_machine_spec("spin24@nowhere")
+    odd = tmp_path / "a@b.json"  # an @ in a file name is part of the name
+    odd.write_text(json.dumps(three_board()))
+    assert parse_machine_spec(f"virtual:{odd}") == MachineSpec(True, str(odd))
+    assert machine_from_spec(f"virtual:{odd}")[0].name == "my-board"

@@ -35,6 +35,8 @@ def make_users(database: str) -> None:
 class ServeProcess:
     """One ``pyspalloc serve --controller instant`` process; ``kill9()`` or ``stop()``."""
 
+    machine_args: tuple[str, ...] = ("--machine", "spin24", "--controller", "instant")
+
     def __init__(self, data_dir: Path, database: str, port: int | None = None) -> None:
         self.data_dir = data_dir
         self.database = database
@@ -48,7 +50,7 @@ class ServeProcess:
         self.proc = subprocess.Popen(
             [*PYSPALLOC, "serve", "--port", str(self.port),
              "--data-dir", str(self.data_dir), "--database", self.database,
-             "--machine", "spin24", "--controller", "instant", *extra],
+             *self.machine_args, *extra],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
         )  # fmt: skip
         threading.Thread(target=self._read, args=(self.proc,), daemon=True).start()
@@ -87,3 +89,44 @@ class ServeProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(5)
+
+
+class VirtualServeProcess(ServeProcess):
+    """``pyspalloc serve --machine virtual:SPEC --controller bmp``: the service runs its
+    virtual machine as a child process; ``child_pids()`` finds it."""
+
+    def __init__(self, data_dir: Path, database: str, spec: str = "virtual:spin24") -> None:
+        super().__init__(data_dir, database)
+        self.machine_args = ("--machine", spec, "--controller", "bmp")
+
+    def child_pids(self) -> list[int]:
+        """The service's child processes now."""
+        return child_pids(self.pid)
+
+
+def child_pids(pid: int) -> list[int]:
+    """The live (not zombie) child processes of ``pid``."""
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            found += [int(c) for c in (task / "children").read_text().split()]
+        except OSError:
+            continue
+    return [c for c in found if process_alive(c)]
+
+
+def process_alive(pid: int) -> bool:
+    """Whether ``pid`` exists and is not a zombie."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of ``pid`` in MB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no VmRSS for {pid}")

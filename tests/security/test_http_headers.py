@@ -199,7 +199,6 @@ def test_created_database_and_data_directory_are_private(tmp_path: Path) -> None
                 port=0,
                 data_dir=data,
                 machines=["spin24"],
-                embed_virtual=False,
                 controller="instant",
             )
         )

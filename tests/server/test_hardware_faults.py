@@ -289,7 +289,7 @@ def test_serve_with_boot_image_hands_jobs_over_booted(
     image.write_bytes(boot_image())
     config = ServiceConfig(
         host="127.0.0.1", port=0, data_dir=tmp_path / "data", database=db_url,
-        machines=["spin24"], embed_virtual=False,
+        machines=["spin24"],
         virtual_address_base=next(iter(definition.bmp_ips.values())),
         controller="bmp", boot_image=image, allocator_period=0.5,
     )  # fmt: skip

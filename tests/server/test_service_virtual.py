@@ -1,4 +1,4 @@
-"""The whole service path against an embedded virtual machine: BMP power, boot, and the
+"""The whole service path against a virtual machine: BMP power, boot, and the
 server-side memory and router operations."""
 
 from __future__ import annotations
@@ -9,25 +9,29 @@ from typing import Any
 import pytest
 from test_service_jobs import login, state, wait_for
 
-pytest.importorskip("pyspalloc.server.bmp_control")
-pytest.importorskip("pyspalloc.virtual")
+from pyspalloc.geometry import builtin_machine
+from pyspalloc.virtual import VirtualMachine
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 def test_memory_and_router_through_virtual_boards(make_service: Any) -> None:
-    from pyspalloc.server.controller import make_controller
+    from pyspalloc.server.hardware import make_controller
     from pyspalloc.transceiver.boot import boot_image
 
     base = f"127.{random.randrange(20, 90)}.0.0"
-    service = make_service(
-        machines=["virtual:spin5"],
-        embed_virtual=True,
-        virtual_address_base=base,
-        controller="bmp",
-        # the service boots the job's board (with the synthetic image: virtual boards only)
-        instant_controller=make_controller("bmp", boot_image()),
-    )
+    with VirtualMachine(builtin_machine("spin5", base)):
+        service = make_service(
+            machines=["virtual:spin5"],
+            virtual_address_base=base,
+            controller="bmp",
+            # the service boots the job's board (with the synthetic image: virtual boards only)
+            instant_controller=make_controller("bmp", boot_image()),
+        )
+        _memory_and_router(service, base)
+
+
+def _memory_and_router(service: Any, base: str) -> None:
     alice = login(service, "alice")
     url = alice.create(**{"machine-name": "spin5"}).headers["location"]
     wait_for(lambda: state(alice, url) == "READY", timeout=60)

@@ -1,13 +1,15 @@
 """``pyspalloc demo``: the whole system on this machine, end to end, in seconds.
 
-It starts the service with an embedded virtual SpiNNaker machine and a SQLite database
-in a temporary directory, then acts as a user would: logs in with the client, asks for
-a job, watches it become READY, talks to its boards through the proxy (writes and reads
-back a few megabytes, checking every byte), locates the boards, and cleans up.
+It starts a virtual SpiNNaker machine (a child process, on a free address range) and the
+service with a SQLite database in a temporary directory, then acts as a user would: logs
+in with the client, asks for a job, watches it become READY, talks to its boards through
+the proxy (writes and reads back a few megabytes, checking every byte), locates the
+boards, and cleans up.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import random
 import shutil
@@ -34,6 +36,7 @@ from pyspalloc.cli.common import (
     wait_for_ready,
 )
 from pyspalloc.cli.output import console, print_table
+from pyspalloc.cli.virtual_child import VirtualChildren
 
 #: user SDRAM of a SpiNNaker chip, where the demo writes
 SDRAM_BASE = 0x60000000
@@ -51,11 +54,6 @@ def _check_port(port: int) -> None:
             probe.bind(("127.0.0.1", port))
         except OSError as error:
             raise CLIError(f"cannot use port {port}: {error.strerror or error}") from None
-
-
-def _address_base() -> str:
-    """A loopback /16 for the virtual boards, away from ``pyspalloc virtual``'s 127.1."""
-    return f"127.{random.randint(100, 199)}.0.0"
 
 
 @click.command()
@@ -82,34 +80,30 @@ def demo(keep: bool, boards: int, megabytes: float, port: int) -> None:
         _check_port(port)
     from pyspalloc.server.config import ServiceConfig
     from pyspalloc.server.runner import start_service
-    from pyspalloc.transceiver.boot import boot_image
 
     data_dir = Path(tempfile.mkdtemp(prefix="pyspalloc-demo-"))
-    # the service boots the job's boards (our synthetic image boots virtual boards only)
-    image = data_dir / "virtual-scamp.boot"
-    image.write_bytes(boot_image())
-    config = ServiceConfig(
-        host="127.0.0.1",
-        port=port,
-        data_dir=data_dir,
-        machines=[MACHINE],
-        embed_virtual=True,
-        virtual_address_base=_address_base(),
-        create_admin=True,
-        allocator_period=0.2,
-        boot_image=image,
-    )
+    virtual = VirtualChildren([MACHINE])
     service: Any = None
     try:
-        with console.status("Starting the service and a virtual 24-board machine..."):
+        with console.status("Starting a virtual 24-board machine and the service..."):
             try:
+                machines = virtual.start()
+                config = ServiceConfig(
+                    host="127.0.0.1",
+                    port=port,
+                    data_dir=data_dir,
+                    machines=machines,
+                    create_admin=True,
+                    allocator_period=0.2,
+                )
                 service = start_service(config)
             except (OSError, RuntimeError, ValueError) as error:
                 raise CLIError(f"cannot start the service: {error}") from None
         username, password = "admin", str(service.admin_password)
+        child = virtual.children[0]
         console.print(
             f"[bold]Service[/] {service.url}  (SQLite in {data_dir}, "
-            f"virtual boards on {config.virtual_address_base[:-4]}.x.y)"
+            f"virtual {child.service_spec}, process {child.pid})"
         )
         with client_errors(service.url):
             _use_service(service.url, username, password, boards, megabytes)
@@ -119,10 +113,12 @@ def demo(keep: bool, boards: int, megabytes: float, port: int) -> None:
         if keep:
             _keep_running(service.url, ui, username, password)
     finally:
+        t0 = time.monotonic()
+        with console.status("Stopping the service..."), contextlib.ExitStack() as stack:
+            stack.callback(virtual.stop)
+            if service is not None:
+                stack.callback(service.stop)
         if service is not None:
-            t0 = time.monotonic()
-            with console.status("Stopping the service..."):
-                service.stop()
             console.print(f"[dim]Service stopped ({time.monotonic() - t0:.1f} s)[/]")
         shutil.rmtree(data_dir, ignore_errors=True)
 
@@ -167,8 +163,6 @@ def _transfer(job: Any, view: JobView, size: int) -> None:
         TransferSpeedColumn,
     )
 
-    from pyspalloc.transceiver import Transceiver
-
     chips = [(x, y) for x, y, _ in view.connections]
     data = random.Random(4).randbytes(size)
     pieces = [
@@ -195,16 +189,16 @@ def _transfer(job: Any, view: JobView, size: int) -> None:
                 task = progress.add_task(label, total=size)
 
                 def move(chip: tuple[int, int], label: str = label, task: Any = task) -> None:
-                    # the plain Transceiver operations: SCP through the proxy websocket
+                    # SCP through the proxy websocket (not the REST memory endpoint)
                     x, y = chip
                     for where, address, offset in pieces:
                         if where != chip:
                             continue
                         n = min(CHUNK, size - offset)
                         if label == "write":
-                            Transceiver.write_memory(txrx, x, y, address, data[offset : offset + n])
+                            txrx.write_memory_over_proxy(x, y, address, data[offset : offset + n])
                         else:
-                            block = Transceiver.read_memory(txrx, x, y, address, n)
+                            block = txrx.read_memory_over_proxy(x, y, address, n)
                             back[offset : offset + n] = block
                         progress.advance(task, n)
 

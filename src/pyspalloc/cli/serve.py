@@ -27,7 +27,15 @@ from pyspalloc.server.config import ServiceConfig, default_data_dir
     "--machine",
     "machines",
     multiple=True,
-    help="virtual:NAME (embedded virtual machine), NAME or a definition file; repeatable.",
+    help="virtual:NAME[@BASE] (a virtual machine in a child process, on a free address "
+    "range or at BASE), NAME or a definition file; repeatable.",
+)
+@click.option(
+    "--virtual-memory-mib",
+    type=click.IntRange(0, 1 << 20),
+    default=None,
+    help="Chip memory each virtual machine may hold, in MiB [default: 256]; beyond it "
+    "its boards answer writes with RC_BUF.",
 )
 @click.option("--tls-cert", type=click.Path(dir_okay=False, path_type=Path), default=None)
 @click.option("--tls-key", type=click.Path(dir_okay=False, path_type=Path), default=None)
@@ -73,6 +81,7 @@ def serve(
     data_dir: Path | None,
     database: str | None,
     machines: tuple[str, ...],
+    virtual_memory_mib: int | None,
     tls_cert: Path | None,
     tls_key: Path | None,
     self_signed: bool,
@@ -86,6 +95,7 @@ def serve(
     """Run the Spalloc web service until interrupted."""
     from rich.console import Console
 
+    from pyspalloc.cli.virtual_child import VirtualChildren
     from pyspalloc.server.runner import start_service
 
     if (tls_cert is None) != (tls_key is None):
@@ -111,8 +121,14 @@ def serve(
     )
     console = Console()
     try:
+        virtual = VirtualChildren(config.machines, virtual_memory_mib)
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="--machine") from error
+    try:
+        config.machines = virtual.start()
         service = start_service(config)
     except (OSError, RuntimeError, ValueError) as error:
+        virtual.stop()
         raise click.ClickException(str(error)) from error
     stop = threading.Event()
 
@@ -122,6 +138,8 @@ def serve(
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     console.print(f"Spalloc service at [bold]{service.url}[/bold]")
+    for child in virtual.children:
+        console.print(f"virtual machine {child.service_spec} (process {child.pid})")
     if service.cert_file:
         console.print(f"certificate: {service.cert_file}")
     if service.admin_password:
@@ -135,3 +153,4 @@ def serve(
     finally:
         console.print("stopping")
         service.stop()
+        virtual.stop()

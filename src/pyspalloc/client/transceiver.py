@@ -151,6 +151,14 @@ class SpallocTransceiver(Transceiver):
             self._job.write_data(x, y, base_address, payload)
         return len(payload), (checksum(payload) if get_sum else 0)
 
+    def read_memory_over_proxy(self, x: int, y: int, base_address: int, length: int) -> bytearray:
+        """Read like :meth:`read_memory`, but with SCP through the proxy (not by REST)."""
+        return super().read_memory(x, y, base_address, length)
+
+    def write_memory_over_proxy(self, x: int, y: int, base_address: int, data: bytes) -> None:
+        """Write like :meth:`write_memory`, but with SCP through the proxy (not by REST)."""
+        super().write_memory(x, y, base_address, data)
+
     def reset_routing(self, custom_filters: Mapping[int, Any] | None = None) -> None:
         """Clear the routing tables, reset router diagnostics and set filters (by REST).
 

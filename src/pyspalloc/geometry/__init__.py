@@ -5,8 +5,10 @@ Pure code: no I/O apart from reading a definition file, no threads.
 
 from pyspalloc.geometry.builtin import (
     BUILTIN_MACHINES,
+    MachineSpec,
     builtin_machine,
     machine_from_spec,
+    parse_machine_spec,
     standard_bmp_ip,
     standard_ip,
 )
@@ -67,6 +69,7 @@ __all__ = [
     "Frame",
     "MachineDefinition",
     "MachineDefinitionError",
+    "MachineSpec",
     "Physical",
     "Triad",
     "allocation_chip_size",
@@ -84,6 +87,7 @@ __all__ = [
     "machine_from_spec",
     "neighbour",
     "parse_machine_definitions",
+    "parse_machine_spec",
     "standard_bmp_ip",
     "standard_ip",
     "triad_key",

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 from pyspalloc.geometry.coords import Physical, Triad
@@ -14,8 +16,10 @@ __all__ = [
     "BUILTIN_MACHINES",
     "BOARDS_PER_FRAME",
     "FRAMES_PER_CABINET",
+    "MachineSpec",
     "builtin_machine",
     "machine_from_spec",
+    "parse_machine_spec",
     "standard_bmp_ip",
     "standard_ip",
 ]
@@ -111,16 +115,70 @@ def builtin_machine(
     return _with_standard_ips(machine_name or key, tags, width, height, locations, address_base)
 
 
+@dataclass(frozen=True)
+class MachineSpec:
+    """A command-line machine spec: ``[virtual:]NAME[@BASE]`` or ``[virtual:]FILE``.
+
+    Attributes
+    ----------
+    virtual:
+        Whether it asked for a virtual machine (``virtual:``).
+    source:
+        A built-in machine name or the path of a JSON definition file.
+    address_base:
+        The base of the standard IP plan (built-in machines only), if given.
+    """
+
+    virtual: bool
+    source: str
+    address_base: str | None = None
+
+    @property
+    def builtin(self) -> bool:
+        """Whether :attr:`source` names a built-in machine."""
+        return self.source.lower() in _SHAPES
+
+    def at(self, address_base: str) -> MachineSpec:
+        """The same spec with the given address base."""
+        return dataclasses.replace(self, address_base=address_base)
+
+    def __str__(self) -> str:
+        prefix = "virtual:" if self.virtual else ""
+        suffix = f"@{self.address_base}" if self.address_base else ""
+        return f"{prefix}{self.source}{suffix}"
+
+
+def parse_machine_spec(spec: str) -> MachineSpec:
+    """Split ``spec`` into its parts (``@BASE`` only after a built-in machine name).
+
+    Raises
+    ------
+    ValueError
+        If the base is not an IPv4 address.
+    """
+    virtual = spec.startswith("virtual:")
+    text = spec.removeprefix("virtual:")
+    name, at, base = text.rpartition("@")
+    if at and name.lower() in _SHAPES:
+        try:
+            ipaddress.IPv4Address(base)
+        except ValueError:
+            raise ValueError(f"{spec!r}: {base!r} is not an IPv4 address base") from None
+        return MachineSpec(virtual, name, base)
+    return MachineSpec(virtual, text)
+
+
 def machine_from_spec(spec: str, address_base: str = "127.1.0.0") -> list[MachineDefinition]:
     """Turn a command-line machine spec into machine definitions.
 
-    ``"NAME"`` or ``"virtual:NAME"`` gives a built-in shape; anything else (also after
-    ``virtual:``) is read as the path of a JSON definition file.
+    ``"NAME"`` or ``"virtual:NAME"`` gives a built-in shape on ``address_base``, and
+    ``"NAME@BASE"`` on ``BASE``; anything else (also after ``virtual:``) is read as the
+    path of a JSON definition file.
     """
-    text = spec.removeprefix("virtual:")
-    if text.lower() in _SHAPES:
-        return [builtin_machine(text, address_base)]
-    path = Path(text)
+    parsed = parse_machine_spec(spec)
+    if parsed.builtin:
+        return [builtin_machine(parsed.source, parsed.address_base or address_base)]
+    path = Path(parsed.source)
     if not path.is_file():
         raise ValueError(f"{spec!r} is neither a built-in machine {BUILTIN_MACHINES} nor a file")
     return load_machine_definitions(path)

@@ -19,7 +19,6 @@ import re
 import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING
 
 from fastapi import FastAPI, WebSocket
 from fastapi.exceptions import RequestValidationError
@@ -48,21 +47,15 @@ from pyspalloc.server.auth import (
 from pyspalloc.server.body_limit import BodyLimitMiddleware, BodyTooLarge
 from pyspalloc.server.config import ServiceConfig
 from pyspalloc.server.context import ServiceContext
-from pyspalloc.server.controller import (
-    BoardNotBooted,
-    MachineController,
-    make_controller,
-    make_job_operations,
-)
+from pyspalloc.server.controller import BoardNotBooted, MachineController
 from pyspalloc.server.events import EventHub
+from pyspalloc.server.hardware import make_controller, make_job_operations
 from pyspalloc.server.lifecycle import Lifecycle
+from pyspalloc.server.proxy import ProxyOptions, ProxyRegistry, serve_proxy
 from pyspalloc.server.security_headers import SecurityHeadersMiddleware
 from pyspalloc.server.store import JobState, Store, TrustLevel
 from pyspalloc.server.web import pages, ui
 from pyspalloc.server.web.api_docs import install_api_docs
-
-if TYPE_CHECKING:
-    from pyspalloc.server.proxy import ProxyRegistry
 
 log = logging.getLogger(__name__)
 
@@ -179,15 +172,7 @@ def _install_handlers(app: FastAPI) -> None:
         return text_response(f"unexpected server problem: {name}: {error}", 500)
 
 
-def _proxy_registry() -> ProxyRegistry | None:
-    try:
-        from pyspalloc.server.proxy import ProxyRegistry
-    except ImportError:
-        return None
-    return ProxyRegistry()
-
-
-def _install_proxy(app: FastAPI, registry: ProxyRegistry | None) -> None:
+def _install_proxy(app: FastAPI, registry: ProxyRegistry) -> None:
     @app.websocket("/spalloc/proxy/{job_id}")
     async def proxy(websocket: WebSocket, job_id: str) -> None:
         ctx: ServiceContext = websocket.app.state.ctx
@@ -201,7 +186,7 @@ def _install_proxy(app: FastAPI, registry: ProxyRegistry | None) -> None:
             return job.id, job_boards(ctx, job)
 
         found = await run_in_threadpool(authorise)
-        if found is None or registry is None or not ctx.config.proxy_enable:
+        if found is None or not ctx.config.proxy_enable:
             await websocket.close(code=1008)
             return
         number, boards = found
@@ -209,7 +194,6 @@ def _install_proxy(app: FastAPI, registry: ProxyRegistry | None) -> None:
             await websocket.accept()
             await websocket.close(code=1011, reason="job has no allocation")
             return
-        from pyspalloc.server.proxy import ProxyOptions, serve_proxy
 
         def alive() -> bool:
             job = ctx.store.get_job(number)
@@ -292,9 +276,8 @@ def create_app(
     controller = controller or make_controller(config.controller, config.read_boot_image())
     lifecycle = Lifecycle(store, machines, controller, events, config)
     lifecycle.off_wait = off_wait_times(config)
-    registry = _proxy_registry()
-    if registry is not None:
-        lifecycle.job_end_listeners.append(registry.close_job)
+    registry = ProxyRegistry()
+    lifecycle.job_end_listeners.append(registry.close_job)
     ctx = ServiceContext(
         config=config,
         store=store,
@@ -311,8 +294,7 @@ def create_app(
         try:
             yield
         finally:
-            if registry is not None:
-                registry.close_all()
+            registry.close_all()
             await run_in_threadpool(lifecycle.stop)
 
     app = FastAPI(

@@ -39,7 +39,6 @@ from pyspalloc.exceptions import (
 )
 from pyspalloc.geometry import Direction
 from pyspalloc.server.controller import BoardsFailed
-from pyspalloc.server.machine_ops import ServerJobOperations
 from pyspalloc.transceiver import bmp, boot
 from pyspalloc.transceiver.connections import UDPConnection
 from pyspalloc.wire.scp import SCP_PORT
@@ -52,7 +51,6 @@ __all__ = [
     "BMPControlError",
     "BMPControlOptions",
     "BMPMachineController",
-    "ServerJobOperations",
     "retry",
 ]
 

@@ -36,12 +36,13 @@ class ServiceConfig:
     database:
         SQLAlchemy URL; ``None`` means ``sqlite:///<data_dir>/spalloc.sqlite3``.
     machines:
-        Machine specs (``virtual:NAME``, ``NAME`` or a definition file).
-    embed_virtual:
-        Run a :class:`pyspalloc.virtual.VirtualMachine` for every ``virtual:`` spec.
+        Machine specs (``NAME``, ``NAME@BASE`` or a definition file; a ``virtual:``
+        prefix is accepted and means the same to the service, which never runs a
+        virtual machine itself).
+    virtual_address_base:
+        Base of the standard IP plan of built-in machines given without ``@BASE``.
     controller:
-        ``"instant"`` (no I/O), ``"bmp"`` (real BMP control) or ``"auto"`` (``bmp`` if
-        :mod:`pyspalloc.server.bmp_control` is installed).
+        ``"instant"`` (no I/O), or ``"bmp"`` / ``"auto"`` (the same: BMP control).
     allowed_hosts:
         Host names requests may use besides the listening address and ``localhost``
         (a forged ``Host`` is refused, so it cannot steer the URLs the service returns).
@@ -61,8 +62,7 @@ class ServiceConfig:
     port: int = 8080
     data_dir: Path = field(default_factory=default_data_dir)
     database: str | None = None
-    machines: list[str] = field(default_factory=lambda: ["virtual:spin24"])
-    embed_virtual: bool = True
+    machines: list[str] = field(default_factory=lambda: ["spin24"])
     virtual_address_base: str = "127.1.0.0"
     controller: str = "auto"
     boot_image: Path | None = None

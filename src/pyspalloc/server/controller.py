@@ -2,19 +2,17 @@
 
 :class:`MachineController` is what :mod:`pyspalloc.server.lifecycle` calls to power
 boards; :class:`JobOperations` is what the REST memory/router endpoints call. The real
-implementations live in :mod:`pyspalloc.server.bmp_control`
-(``BMPMachineController()`` and ``ServerJobOperations()``, both built without
-arguments); :class:`InstantMachineController` changes power at once and does no I/O.
+implementations are :class:`~pyspalloc.server.bmp_control.BMPMachineController` and
+:class:`~pyspalloc.server.machine_ops.ServerJobOperations`;
+:class:`InstantMachineController` changes power at once and does no I/O.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import importlib
 import logging
 import threading
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from pyspalloc.exceptions import SpinnmanException
 
@@ -116,41 +114,3 @@ class InstantMachineController:
         with self._lock:
             self.calls.append(("off", machine.name, len(boards)))
             self.powered.difference_update((machine.name, tuple(b)) for b in boards)
-
-
-def _load(attribute: str, *args: Any) -> Any:
-    module = importlib.import_module("pyspalloc.server.bmp_control")
-    return getattr(module, attribute)(*args)
-
-
-def make_controller(kind: str, boot_image: bytes | None = None) -> MachineController:
-    """Build the controller named by the configuration.
-
-    Parameters
-    ----------
-    kind:
-        ``"instant"``, ``"bmp"`` or ``"auto"`` (BMP control when available).
-    boot_image:
-        SC&MP image the BMP controller boots each job's root board with; None hands
-        boards over powered but not booted (as the Java server does).
-    """
-    if kind == "instant":
-        return InstantMachineController()
-    try:
-        options = dataclasses.replace(_load("BMPControlOptions"), boot_image=boot_image)
-        controller: MachineController = _load("BMPMachineController", options)
-        return controller
-    except (ImportError, AttributeError):
-        if kind == "bmp":
-            raise
-        log.warning("pyspalloc.server.bmp_control not available: power changes are simulated")
-        return InstantMachineController()
-
-
-def make_job_operations() -> JobOperations | None:
-    """Return the server-side SCP operations, or None if not installed."""
-    try:
-        operations: JobOperations = _load("ServerJobOperations")
-        return operations
-    except (ImportError, AttributeError):
-        return None

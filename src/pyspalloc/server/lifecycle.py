@@ -26,13 +26,7 @@ from pyspalloc.server.allocator import (
     perimeter_for,
 )
 from pyspalloc.server.board_index import BoardIndex
-from pyspalloc.server.controller import (
-    BoardsFailed,
-    InstantMachineController,
-    JobOperations,
-    MachineController,
-    make_controller,
-)
+from pyspalloc.server.controller import BoardsFailed, MachineController
 from pyspalloc.server.events import EventHub
 from pyspalloc.server.store import (
     BoardInfo,
@@ -46,14 +40,7 @@ from pyspalloc.server.store import (
 if TYPE_CHECKING:
     from pyspalloc.server.config import ServiceConfig
 
-__all__ = [
-    "POWER_ERROR_REASON",
-    "InstantMachineController",
-    "JobOperations",
-    "Lifecycle",
-    "MachineController",
-    "make_controller",
-]
+__all__ = ["POWER_ERROR_REASON", "Lifecycle"]
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,8 @@
-"""Running the service in-process: uvicorn in a background thread."""
+"""Running the service in-process: uvicorn in a background thread.
+
+The service knows its machines' boards only by address; whoever runs a virtual machine
+for it (``pyspalloc serve``, ``pyspalloc demo``) starts it as a separate process first.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,6 @@ import logging
 import threading
 import time
 from types import TracebackType
-from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
@@ -40,14 +43,12 @@ class RunningService:
         server: uvicorn.Server,
         thread: threading.Thread,
         port: int,
-        virtual: list[Any],
         admin_password: str | None,
     ) -> None:
         self.config = config
         self.app = app
         self._server = server
         self._thread = thread
-        self._virtual = virtual
         self.port = port
         self.admin_password = admin_password
         scheme = "https" if config.tls else "http"
@@ -59,12 +60,10 @@ class RunningService:
         return None if self.config.tls_cert is None else str(self.config.tls_cert)
 
     def stop(self, timeout: float = 30.0) -> None:
-        """Stop serving, finish the lifecycle, close the database and virtual machines."""
+        """Stop serving, finish the lifecycle and close the database."""
         self._server.should_exit = True
         self._thread.join(timeout)
         self.app.state.ctx.store.close()
-        for machine in self._virtual:
-            machine.stop()
 
     def __enter__(self) -> RunningService:
         return self
@@ -76,22 +75,6 @@ class RunningService:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
-
-
-def _start_virtual(config: ServiceConfig, machines: dict[str, Any]) -> list[Any]:
-    specs = [s for s in config.machines if s.startswith("virtual:")]
-    if not (config.embed_virtual and specs):
-        return []
-    from pyspalloc.geometry import machine_from_spec
-    from pyspalloc.virtual import VirtualMachine
-
-    started = []
-    for spec in specs:
-        for definition in machine_from_spec(spec, config.virtual_address_base):
-            vm = VirtualMachine(machines.get(definition.name, definition))
-            vm.start()
-            started.append(vm)
-    return started
 
 
 def start_service(
@@ -123,7 +106,6 @@ def start_service(
     store = Store(config.database_url())
     admin_password = ensure_admin(store) if config.create_admin else None
     machines = load_machines(config)
-    virtual = _start_virtual(config, machines)
     app = create_app(config, machines=machines, controller=controller, store=store)
     uv_config = uvicorn.Config(
         app,
@@ -142,8 +124,6 @@ def start_service(
     while not server.started:
         if not thread.is_alive() or time.monotonic() > deadline:
             server.should_exit = True
-            for vm in virtual:
-                vm.stop()
             store.close()
             raise RuntimeError(f"service did not start on {config.host}:{config.port}")
         time.sleep(0.02)
@@ -152,4 +132,4 @@ def start_service(
         for sock in s.sockets:
             port = sock.getsockname()[1]
             break
-    return RunningService(config, app, server, thread, port, virtual, admin_password)
+    return RunningService(config, app, server, thread, port, admin_password)

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from pyspalloc.geometry import BoardDefinition, Chip
 from pyspalloc.virtual.chip import CORES, ChipState
+from pyspalloc.virtual.memory import MemoryBudgetExceeded
 from pyspalloc.virtual.net import UdpEndpoint
 from pyspalloc.virtual.scamp import Call, handle_sark, handle_scamp, needs_state, version_payload
 from pyspalloc.virtual.tags import TagTable
@@ -189,6 +190,8 @@ class VirtualBoard:
             self.close_reverse(number)
         self.powered = powered
         self.machine = None
+        for chip in self.chips.values():
+            chip.release()
         self.chips = {}
         self.tags = TagTable()
         self.links_enabled = [True] * 6
@@ -304,7 +307,13 @@ class VirtualBoard:
                 payload = version_payload(255, 255, 0, _BOOTING_VERSION)
                 self._reply(request, data, SCPResult.RC_OK, payload, (0, 0), sender)
             return
-        result, payload, source = self._execute(machine, request, sender, len(data))
+        try:
+            result, payload, source = self._execute(machine, request, sender, len(data))
+        except MemoryBudgetExceeded:  # the virtual machine holds all it may
+            result, payload = SCPResult.RC_BUF, b""
+            source = (
+                (0, 0) if header.dest_x == header.dest_y == 255 else (header.dest_x, header.dest_y)
+            )
         if expects_reply:
             self._reply(request, data, result, payload, source, sender)
 

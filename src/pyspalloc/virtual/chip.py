@@ -11,6 +11,7 @@ from pyspalloc.virtual.heap import RouterTable, SdramHeap
 from pyspalloc.virtual.memory import (
     SDRAM_SIZE,
     SYSRAM_SIZE,
+    MemoryBudget,
     Region,
     SparseMemory,
     locate,
@@ -133,14 +134,23 @@ class ChipState:
 
     __slots__ = ("heap", "info", "p2p_table", "router", "router_regs", "sdram", "sysram")
 
-    def __init__(self, info: ChipInfo, p2p_table: bytes) -> None:
+    def __init__(
+        self, info: ChipInfo, p2p_table: bytes, budget: MemoryBudget | None = None
+    ) -> None:
         self.info = info
         self.p2p_table = p2p_table
-        self.sdram = SparseMemory(SDRAM_SIZE, 12)
-        self.sysram = SparseMemory(SYSRAM_SIZE, SYSRAM_PAGE_BITS, self._initial_sysram)
-        self.router_regs = SparseMemory(P2P_TABLE_OFFSET, 8)
+        self.sdram = SparseMemory(SDRAM_SIZE, 12, budget=budget)
+        self.sysram = SparseMemory(
+            SYSRAM_SIZE, SYSRAM_PAGE_BITS, self._initial_sysram, budget=budget
+        )
+        self.router_regs = SparseMemory(P2P_TABLE_OFFSET, 8, budget=budget)
         self.heap = SdramHeap()
         self.router = RouterTable()
+
+    def release(self) -> None:
+        """Forget this chip's memory and give it back to the machine's budget."""
+        for memory in (self.sdram, self.sysram, self.router_regs):
+            memory.clear()
 
     def _initial_sysram(self, index: int) -> bytearray | None:
         if index == SV_OFFSET >> SYSRAM_PAGE_BITS:
@@ -235,10 +245,8 @@ class ChipState:
 
     def core(self, p: int) -> tuple[int, int]:
         """``(cpu_state, app_id)`` of core ``p``."""
-        base = VCPU_OFFSET + VCPU_SIZE * p + 46
-        page = self.sysram.page(base >> SYSRAM_PAGE_BITS)
-        at = base & 0xFF
-        return page[at], page[at + 1]
+        state, app_id = self.sysram.read(VCPU_OFFSET + VCPU_SIZE * p + 46, 2)
+        return state, app_id
 
     def set_core(self, p: int, state: int, app_id: int | None = None) -> None:
         """Set core ``p``'s state (and app id, if given)."""

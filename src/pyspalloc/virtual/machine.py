@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 from pyspalloc.geometry import Direction, MachineDefinition, Triad
 from pyspalloc.virtual.bmp import VirtualBMP
 from pyspalloc.virtual.board import VirtualBoard
+from pyspalloc.virtual.memory import DEFAULT_BUDGET, MemoryBudget
 from pyspalloc.virtual.topology import BootedMachine
 
 __all__ = ["VirtualMachine"]
@@ -52,6 +53,9 @@ class VirtualMachine:
         other requests get no answer (SC&MP still starting).
     power_on_delay:
         Seconds a BMP takes to answer a power-on command.
+    memory_budget:
+        Most bytes of chip memory (written pages and fill runs) the whole machine holds;
+        a request needing more is answered ``RC_BUF``. Unwritten memory costs nothing.
     """
 
     def __init__(
@@ -64,8 +68,11 @@ class VirtualMachine:
         loss: float = 0.0,
         netinit: float = 0.0,
         power_on_delay: float = 0.0,
+        memory_budget: int = DEFAULT_BUDGET,
     ) -> None:
         self.definition = definition
+        #: what the chips of every board hold between them, charged as they store it
+        self.memory_budget = MemoryBudget(memory_budget)
         self.netinit = netinit
         self.power_on_delay = power_on_delay
         self.boards: dict[Triad, VirtualBoard] = {}

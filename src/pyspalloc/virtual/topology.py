@@ -229,7 +229,9 @@ class BootedMachine:
         if chip is None:
             if x == 255 and y == 255:
                 x = y = 0
-            chip = ChipState(self.chip_info(x, y), self.p2p_table)
+            # only stored chips are charged to the machine's memory budget
+            budget = board.vm.memory_budget if create else None
+            chip = ChipState(self.chip_info(x, y), self.p2p_table, budget)
             if create:
                 board.chips[local] = chip
         return chip
