@@ -96,8 +96,14 @@ class VirtualServeProcess(ServeProcess):
     virtual machine as a child process; ``child_pids()`` finds it."""
 
     def __init__(self, data_dir: Path, database: str, spec: str = "virtual:spin24") -> None:
+        from pyspalloc.transceiver.boot import boot_image
+
         super().__init__(data_dir, database)
-        self.machine_args = ("--machine", spec, "--controller", "bmp")
+        # the service boots each job's root board (with our synthetic image: virtual boards
+        # only), so tests can talk SCP to it at once
+        image = data_dir.parent / f"{data_dir.name}-scamp.boot"
+        image.write_bytes(boot_image())
+        self.machine_args = ("--machine", spec, "--controller", "bmp", "--boot-image", str(image))
 
     def child_pids(self) -> list[int]:
         """The service's child processes now."""
