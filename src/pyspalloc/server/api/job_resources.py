@@ -237,9 +237,20 @@ def _operations(request: Request, job: str) -> tuple[ServiceContext, dict[tuple[
     return ctx, boards
 
 
+#: the chip coordinates SC&MP reads as "the chip this board's Ethernet is on"
+#: (spinnaker-wire.md §1.3); for a job they mean its root chip, (0, 0)
+ROOT_ALIAS = (255, 255)
+
+
+def _chip_param(request: Request) -> tuple[int, int]:
+    """The ``x``, ``y`` query parameters, with (255, 255) meaning the job's root chip."""
+    x, y = int_param(request, "x", 0), int_param(request, "y", 0)
+    return (0, 0) if (x, y) == ROOT_ALIAS else (x, y)
+
+
 def _read_memory(request: Request, job: str) -> Response:
     ctx, boards = _operations(request, job)
-    x, y = int_param(request, "x", 0), int_param(request, "y", 0)
+    x, y = _chip_param(request)
     address, size = int_param(request, "address"), int_param(request, "size")
     assert ctx.operations is not None
     data = ctx.operations.read_memory(boards, x, y, address, size)
@@ -265,7 +276,7 @@ def read_memory(request: Request, job: str) -> Response:
 
 def _write_memory(request: Request, job: str, data: bytes) -> Response:
     ctx, boards = _operations(request, job)
-    x, y = int_param(request, "x", 0), int_param(request, "y", 0)
+    x, y = _chip_param(request)
     address = int_param(request, "address")
     assert ctx.operations is not None
     ctx.operations.write_memory(boards, x, y, address, data)
