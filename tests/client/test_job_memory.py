@@ -76,3 +76,15 @@ def test_memory_needs_an_allocation(memory_job: Any) -> None:
     )
     with pytest.raises(SpallocHTTPError):
         other.read_data(0, 0, SDRAM, 4)
+
+
+def test_chip_255_255_is_the_root_chip(memory_job: SpallocJob) -> None:
+    """(255, 255) is SC&MP's "this board's Ethernet chip": the job's root, for GET and POST."""
+    data = os.urandom(600)
+    memory_job.write_data(255, 255, SDRAM + 0x10000, data)
+    assert memory_job.read_data(0, 0, SDRAM + 0x10000, len(data)) == data
+    other = os.urandom(600)
+    memory_job.write_data(0, 0, SDRAM + 0x20000, other)
+    assert memory_job.read_data(255, 255, SDRAM + 0x20000, len(other)) == other
+    with pytest.raises(SpallocHTTPError):  # only the pair is special
+        memory_job.read_data(255, 0, SDRAM, 4)

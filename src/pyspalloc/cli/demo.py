@@ -172,9 +172,12 @@ def _transfer(job: Any, view: JobView, size: int) -> None:
     t0 = time.monotonic()
     with job.create_transceiver() as txrx:
         version = txrx.get_scamp_version(0, 0)
+        booted = txrx.last_boot_image
+        how = "" if booted is None else f", booted by the client with {booted.source} image"
         console.print(
             f"[bold]Transceiver[/] over the proxy: {len(chips)} boards, root runs "
-            f"{getattr(version, 'version_string', version)} ({time.monotonic() - t0:.2f} s)"
+            f"{getattr(version, 'version_string', version)}{how} "
+            f"({time.monotonic() - t0:.2f} s)"
         )
         columns = (
             TextColumn("[bold]{task.description:<6}"),

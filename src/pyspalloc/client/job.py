@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from pyspalloc.client.listeners import SpallocEIEIOListener, SpallocUDPListener
     from pyspalloc.client.proxy import ProxyConnection
     from pyspalloc.client.transceiver import SpallocTransceiver
+    from pyspalloc.transceiver.boot_image import BootImageSource
 
 #: the SCP UDP port of a board
 SCP_PORT = 17893
@@ -117,8 +118,21 @@ class SpallocJob(ABC):
         """Destroy the job, saying why."""
 
     @abstractmethod
-    def create_transceiver(self) -> SpallocTransceiver:
-        """Create a transceiver that talks to the job's boards through the proxy."""
+    def create_transceiver(
+        self, ensure_board_is_ready: bool = True, boot_image: BootImageSource | None = None
+    ) -> SpallocTransceiver:
+        """Create a transceiver that talks to the job's boards through the proxy.
+
+        Parameters
+        ----------
+        ensure_board_is_ready:
+            Make sure the boards run SC&MP first, booting the root board through the
+            proxy if it is silent (spinnman 7.4.1's argument, same default).
+        boot_image:
+            The SC&MP image to boot with (file name or bytes); by default
+            ``$PYSPALLOC_BOOT_IMAGE``, else an installed spinnman's ``scamp.boot``, else
+            our synthetic image, which boots only virtual boards.
+        """
 
     @abstractmethod
     def get_session_credentials_for_db(self) -> Mapping[tuple[str, str], str]:
@@ -537,13 +551,15 @@ class _SpallocJob(SessionAware, SpallocJob):
         channel = self.get_proxy().open_unbound()
         return SpallocUDPListener(channel, self._boards)
 
-    def create_transceiver(self) -> SpallocTransceiver:
+    def create_transceiver(
+        self, ensure_board_is_ready: bool = True, boot_image: BootImageSource | None = None
+    ) -> SpallocTransceiver:
         state = self.get_state()
         if state != SpallocState.READY:
             raise SpallocException(f"job {self._url} is {state.name}, not READY")
         from pyspalloc.client.transceiver import SpallocTransceiver
 
-        return SpallocTransceiver(self)
+        return SpallocTransceiver(self, ensure_board_is_ready, boot_image=boot_image)
 
     def __repr__(self) -> str:
         """The URL, with the last state and root host seen (no request is made)."""

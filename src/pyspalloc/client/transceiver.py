@@ -70,10 +70,13 @@ class SpallocTransceiver(Transceiver):
         The job (READY). One proxied SCP connection is opened to each of its boards and
         a boot connection to its root board.
     ensure_board_is_ready:
-        Also check (booting through the proxy if needed) that the root board answers.
+        Also make sure the boards run SC&MP: if the root board is silent, boot it
+        through the proxy's boot connection (as spinnman does), then set the IP-tag
+        timeout and read each board's chip summary.
     kwargs:
-        Engine settings passed to :class:`~pyspalloc.transceiver.Transceiver`
-        (``window``, ``timeout``, ``retries``, ``boot_timeout``).
+        Settings passed to :class:`~pyspalloc.transceiver.Transceiver` (``window``,
+        ``timeout``, ``retries``, ``boot_timeout``, and ``boot_image``: the SC&MP image
+        to boot with, by default ``$PYSPALLOC_BOOT_IMAGE`` or an installed spinnman's).
 
     Raises
     ------
@@ -174,6 +177,8 @@ class SpallocTransceiver(Transceiver):
         return f"Spalloc Transceiver over {self._job}"
 
 
-def create_job_transceiver(job: SpallocJob) -> SpallocTransceiver:
+def create_job_transceiver(
+    job: SpallocJob, ensure_board_is_ready: bool = True, **kwargs: Any
+) -> SpallocTransceiver:
     """Make the transceiver ``SpallocJob.create_transceiver()`` returns."""
-    return SpallocTransceiver(job)
+    return SpallocTransceiver(job, ensure_board_is_ready, **kwargs)

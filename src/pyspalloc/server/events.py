@@ -22,6 +22,18 @@ class EventHub:
         self._waiters: dict[Hashable, set[tuple[asyncio.AbstractEventLoop, asyncio.Event]]] = {}
         self._seen: OrderedDict[tuple[Hashable, Hashable], Hashable] = OrderedDict()
         self.max_seen = 20000
+        self._closed = False
+
+    def close(self) -> None:
+        """Wake every waiter, and make later waits return at once (the service is stopping).
+
+        A long poll held at shutdown then answers with what it has instead of being
+        cancelled by the server.
+        """
+        with self._lock:
+            self._closed = True
+            targets = [w for waiters in self._waiters.values() for w in waiters]
+        self._wake(targets)
 
     def mark_seen(self, viewer: Hashable, key: Hashable, shown: Hashable) -> None:
         """Record that ``viewer`` has been shown ``key`` as ``shown`` (e.g. a job's state)."""
@@ -40,6 +52,10 @@ class EventHub:
         """Wake every waiter on any of ``keys``."""
         with self._lock:
             targets = [w for k in keys for w in self._waiters.get(k, ())]
+        self._wake(targets)
+
+    @staticmethod
+    def _wake(targets: Iterable[tuple[asyncio.AbstractEventLoop, asyncio.Event]]) -> None:
         for loop, event in targets:
             try:
                 loop.call_soon_threadsafe(event.set)
@@ -68,19 +84,21 @@ class EventHub:
         Returns
         -------
         bool
-            True if notified, False on timeout.
+            True if notified, False on timeout or when the hub is closed.
         """
         loop = asyncio.get_running_loop()
         entry = (loop, asyncio.Event())
         keys = list(keys)
         with self._lock:
+            if self._closed:
+                return False
             for k in keys:
                 self._waiters.setdefault(k, set()).add(entry)
         try:
             if changed is not None and await changed():
                 return True
             await asyncio.wait_for(entry[1].wait(), timeout)
-            return True
+            return not self._closed
         except TimeoutError:
             return False
         finally:

@@ -60,7 +60,11 @@ class RunningService:
         return None if self.config.tls_cert is None else str(self.config.tls_cert)
 
     def stop(self, timeout: float = 30.0) -> None:
-        """Stop serving, finish the lifecycle and close the database."""
+        """Stop serving, finish the lifecycle and close the database.
+
+        Long polls still held are answered first, so that the server need not cancel them.
+        """
+        self.app.state.ctx.events.close()
         self._server.should_exit = True
         self._thread.join(timeout)
         self.app.state.ctx.store.close()

@@ -7,7 +7,8 @@
   :mod:`.sdram`: operations as functions of a connection.
 * :mod:`.transceiver`: :class:`Transceiver`, which routes them over several boards;
   :mod:`.factory`: :func:`create_transceiver` for a board's IP address.
-* :mod:`.boot`: the boot image and boot packets; :mod:`.bmp`: BMP power and FPGA links.
+* :mod:`.boot`: the boot image and boot packets; :mod:`.boot_image`: which image a
+  client boots with; :mod:`.bmp`: BMP power and FPGA links.
 """
 
 from pyspalloc.transceiver.boot import boot_board, boot_image, wait_until_booted

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pyspalloc.transceiver.boot_image import BootImageSource
 from pyspalloc.transceiver.connections import UDPConnection
 from pyspalloc.transceiver.engine import MIN_TIMEOUT
 from pyspalloc.transceiver.transceiver import Transceiver
@@ -16,6 +17,7 @@ def create_transceiver(
     *,
     ensure_ready: bool = True,
     discover: bool = False,
+    boot_image: BootImageSource | None = None,
     **kwargs: float,
 ) -> Transceiver:
     """A :class:`Transceiver` over UDP to the board at ``host`` (its Ethernet chip is 0, 0).
@@ -26,6 +28,9 @@ def create_transceiver(
         Run :meth:`Transceiver.ensure_board_is_ready` (booting the board if needed).
     discover:
         Also discover the machine and connect to every board.
+    boot_image:
+        The SC&MP image to boot with, if the board needs booting (see
+        :func:`~pyspalloc.transceiver.boot_image.find_boot_image`).
     kwargs:
         ``window``, ``timeout``, ``retries``, ``min_timeout``, ``boot_timeout``.
     """
@@ -39,6 +44,7 @@ def create_transceiver(
         retries=int(kwargs.get("retries", 10)),
         min_timeout=float(kwargs.get("min_timeout", MIN_TIMEOUT)),
         boot_timeout=float(kwargs.get("boot_timeout", 15.0)),
+        boot_image=boot_image,
     )
     try:
         if ensure_ready:

@@ -20,6 +20,12 @@ from pyspalloc.exceptions import (
 )
 from pyspalloc.transceiver import cpu, discovery, memory, router, sdram, tags
 from pyspalloc.transceiver.boot import boot_board, wait_until_booted
+from pyspalloc.transceiver.boot_image import (
+    HOW_TO_GIVE_AN_IMAGE,
+    BootImage,
+    BootImageSource,
+    find_boot_image,
+)
 from pyspalloc.transceiver.connections import Connection, UDPConnection
 from pyspalloc.transceiver.cpu import CPUInfo, CPUState, Signal
 from pyspalloc.transceiver.engine import DEFAULT_WINDOW, MIN_TIMEOUT, EngineOptions
@@ -33,6 +39,8 @@ __all__ = ["Transceiver"]
 
 #: Tries of CMD_VER before deciding a board needs booting.
 BOOT_RETRIES = 3
+#: Boots (flood-fill, then wait ``boot_timeout`` for SC&MP) before giving up on a board.
+BOOT_ATTEMPTS = 2
 #: The transient-tag timeout set when a board is made ready (2.56 s).
 READY_TAG_TIMEOUT = 9
 #: Host names meaning "this machine" in :meth:`Transceiver.set_ip_tag`.
@@ -56,6 +64,11 @@ class Transceiver:
         SCP engine settings (see :func:`~pyspalloc.transceiver.engine.scp_stream`).
     boot_timeout:
         Seconds to wait for a board to come up after booting it.
+    boot_image:
+        The SC&MP image to boot with (file name or bytes); by default
+        ``$PYSPALLOC_BOOT_IMAGE``, else an installed spinnman's ``scamp.boot``, else our
+        synthetic image, which boots only virtual boards (see
+        :func:`~pyspalloc.transceiver.boot_image.find_boot_image`).
     """
 
     def __init__(
@@ -68,6 +81,7 @@ class Transceiver:
         retries: int = 10,
         min_timeout: float = MIN_TIMEOUT,
         boot_timeout: float = 15.0,
+        boot_image: BootImageSource | None = None,
     ) -> None:
         if isinstance(connections, Connection):
             connections = [connections]
@@ -81,6 +95,9 @@ class Transceiver:
             )
         self.options = EngineOptions(window, timeout, retries, min_timeout)
         self.boot_timeout = boot_timeout
+        self._boot_image = boot_image
+        #: the image of the last boot this transceiver sent, if any
+        self.last_boot_image: BootImage | None = None
         self.machine: MachineInfo | None = None
         self._locks: dict[int, threading.Lock] = {}
         self._locks_lock = threading.Lock()
@@ -129,12 +146,41 @@ class Transceiver:
             return discovery.get_version(connection, x, y, 0, self.options)
 
     def boot(self) -> VersionInfo:
-        """Boot the root board through the boot connection and wait until it answers."""
+        """Boot the root board through the boot connection and wait until it answers.
+
+        Raises
+        ------
+        SpinnmanTimeoutException
+            The board did not come up after :data:`BOOT_ATTEMPTS` boots (with our
+            synthetic image, the message says how to give a real one).
+        """
         if self.boot_connection is None:
             raise SpinnmanIOException("no boot connection: this machine cannot be booted")
-        boot_board(self.boot_connection)
-        with self._use(self.root_connection) as connection:
-            return wait_until_booted(connection, self.boot_timeout)
+        image = find_boot_image(self._boot_image)
+        self.last_boot_image = image
+        last: SpinnmanTimeoutException | None = None
+        for _ in range(BOOT_ATTEMPTS):
+            boot_board(self.boot_connection, image=image.data)
+            try:
+                with self._use(self.root_connection) as connection:
+                    return wait_until_booted(connection, self.boot_timeout)
+            except SpinnmanTimeoutException as error:
+                last = error
+        waited = BOOT_ATTEMPTS * self.boot_timeout
+        if image.synthetic:
+            raise SpinnmanTimeoutException(
+                "the board to boot",
+                waited,
+                f"the board did not come up after {BOOT_ATTEMPTS} boots with pyspalloc's "
+                "synthetic SC&MP image, which boots only virtual boards; to boot a real "
+                f"board, {HOW_TO_GIVE_AN_IMAGE}",
+            )
+        raise SpinnmanTimeoutException(
+            "the board to boot",
+            waited,
+            f"the board did not come up after {BOOT_ATTEMPTS} boots with {image.source} "
+            f"(last: {last})",
+        )
 
     def ensure_board_is_ready(self) -> VersionInfo:
         """Make sure the machine runs SC&MP 4: VER, boot if silent, then TTO and INFO.

@@ -134,7 +134,7 @@ async def post_power(request: Request, job: str) -> Response:
 def where_is_chip(request: Request, job: str) -> Response:
     """Locate a job-relative chip (204 if it is not in the job)."""
     ctx, _, found = _job(request, job, True)
-    x, y = int_param(request, "x", 0), int_param(request, "y", 0)
+    x, y = _chip_param(request)
     live = connections(ctx, found)
     if live is None:
         return Response(status_code=204)
@@ -243,9 +243,20 @@ def _operations(request: Request, job: str) -> tuple[ServiceContext, dict[tuple[
     return ctx, boards
 
 
+#: the chip coordinates SC&MP reads as "the chip this board's Ethernet is on"
+#: (spinnaker-wire.md §1.3); for a job they mean its root chip, (0, 0)
+ROOT_ALIAS = (255, 255)
+
+
+def _chip_param(request: Request) -> tuple[int, int]:
+    """The ``x``, ``y`` query parameters, with (255, 255) meaning the job's root chip."""
+    x, y = int_param(request, "x", 0), int_param(request, "y", 0)
+    return (0, 0) if (x, y) == ROOT_ALIAS else (x, y)
+
+
 def _read_memory(request: Request, job: str) -> Response:
     ctx, boards = _operations(request, job)
-    x, y = int_param(request, "x", 0), int_param(request, "y", 0)
+    x, y = _chip_param(request)
     address, size = int_param(request, "address"), int_param(request, "size")
     assert ctx.operations is not None
     data = ctx.operations.read_memory(boards, x, y, address, size)
@@ -295,7 +306,7 @@ async def write_memory(request: Request, job: str) -> Response:
     service never holds more than one piece of it.
     """
     ctx, boards = await run_in_threadpool(_operations, request, job)
-    x, y = int_param(request, "x", 0), int_param(request, "y", 0)
+    x, y = _chip_param(request)
     address = int_param(request, "address")
     length = request.headers.get("content-length", "")
     if length.isdigit() and address + int(length) > 2**32:
