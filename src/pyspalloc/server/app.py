@@ -43,12 +43,14 @@ from pyspalloc.server.auth import (
     Forbidden,
     NotAuthenticated,
     hash_password,
+    pace,
 )
 from pyspalloc.server.config import ServiceConfig
 from pyspalloc.server.context import ServiceContext
 from pyspalloc.server.controller import MachineController, make_controller, make_job_operations
 from pyspalloc.server.events import EventHub
 from pyspalloc.server.lifecycle import Lifecycle
+from pyspalloc.server.login_guard import Busy
 from pyspalloc.server.store import JobState, Store, TrustLevel
 from pyspalloc.server.web import pages, ui
 
@@ -112,6 +114,7 @@ def _install_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(NotAuthenticated)
     async def not_authenticated(request: Request, _: NotAuthenticated) -> Response:
+        await pace(request)
         if _wants_html(request):
             return RedirectResponse(pages.LOGIN_PAGE, status_code=302)
         response = text_response(LOGIN_REQUIRED, 401)
@@ -120,6 +123,12 @@ def _install_handlers(app: FastAPI) -> None:
             "WWW-Authenticate",
             f'Bearer realm="{REALM}", scope="openid, profile, roles, email, team, group"',
         )
+        return response
+
+    @app.exception_handler(Busy)
+    async def busy(_: Request, __: Busy) -> Response:
+        response = text_response("too many password checks at once; try again shortly", 503)
+        response.headers["Retry-After"] = "2"
         return response
 
     @app.exception_handler(CsrfFailure)
