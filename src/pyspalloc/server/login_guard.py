@@ -50,7 +50,7 @@ class HashGate:
         self._semaphore = threading.BoundedSemaphore(self.slots)
         self._lock = threading.Lock()
         self._admitted = 0
-        self._average = 0.2
+        self._average: float | None = None  # s per hash, once one was timed
 
     @contextmanager
     def slot(self) -> Iterator[None]:
@@ -85,11 +85,13 @@ class HashGate:
             finally:
                 spent = time.monotonic() - start
                 with self._lock:
-                    self._average += (spent - self._average) * 0.2
+                    last = spent if self._average is None else self._average
+                    self._average = last + (spent - last) * 0.3
 
     def typical(self) -> float:
         """About as long as a hash takes now (jittered, at most :data:`MAX_PACE`)."""
-        return min(MAX_PACE, self._average * random.uniform(0.9, 1.2))
+        average = 0.2 if self._average is None else self._average
+        return min(MAX_PACE, average * random.uniform(0.9, 1.2))
 
 
 @dataclass
