@@ -189,14 +189,14 @@ class Authenticator:
                 self.throttle.give_back(address)
 
     def _verify(self, user: UserInfo, password: str, key: bytes) -> str:
-        """Count the account's attempt, then hash in a slot; return the outcome."""
+        """In a hashing slot, count the account's attempt, then hash; return the outcome."""
         config = self.config
         with self.gate.slot():
             if not self.store.reserve_login(
                 user.id, config.max_login_failures, config.account_lock_duration
             ):
                 return "locked"
-        ok = self.gate.run(lambda: verify_password(user.password_hash, password))
+            ok = self.gate.timed(lambda: verify_password(user.password_hash, password))
         if not ok or user.password_hash is None:
             return "bad_password"
         self.store.login_succeeded(user.id)

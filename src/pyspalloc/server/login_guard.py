@@ -79,14 +79,18 @@ class HashGate:
     def run(self, work: Callable[[], T]) -> T:
         """Run ``work`` (a hash) in a slot, timing it."""
         with self.slot():
-            start = time.monotonic()
-            try:
-                return work()
-            finally:
-                spent = time.monotonic() - start
-                with self._lock:
-                    last = spent if self._average is None else self._average
-                    self._average = last + (spent - last) * 0.3
+            return self.timed(work)
+
+    def timed(self, work: Callable[[], T]) -> T:
+        """Run ``work`` (a hash, in a slot already held), timing it."""
+        start = time.monotonic()
+        try:
+            return work()
+        finally:
+            spent = time.monotonic() - start
+            with self._lock:
+                last = spent if self._average is None else self._average
+                self._average = last + (spent - last) * 0.3
 
     def typical(self) -> float:
         """About as long as a hash takes now (jittered, at most :data:`MAX_PACE`)."""
