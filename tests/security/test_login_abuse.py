@@ -241,3 +241,24 @@ def test_address_limit_behind_a_trusted_proxy_hits_only_the_attacker(make_servic
     # other clients behind the same proxy log in (forged hops to the left are ignored)
     assert basic("alice", PASSWORDS["alice"], "198.51.100.7") == 200
     assert basic("rita", PASSWORDS["rita"], f"{attacker}, 198.51.100.8") == 200
+
+
+def test_serve_trusted_proxy_option_names_the_client_in_limits_and_audit(
+    tmp_path: Path,
+) -> None:
+    database = f"sqlite:///{tmp_path / 'spalloc.sqlite3'}"
+    make_users(database)
+    serve = ServeProcess(tmp_path / "data", database).start("--trusted-proxy", "127.0.0.1")
+    try:
+        response = requests.get(
+            serve.url + "srv/spalloc/",
+            auth=("bob", "guess"),
+            headers={"X-Forwarded-For": "192.0.2.1, 198.51.100.7"},
+            timeout=30,
+        )
+        assert response.status_code == 401
+        time.sleep(0.2)
+    finally:
+        serve.stop()
+    failed = [e for e in _audit(serve.lines) if e["event"] == "login_failed"]
+    assert [(e["user"], e["address"]) for e in failed] == [("bob", "198.51.100.7")]

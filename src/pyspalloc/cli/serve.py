@@ -45,6 +45,12 @@ from pyspalloc.server.config import ServiceConfig, default_data_dir
     default=None,
     help="Enable GET emergencyStop?commandCode= (ADMIN only) with this code.",
 )
+@click.option(
+    "--trusted-proxy",
+    "trusted_proxies",
+    multiple=True,
+    help="Address of a reverse proxy whose X-Forwarded-For names the client; repeatable.",
+)
 @click.option("--debug", is_flag=True, help="Verbose logs and failure reasons.")
 def serve(
     host: str,
@@ -57,6 +63,7 @@ def serve(
     self_signed: bool,
     controller: str,
     emergency_code: str | None,
+    trusted_proxies: tuple[str, ...],
     debug: bool,
 ) -> None:
     """Run the Spalloc web service until interrupted."""
@@ -80,6 +87,7 @@ def serve(
         tls_key=tls_key,
         self_signed=self_signed,
         emergency_code=emergency_code,
+        trusted_proxies=trusted_proxies,
         debug=debug,
     )
     console = Console()
