@@ -168,3 +168,28 @@ def test_credential_still_valid_follows_every_change(make_service: Any) -> None:
         assert not store.credential_still_valid(user.id, TrustLevel.READER)
     finally:
         store.close()
+
+
+def test_a_login_racing_a_password_change_or_disabling_gets_no_session(
+    make_service: Any,
+) -> None:
+    """A password verified just before the change must not yield a session after it."""
+    service = make_service()
+    store = Store(service.config.database_url())
+    try:
+        before = store.get_user("alice")
+        assert before is not None and before.password_hash is not None
+        assert store.create_session("a" * 64, "csrf", before.id, password_hash=before.password_hash)
+        store.update_user("alice", password_hash=before.password_hash + "x")  # changed
+        assert not store.create_session(
+            "b" * 64, "csrf", before.id, password_hash=before.password_hash
+        )
+        assert store.get_session("a" * 64, 60.0) is None  # and the earlier one ended
+        bob = store.get_user("bob")
+        assert bob is not None
+        store.update_user("bob", disabled=True)
+        assert not store.create_session("c" * 64, "csrf", bob.id, password_hash=bob.password_hash)
+        store.update_user("bob", disabled=False)
+        assert store.create_session("d" * 64, "csrf", bob.id, password_hash=bob.password_hash)
+    finally:
+        store.close()

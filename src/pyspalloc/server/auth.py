@@ -206,14 +206,15 @@ class Authenticator:
     def login(self, conn: HTTPConnection, name: str, password: str, how: str) -> UserInfo | None:
         """Check a password given with a request (``how``: ``form`` or ``basic``).
 
-        Writes the login or failure to the audit log (a Basic credential taken from the
-        cache is not logged again); a refusal that took no hash's time is paced by
-        :func:`pace`.
+        Writes the login or failure to the audit log (not a Basic credential taken from
+        the cache, and only the first refusal of a throttled address in its window); a
+        refusal that took no hash's time is paced by :func:`pace`.
         """
         address = self.address_of(conn)
         check = self.check_password(name, password, address)
         if check.user is None:
-            audit("login_failed", user=name, address=address, method=how, reason=check.reason)
+            if check.reason != "throttled" or self.throttle.first_refusal(address):
+                audit("login_failed", user=name, address=address, method=how, reason=check.reason)
             if not check.hashed:
                 conn.scope.setdefault("state", {})[_DELAY] = self.gate.typical()
         elif check.reason == "ok" or how != "basic":

@@ -175,13 +175,15 @@ class AddressThrottle:
     """Allows ``limit`` unsuccessful password attempts per address within ``window`` s.
 
     An attempt takes its place *before* it is checked (:meth:`take`) and gives it back
-    if it succeeds (:meth:`give_back`), so concurrent attempts cannot overshoot.
+    if it succeeds (:meth:`give_back`), so concurrent attempts cannot overshoot. At most
+    ``addresses`` addresses are tracked (the least recently new ones are dropped).
     """
 
-    def __init__(self, limit: int, window: float, addresses: int = 100_000) -> None:
+    def __init__(self, limit: int, window: float, addresses: int = 10_000) -> None:
         self.limit, self.window, self.addresses = limit, window, addresses
         self._lock = threading.Lock()
         self._attempts: OrderedDict[str, deque[float]] = OrderedDict()
+        self._reported: OrderedDict[str, float] = OrderedDict()
 
     def _recent(self, address: str, now: float) -> deque[float] | None:
         times = self._attempts.get(address)
@@ -212,6 +214,19 @@ class AddressThrottle:
             if len(times) >= self.limit:
                 return False
             times.append(now)
+            return True
+
+    def first_refusal(self, address: str) -> bool:
+        """Whether a refusal of ``address`` is the first in ``window`` s (worth logging)."""
+        now = time.monotonic()
+        with self._lock:
+            last = self._reported.get(address)
+            if last is not None and last > now - self.window:
+                return False
+            self._reported[address] = now
+            self._reported.move_to_end(address)
+            while len(self._reported) > self.addresses:
+                self._reported.popitem(last=False)
             return True
 
     def give_back(self, address: str) -> None:
