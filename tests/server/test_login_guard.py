@@ -3,6 +3,7 @@ verified-credential cache, the address throttle and the client address."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -89,12 +90,18 @@ def test_verified_cache_needs_the_same_hash_and_expires() -> None:
 def test_verified_cache_shares_one_check_of_the_same_credentials() -> None:
     cache = VerifiedCache(ttl=60)
     key = cache.key("alice", "pw")
-    assert cache.join(key) is None  # the first checks
-    follower = cache.join(key)
-    assert follower is not None and not follower.done.is_set()
-    cache.land(key, "ok")
-    assert follower.done.is_set() and follower.outcome == "ok"
-    assert cache.join(key) is None  # a new check after landing
+    flight, leading = cache.join(key)
+    assert leading  # the first checks
+    same, leading = cache.join(key)
+    assert same is flight and not leading and not flight.done.is_set()
+    assert flight.wait(0.05) == "abandoned"  # not landed yet
+    cache.land(key, flight, "ok")
+    cache.land(key, flight, "busy")  # only the first landing counts
+    assert flight.wait(0) == "ok" and asyncio.run(flight.wait_async(1.0)) == "ok"
+    again, leading = cache.join(key)
+    assert leading and again is not flight  # a new check after landing
+    cache.land(key, flight, "ok")  # an old flight cannot land the new one
+    assert not again.done.is_set()
 
 
 def test_throttle_counts_before_and_gives_back_on_success() -> None:

@@ -42,6 +42,7 @@ from pyspalloc.server.auth import (
     CsrfFailure,
     Forbidden,
     NotAuthenticated,
+    SharedBasicCheck,
     hash_password,
     pace,
 )
@@ -309,5 +310,6 @@ def create_app(
     _install_handlers(app)
     document_statuses(app)  # the handlers answer 400, never 422
     _install_proxy(app, registry)
+    app.add_middleware(SharedBasicCheck, auth=ctx.auth)
     app.add_middleware(PathAndCookieMiddleware, secure=config.tls)
     return app

@@ -16,13 +16,16 @@ from dataclasses import dataclass
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
+from starlette.datastructures import Headers
 from starlette.requests import HTTPConnection
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from pyspalloc.server.audit import audit
 from pyspalloc.server.config import ServiceConfig
 from pyspalloc.server.login_guard import (
     AddressThrottle,
     Busy,
+    FlightTicket,
     HashGate,
     VerifiedCache,
     client_address,
@@ -105,6 +108,21 @@ class PasswordCheck:
 
 
 _DELAY = "auth_delay"
+_FLIGHT = "basic_flight"
+
+
+def basic_credentials(header: str) -> tuple[str, str] | None:
+    """The user name and password of an ``Authorization: Basic`` header, if it is one."""
+    scheme, _, value = header.partition(" ")
+    value = value.strip()
+    if scheme.lower() != "basic" or not value:
+        return None
+    try:
+        decoded = base64.b64decode(value, validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    name, sep, password = decoded.partition(":")
+    return (name, password) if sep else None
 
 
 async def pace(conn: HTTPConnection) -> None:
@@ -143,14 +161,30 @@ class Authenticator:
         """Hash a new password in a hashing slot (:class:`Busy` when none comes free)."""
         return self.gate.run(lambda: hash_password(password))
 
-    def check_password(self, name: str, password: str, address: str) -> PasswordCheck:
+    def check_password(
+        self, name: str, password: str, address: str, flight: FlightTicket | None = None
+    ) -> PasswordCheck:
         """Verify a local user's password, within the limits.
 
         The address's attempt and the account's attempt are counted before the hash, so
         concurrent attempts cannot get past either limit; credentials verified recently
         are not hashed again, and concurrent checks of the same credentials share one
-        hash. Raises :class:`Busy` when no hashing slot comes free in time.
+        hash (``flight``: the share :class:`SharedBasicCheck` took for this request).
+        Raises :class:`Busy` when no hashing slot comes free in time.
         """
+        key = self.verified.key(name, password)
+        ticket = flight if flight is not None and flight.key == key else None
+        if ticket is not None and ticket.flight.done.is_set():  # checked already: reuse
+            ticket = FlightTicket(key, ticket.flight, False)
+        try:
+            return self._check(name, password, address, key, ticket)
+        finally:
+            if ticket is not None and ticket.leading:  # whatever happened, it has landed
+                self.verified.land(key, ticket.flight, "abandoned")
+
+    def _check(
+        self, name: str, password: str, address: str, key: bytes, ticket: FlightTicket | None
+    ) -> PasswordCheck:
         if not self.throttle.take(address):
             return PasswordCheck(None, "throttled", False)
         counted = True
@@ -159,28 +193,34 @@ class Authenticator:
             if user is None or user.disabled or user.locked_until > time.time():
                 why = "unknown_user" if user is None else "disabled" if user.disabled else "locked"
                 return PasswordCheck(None, why, False)
-            key = self.verified.key(name, password)
             if self.verified.valid(key, user.id, user.password_hash):
                 counted = False
                 return PasswordCheck(user, "cached", False)
-            flight = self.verified.join(key)
-            if flight is not None:  # the same credentials are being checked: share that
-                flight.done.wait(self.config.hash_wait + 30.0)
-                if flight.outcome == "busy":
+            for _ in range(2):  # a second round if the check we waited for was abandoned
+                if ticket is None:
+                    flight, leading = self.verified.join(key)
+                    ticket = FlightTicket(key, flight, leading)
+                if ticket.leading:
+                    outcome = "busy"
+                    try:
+                        outcome = self._verify(user, password, key)
+                    finally:
+                        self.verified.land(key, ticket.flight, outcome)
+                    hashed = True
+                else:
+                    outcome = ticket.flight.wait(self.config.hash_wait + 5.0)
+                    hashed = False
+                    ticket = None
+                if outcome == "busy":
                     raise Busy()
-                if flight.outcome == "ok" and self.verified.valid(key, user.id, user.password_hash):
+                if outcome == "ok" and (
+                    hashed or self.verified.valid(key, user.id, user.password_hash)
+                ):
                     counted = False
-                    return PasswordCheck(user, "cached", True)
-                return PasswordCheck(None, flight.outcome, True)
-            outcome = "busy"
-            try:
-                outcome = self._verify(user, password, key)
-            finally:
-                self.verified.land(key, outcome)
-            if outcome == "ok":
-                counted = False
-                return PasswordCheck(user, "ok", True)
-            return PasswordCheck(None, outcome, outcome == "bad_password")
+                    return PasswordCheck(user, "ok" if hashed else "cached", True)
+                if outcome not in ("ok", "abandoned"):  # else: of no use here, check again
+                    return PasswordCheck(None, outcome, outcome != "locked" or hashed)
+            raise Busy()
         except Busy:
             counted = False
             raise
@@ -211,7 +251,8 @@ class Authenticator:
         refusal that took no hash's time is paced by :func:`pace`.
         """
         address = self.address_of(conn)
-        check = self.check_password(name, password, address)
+        ticket = conn.scope.get("state", {}).get(_FLIGHT)
+        check = self.check_password(name, password, address, ticket)
         if check.user is None:
             if check.reason != "throttled" or self.throttle.first_refusal(address):
                 audit("login_failed", user=name, address=address, method=how, reason=check.reason)
@@ -325,14 +366,10 @@ class Authenticator:
             found = self._token(value)
             return (None, "bearer", None) if found is None else (found[0], "bearer", found[1])
         if scheme.lower() == "basic" and value:
-            try:
-                decoded = base64.b64decode(value, validate=True).decode("utf-8")
-            except (binascii.Error, UnicodeDecodeError):
+            credentials = basic_credentials(header)
+            if credentials is None:
                 return None, "basic", None
-            name, sep, password = decoded.partition(":")
-            if not sep:
-                return None, "basic", None
-            return self.login(conn, name, password, "basic"), "basic", None
+            return self.login(conn, *credentials, "basic"), "basic", None
         return None, None, None
 
     def authenticate(self, conn: HTTPConnection, method: str = "GET") -> Caller:
@@ -374,3 +411,39 @@ class Authenticator:
         session = self.new_session(conn, caller.user)
         caller.session = session
         return session
+
+
+class SharedBasicCheck:
+    """ASGI middleware: a request whose Basic credentials are being checked for another
+    request waits for that check here, on the event loop, instead of in a worker thread;
+    the first request with new credentials leads their check.
+
+    So a burst of requests with the same credentials costs one hash and one worker
+    thread, whatever its size.
+    """
+
+    def __init__(self, app: ASGIApp, auth: Authenticator) -> None:
+        self.app = app
+        self.auth = auth
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        credentials = None
+        if scope["type"] in ("http", "websocket"):
+            credentials = basic_credentials(Headers(scope=scope).get("authorization", ""))
+        if credentials is None:
+            await self.app(scope, receive, send)
+            return
+        verified = self.auth.verified
+        key = verified.key(*credentials)
+        if verified.known(key):  # verified recently: the route finds it in the cache
+            await self.app(scope, receive, send)
+            return
+        flight, leading = verified.join(key)
+        scope.setdefault("state", {})[_FLIGHT] = FlightTicket(key, flight, leading)
+        if not leading:
+            await flight.wait_async(self.auth.config.hash_wait + 5.0)
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            if leading:  # (the route lands it when it checks; this is for when it did not)
+                verified.land(key, flight, "abandoned")

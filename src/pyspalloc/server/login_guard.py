@@ -12,6 +12,7 @@ the limit.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import ipaddress
@@ -99,11 +100,35 @@ class HashGate:
 
 
 @dataclass
-class _Flight:
-    """A check in progress that others with the same credentials wait for."""
+class Flight:
+    """A check of one credential in progress, that others with the same one wait for.
+
+    ``outcome`` is set when it lands: ``ok``, ``bad_password``, ``locked``, ``busy``, or
+    ``abandoned`` (the request that led it never checked it: check again).
+    """
 
     done: threading.Event = field(default_factory=threading.Event)
-    outcome: str = "bad_password"
+    outcome: str = "abandoned"
+
+    def wait(self, timeout: float) -> str:
+        """Wait (in a thread) until it lands; the outcome (``abandoned`` on timeout)."""
+        return self.outcome if self.done.wait(timeout) else "abandoned"
+
+    async def wait_async(self, timeout: float) -> str:
+        """Wait on the event loop until it lands; the outcome (``abandoned`` on timeout)."""
+        deadline = time.monotonic() + timeout
+        while not self.done.is_set() and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        return self.outcome if self.done.is_set() else "abandoned"
+
+
+@dataclass(frozen=True)
+class FlightTicket:
+    """A request's share in the check of ``key``: it leads ``flight`` or waits for it."""
+
+    key: bytes
+    flight: Flight
+    leading: bool
 
 
 class VerifiedCache:
@@ -119,7 +144,7 @@ class VerifiedCache:
         self._key = secrets.token_bytes(32)
         self._lock = threading.Lock()
         self._entries: OrderedDict[bytes, tuple[int, str, float]] = OrderedDict()
-        self._flights: dict[bytes, _Flight] = {}
+        self._flights: dict[bytes, Flight] = {}
 
     def key(self, name: str, password: str) -> bytes:
         """The keyed hash under which a name and password are remembered."""
@@ -138,6 +163,12 @@ class VerifiedCache:
                 return False
             return True
 
+    def known(self, key: bytes) -> bool:
+        """Whether ``key`` was verified recently (for some user and hash)."""
+        with self._lock:
+            entry = self._entries.get(key)
+            return entry is not None and entry[2] >= time.monotonic()
+
     def put(self, key: bytes, user_id: int, password_hash: str) -> None:
         """Remember that ``key`` was verified against ``password_hash``."""
         if self.ttl <= 0:
@@ -154,19 +185,24 @@ class VerifiedCache:
             for key in [k for k, v in self._entries.items() if v[0] == user_id]:
                 del self._entries[key]
 
-    def join(self, key: bytes) -> _Flight | None:
-        """Join a check of ``key`` in progress, or (None) become the one who checks."""
+    def join(self, key: bytes) -> tuple[Flight, bool]:
+        """Join the check of ``key`` in progress, or begin one; the flight and whether
+        the caller leads it (and must :meth:`land` it)."""
         with self._lock:
             flight = self._flights.get(key)
-            if flight is None:
-                self._flights[key] = _Flight()
-            return flight
+            if flight is not None:
+                return flight, False
+            flight = self._flights[key] = Flight()
+            return flight, True
 
-    def land(self, key: bytes, outcome: str) -> None:
-        """End the check of ``key`` (begun by :meth:`join` returning None)."""
+    def land(self, key: bytes, flight: Flight, outcome: str) -> None:
+        """End the check ``flight`` of ``key`` with ``outcome`` (once; later calls do
+        nothing)."""
         with self._lock:
-            flight = self._flights.pop(key, None)
-        if flight is not None:
+            if self._flights.get(key) is flight:
+                del self._flights[key]
+            if flight.done.is_set():
+                return
             flight.outcome = outcome
             flight.done.set()
 
