@@ -42,7 +42,6 @@ from pyspalloc.server.auth import (
     CsrfFailure,
     Forbidden,
     NotAuthenticated,
-    SharedBasicCheck,
     hash_password,
     pace,
 )
@@ -51,7 +50,7 @@ from pyspalloc.server.context import ServiceContext
 from pyspalloc.server.controller import MachineController, make_controller, make_job_operations
 from pyspalloc.server.events import EventHub
 from pyspalloc.server.lifecycle import Lifecycle
-from pyspalloc.server.login_guard import Busy
+from pyspalloc.server.login_guard import Busy, SharedBasicCheck
 from pyspalloc.server.store import JobState, Store, TrustLevel
 from pyspalloc.server.web import pages, ui
 
@@ -310,6 +309,6 @@ def create_app(
     _install_handlers(app)
     document_statuses(app)  # the handlers answer 400, never 422
     _install_proxy(app, registry)
-    app.add_middleware(SharedBasicCheck, auth=ctx.auth)
+    app.add_middleware(SharedBasicCheck, verified=ctx.auth.verified, wait=config.hash_wait + 5.0)
     app.add_middleware(PathAndCookieMiddleware, secure=config.tls)
     return app

@@ -7,8 +7,6 @@ holds only the SHA-256 of session ids and bearer tokens, and argon2 hashes of pa
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import hashlib
 import secrets
 import time
@@ -16,18 +14,18 @@ from dataclasses import dataclass
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from starlette.datastructures import Headers
 from starlette.requests import HTTPConnection
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from pyspalloc.server.audit import audit
 from pyspalloc.server.config import ServiceConfig
 from pyspalloc.server.login_guard import (
+    FLIGHT_STATE,
     AddressThrottle,
     Busy,
     FlightTicket,
     HashGate,
     VerifiedCache,
+    basic_credentials,
     client_address,
 )
 from pyspalloc.server.store import SessionInfo, Store, TrustLevel, UserInfo
@@ -108,21 +106,6 @@ class PasswordCheck:
 
 
 _DELAY = "auth_delay"
-_FLIGHT = "basic_flight"
-
-
-def basic_credentials(header: str) -> tuple[str, str] | None:
-    """The user name and password of an ``Authorization: Basic`` header, if it is one."""
-    scheme, _, value = header.partition(" ")
-    value = value.strip()
-    if scheme.lower() != "basic" or not value:
-        return None
-    try:
-        decoded = base64.b64decode(value, validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError):
-        return None
-    name, sep, password = decoded.partition(":")
-    return (name, password) if sep else None
 
 
 async def pace(conn: HTTPConnection) -> None:
@@ -251,7 +234,7 @@ class Authenticator:
         refusal that took no hash's time is paced by :func:`pace`.
         """
         address = self.address_of(conn)
-        ticket = conn.scope.get("state", {}).get(_FLIGHT)
+        ticket = conn.scope.get("state", {}).get(FLIGHT_STATE)
         check = self.check_password(name, password, address, ticket)
         if check.user is None:
             if check.reason != "throttled" or self.throttle.first_refusal(address):
@@ -411,39 +394,3 @@ class Authenticator:
         session = self.new_session(conn, caller.user)
         caller.session = session
         return session
-
-
-class SharedBasicCheck:
-    """ASGI middleware: a request whose Basic credentials are being checked for another
-    request waits for that check here, on the event loop, instead of in a worker thread;
-    the first request with new credentials leads their check.
-
-    So a burst of requests with the same credentials costs one hash and one worker
-    thread, whatever its size.
-    """
-
-    def __init__(self, app: ASGIApp, auth: Authenticator) -> None:
-        self.app = app
-        self.auth = auth
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        credentials = None
-        if scope["type"] in ("http", "websocket"):
-            credentials = basic_credentials(Headers(scope=scope).get("authorization", ""))
-        if credentials is None:
-            await self.app(scope, receive, send)
-            return
-        verified = self.auth.verified
-        key = verified.key(*credentials)
-        if verified.known(key):  # verified recently: the route finds it in the cache
-            await self.app(scope, receive, send)
-            return
-        flight, leading = verified.join(key)
-        scope.setdefault("state", {})[_FLIGHT] = FlightTicket(key, flight, leading)
-        if not leading:
-            await flight.wait_async(self.auth.config.hash_wait + 5.0)
-        try:
-            await self.app(scope, receive, send)
-        finally:
-            if leading:  # (the route lands it when it checks; this is for when it did not)
-                verified.land(key, flight, "abandoned")

@@ -13,6 +13,8 @@ the limit.
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import hashlib
 import hmac
 import ipaddress
@@ -26,12 +28,16 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TypeVar
 
+from starlette.datastructures import Headers
 from starlette.requests import HTTPConnection
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 T = TypeVar("T")
 
 #: longest pause given to a refusal that did not hash (s)
 MAX_PACE = 2.0
+#: where :class:`SharedBasicCheck` leaves a request's :class:`FlightTicket` (scope state)
+FLIGHT_STATE = "basic_flight"
 
 
 class Busy(Exception):
@@ -290,3 +296,54 @@ def client_address(conn: HTTPConnection, trusted_proxies: Collection[str]) -> st
             except ValueError:
                 return peer
     return peer
+
+
+def basic_credentials(header: str) -> tuple[str, str] | None:
+    """The user name and password of an ``Authorization: Basic`` header, if it is one."""
+    scheme, _, value = header.partition(" ")
+    value = value.strip()
+    if scheme.lower() != "basic" or not value:
+        return None
+    try:
+        decoded = base64.b64decode(value, validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    name, sep, password = decoded.partition(":")
+    return (name, password) if sep else None
+
+
+class SharedBasicCheck:
+    """ASGI middleware: a request whose Basic credentials are being checked for another
+    request waits for that check here, on the event loop, instead of in a worker thread;
+    the first request with new credentials leads their check (its :class:`FlightTicket`
+    is left in the scope's state under :data:`FLIGHT_STATE` for the password check).
+
+    So a burst of requests with the same credentials costs one hash and one worker
+    thread while it is checked, whatever its size.
+    """
+
+    def __init__(self, app: ASGIApp, verified: VerifiedCache, wait: float) -> None:
+        self.app = app
+        self.verified = verified
+        self.wait = wait
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        credentials = None
+        if scope["type"] in ("http", "websocket"):
+            credentials = basic_credentials(Headers(scope=scope).get("authorization", ""))
+        if credentials is None:
+            await self.app(scope, receive, send)
+            return
+        key = self.verified.key(*credentials)
+        if self.verified.known(key):  # verified recently: the route finds it in the cache
+            await self.app(scope, receive, send)
+            return
+        flight, leading = self.verified.join(key)
+        scope.setdefault("state", {})[FLIGHT_STATE] = FlightTicket(key, flight, leading)
+        if not leading:
+            await flight.wait_async(self.wait)
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            if leading:  # (the password check lands it; this is for when none was made)
+                self.verified.land(key, flight, "abandoned")
