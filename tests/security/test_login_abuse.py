@@ -19,6 +19,7 @@ from typing import Any
 
 import requests
 
+from pyspalloc.server.store import Store
 from tests.reliability.serve_process import ServeProcess, make_users
 from tests.reliability.support import PASSWORDS, Http, login
 
@@ -209,6 +210,19 @@ def test_locked_or_unknown_accounts_answer_no_faster_than_a_wrong_password(
     unknown = [_timed(url, "nobody", "x"), _timed(url, "nobody-else", "y")]
     print(f"wrong {wrong}; locked {locked}; unknown {unknown}")
     assert min(locked + unknown) >= 0.5 * statistics.median(wrong), (wrong, locked, unknown)
+
+
+def test_a_stranger_locks_an_account_for_a_minute_at_most(make_service: Any) -> None:
+    service = make_service()  # the default limits
+    for n in range(5):
+        assert Http(service.url).login("bob", f"guess-{n}").status_code == 401
+    assert Http(service.url).login("bob").status_code == 401  # locked
+    store = Store(service.config.database_url())
+    try:
+        bob = store.get_user("bob")
+    finally:
+        store.close()
+    assert bob is not None and 0 < bob.locked_until - time.time() <= 61.0
 
 
 def test_lock_is_short_and_sessions_survive_it(make_service: Any) -> None:
