@@ -48,8 +48,9 @@ def test_users_tokens_sessions(store: Store) -> None:
     assert store.get_session("k" * 64, 0.01) is None
     assert store.purge_sessions(0.01) == 1
     assert store.get_session("k" * 64, 60.0) is None
-    store.record_login(user.id, False, 2, 100.0)
-    store.record_login(user.id, False, 2, 100.0)
+    assert store.reserve_login(user.id, 2, 100.0)
+    assert store.reserve_login(user.id, 2, 100.0)
+    assert not store.reserve_login(user.id, 2, 100.0)
     locked = store.get_user("ann")
     assert locked is not None and locked.locked_until > time.time()
     assert store.update_user("ann", disabled=True).disabled  # type: ignore[union-attr]

@@ -74,6 +74,12 @@ from pyspalloc.server.config import ServiceConfig, default_data_dir
     help="A host name clients may use (Host header) besides the --host address and "
     "localhost; repeatable. Requests naming other hosts get 400.",
 )
+@click.option(
+    "--trusted-proxy",
+    "trusted_proxies",
+    multiple=True,
+    help="Address of a reverse proxy whose X-Forwarded-For names the client; repeatable.",
+)
 @click.option("--debug", is_flag=True, help="Verbose logs and failure reasons.")
 def serve(
     host: str,
@@ -90,6 +96,7 @@ def serve(
     off_wait_time: float | None,
     emergency_code: str | None,
     allowed_hosts: tuple[str, ...],
+    trusted_proxies: tuple[str, ...],
     debug: bool,
 ) -> None:
     """Run the Spalloc web service until interrupted."""
@@ -117,6 +124,7 @@ def serve(
         self_signed=self_signed,
         emergency_code=emergency_code,
         allowed_hosts=list(allowed_hosts),
+        trusted_proxies=trusted_proxies,
         debug=debug,
     )
     console = Console()

@@ -43,6 +43,7 @@ from pyspalloc.server.auth import (
     Forbidden,
     NotAuthenticated,
     hash_password,
+    pace,
 )
 from pyspalloc.server.body_limit import BodyLimitMiddleware, BodyTooLarge
 from pyspalloc.server.config import ServiceConfig
@@ -51,6 +52,7 @@ from pyspalloc.server.controller import BoardNotBooted, MachineController
 from pyspalloc.server.events import EventHub
 from pyspalloc.server.hardware import make_controller, make_job_operations
 from pyspalloc.server.lifecycle import Lifecycle
+from pyspalloc.server.login_guard import Busy, SharedBasicCheck
 from pyspalloc.server.proxy import ProxyOptions, ProxyRegistry, serve_proxy
 from pyspalloc.server.security_headers import SecurityHeadersMiddleware
 from pyspalloc.server.store import JobState, Store, TrustLevel
@@ -114,6 +116,7 @@ def _install_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(NotAuthenticated)
     async def not_authenticated(request: Request, _: NotAuthenticated) -> Response:
+        await pace(request)
         if _wants_html(request):
             return RedirectResponse(pages.LOGIN_PAGE, status_code=302)
         response = text_response(LOGIN_REQUIRED, 401)
@@ -128,6 +131,12 @@ def _install_handlers(app: FastAPI) -> None:
     async def too_large(_: Request, error: BodyTooLarge) -> Response:
         response = text_response(str(error), 413)
         response.headers["Connection"] = "close"  # the rest of the body is not read
+        return response
+
+    @app.exception_handler(Busy)
+    async def busy(_: Request, __: Busy) -> Response:
+        response = text_response("too many password checks at once; try again shortly", 503)
+        response.headers["Retry-After"] = "2"
         return response
 
     @app.exception_handler(CsrfFailure)
@@ -313,8 +322,10 @@ def create_app(
     document_statuses(app)  # the handlers answer 400, never 422
     _install_proxy(app, registry)
     install_api_docs(app)
-    # outermost last: hosts checked first, then paths normalised, then bodies limited
+    # outermost last: hosts checked first, then paths normalised, then one password check
+    # per Basic credential, then bodies limited
     app.add_middleware(BodyLimitMiddleware)
+    app.add_middleware(SharedBasicCheck, verified=ctx.auth.verified, wait=config.hash_wait + 5.0)
     app.add_middleware(SecurityHeadersMiddleware, tls=config.tls)
     app.add_middleware(PathAndCookieMiddleware, secure=config.tls)
     app.add_middleware(

@@ -85,11 +85,22 @@ class ServiceConfig:
     priority_specific_board: float = 65.0
     report_action_threshold: int = 2
     session_timeout: float = 30 * 60.0
+    #: wrong passwords that lock an account (counted before each hash) ...
     max_login_failures: int = 5
-    account_lock_duration: float = 15 * 60.0
+    #: ... for this long (s): short, so a stranger cannot keep a user out for long
+    account_lock_duration: float = 60.0
     #: failed logins allowed per client address within ``ip_failure_window``
     max_ip_failures: int = 30
     ip_failure_window: float = 300.0
+    #: password hashes (argon2, 64 MiB each) run at once, and how many more may wait ...
+    hash_slots: int = 1
+    hash_queue: int = 8
+    #: ... and for how long (s) before the request gets 503
+    hash_wait: float = 5.0
+    #: how long (s) a verified Basic credential is not hashed again (0: always hash)
+    verified_ttl: float = 120.0
+    #: reverse proxies whose ``X-Forwarded-For`` names the client (for login limits, logs)
+    trusted_proxies: tuple[str, ...] = ()
     proxy_enable: bool = True
     proxy_local_host: str = ""
     #: worker threads for power changes

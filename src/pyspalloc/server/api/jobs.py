@@ -198,6 +198,7 @@ def _create(request: Request, body: bytes) -> Response:
         machine_name=info.name,
         owner_name=owner.name,
     )
+    ctx.auth.audit(request, caller, "job_created", job=job.id, owner=owner.name, machine=info.name)
     ctx.events.notify("jobs")
     ctx.lifecycle.wake()
     url = job_url(request, job.id)
@@ -297,4 +298,6 @@ def delete_job(request: Request, job: str) -> Response:
     reason = request.query_params.get("reason", "")
     if not ctx.lifecycle.destroy(job_id, reason, owner_id=owner):  # (wakes the allocator)
         visible_job(ctx, caller, job_id)  # 404 unless it is a destroyed job of the caller
+    else:
+        ctx.auth.audit(request, caller, "job_destroyed", job=job_id, reason=reason[:200])
     return Response(status_code=204)

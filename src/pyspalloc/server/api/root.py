@@ -50,7 +50,7 @@ def describe_service(request: Request) -> Response:
 )
 def emergency_stop(request: Request) -> Response:
     """Destroy every job and halt allocation (ADMIN, and the configured command code)."""
-    caller_of(request, TrustLevel.ADMIN)
+    caller = caller_of(request, TrustLevel.ADMIN)
     ctx = ctx_of(request)
     expected = ctx.config.emergency_code
     if not expected:
@@ -58,5 +58,6 @@ def emergency_stop(request: Request) -> Response:
     given = request.query_params.get("commandCode", "")
     if not secrets.compare_digest(given.encode(), expected.encode()):
         raise ApiError(400, "commandCode does not match")
+    ctx.auth.audit(request, caller, "emergency_stop")
     ctx.lifecycle.emergency_stop()
     return text_response("ok")

@@ -6,6 +6,7 @@ import time
 from dataclasses import dataclass
 
 from sqlalchemy import bindparam, delete, func, select, update
+from sqlalchemy.orm import Session
 
 from pyspalloc.server.store.base import StoreBase
 from pyspalloc.server.store.models import (
@@ -86,6 +87,15 @@ _SESSION_QUERY = (
 )  # fmt: skip
 
 
+def _end_sessions(s: Session, user_id: int, keep: str | None) -> None:
+    """Delete every session of a user except ``keep`` (with their token links)."""
+    keys = select(SessionRow.key).where(SessionRow.user_id == user_id)
+    if keep is not None:
+        keys = keys.where(SessionRow.key != keep)
+    s.execute(delete(SessionTokenRow).where(SessionTokenRow.session_key.in_(keys)))
+    s.execute(delete(SessionRow).where(SessionRow.key.in_(keys)))
+
+
 class AccountsMixin(StoreBase):
     """User, group, token and session persistence."""
 
@@ -144,8 +154,15 @@ class AccountsMixin(StoreBase):
         password_hash: str | None = None,
         disabled: bool | None = None,
         trust: TrustLevel | None = None,
+        keep_session: str | None = None,
     ) -> UserInfo | None:
-        """Change a user's password hash, disabled flag or trust; None if no such user."""
+        """Change a user's password hash, disabled flag or trust; None if no such user.
+
+        A new password hash or disabling ends every session of the user (in the same
+        transaction) but ``keep_session`` (the hashed id of the session making its own
+        password change): re-enabling a user brings no old session back. Bearer tokens
+        are kept (a disabled user's tokens are refused while disabled).
+        """
         with self._write() as s:
             row = s.scalar(select(UserRow).where(UserRow.name == name))
             if row is None:
@@ -156,21 +173,79 @@ class AccountsMixin(StoreBase):
                 row.disabled = disabled
             if trust is not None:
                 row.trust = int(trust)
+            if password_hash is not None or disabled:
+                s.flush()
+                _end_sessions(s, row.id, keep_session)
             return _user(row)
 
-    def record_login(self, user_id: int, ok: bool, max_failures: int, lock_for: float) -> None:
-        """Count a failed login (locking at ``max_failures``) or reset on success."""
+    def reserve_login(self, user_id: int, max_failures: int, lock_for: float) -> bool:
+        """Count a password attempt of the user *before* it is checked; False if locked.
+
+        The attempt counts as a failure until :meth:`login_succeeded` clears the count,
+        so concurrent attempts cannot get past the lock: the ``max_failures``-th attempt
+        locks the account for ``lock_for`` seconds, and a lock that has run out starts
+        the count afresh.
+        """
+        now = time.time()
         with self._write() as s:
-            row = s.get(UserRow, user_id)
-            if row is None:
-                return
-            if ok:
-                row.failures = 0
-                return
+            row = s.get(UserRow, user_id, with_for_update=True)
+            if row is None or row.locked_until > now:
+                return False
+            if row.locked_until:
+                row.failures, row.locked_until = 0, 0.0
             row.failures += 1
             if row.failures >= max_failures:
-                row.locked_until = time.time() + lock_for
-                row.failures = 0
+                row.locked_until = now + lock_for
+            return True
+
+    def login_succeeded(self, user_id: int) -> None:
+        """Clear the user's failure count and lock after a correct password."""
+        with self._wconn_single() as conn:
+            conn.execute(
+                update(UserRow).where(UserRow.id == user_id).values(failures=0, locked_until=0.0)
+            )
+
+    def credential_still_valid(
+        self,
+        user_id: int,
+        role: TrustLevel,
+        *,
+        session_key: str | None = None,
+        token_id: int | None = None,
+        password_hash: str | None = None,
+    ) -> bool:
+        """Whether a connection authenticated earlier may go on.
+
+        True when the user exists, is enabled and has at least ``role``, and each
+        credential given is still good: the session (hashed id) still exists, belongs
+        to the user and was not made from a token revoked since; the bearer token is
+        not revoked; the password hash is still the user's (no password change).
+        """
+        with self._read() as s:
+            row = s.get(UserRow, user_id)
+            if row is None or row.disabled or row.trust < int(role):
+                return False
+            if password_hash is not None and row.password_hash != password_hash:
+                return False
+            if session_key is not None:
+                found = s.execute(
+                    select(SessionRow.user_id, TokenRevocationRow.token_id)
+                    .outerjoin(SessionTokenRow, SessionTokenRow.session_key == SessionRow.key)
+                    .outerjoin(
+                        TokenRevocationRow,
+                        TokenRevocationRow.token_id == SessionTokenRow.token_id,
+                    )
+                    .where(SessionRow.key == session_key)
+                ).first()
+                if found is None or found[0] != user_id or found[1] is not None:
+                    return False
+            if token_id is not None:
+                token = s.get(TokenRow, token_id)
+                if token is None or token.user_id != user_id:
+                    return False
+                if s.get(TokenRevocationRow, token_id) is not None:
+                    return False
+            return True
 
     def set_group_quota(self, name: str, quota: float | None) -> bool:
         """Set a group's quota in board-seconds (None: unlimited); False if no such group."""
@@ -252,18 +327,34 @@ class AccountsMixin(StoreBase):
 
     # ---- sessions ----------------------------------------------------------------
     def create_session(
-        self, key: str, csrf: str, user_id: int | None, token_id: int | None = None
-    ) -> None:
-        """Create a session with the hashed id ``key``.
+        self,
+        key: str,
+        csrf: str,
+        user_id: int | None,
+        token_id: int | None = None,
+        *,
+        password_hash: str | None = None,
+    ) -> bool:
+        """Create a session with the hashed id ``key``; False if its user may not have one.
 
         ``token_id`` names the bearer token the session was created from: revoking that
-        token ends the session.
+        token ends the session. A session of a user is only made while the user is
+        enabled and, when ``password_hash`` is given (the hash the user's password was
+        verified against), while that is still the user's hash, so a login racing a
+        password change or disabling cannot outlive it.
         """
         now = time.time()
         with self._write() as s:
+            if user_id is not None:
+                row = s.get(UserRow, user_id, with_for_update=True)
+                if row is None or row.disabled:
+                    return False
+                if password_hash is not None and row.password_hash != password_hash:
+                    return False
             s.add(SessionRow(key=key, user_id=user_id, csrf=csrf, created=now, last_access=now))
             if token_id is not None:
                 s.add(SessionTokenRow(session_key=key, token_id=token_id))
+            return True
 
     def get_session(self, key: str, idle_timeout: float) -> SessionInfo | None:
         """Return the live session ``key`` and refresh its idle timer; None if expired.

@@ -13,7 +13,6 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from pyspalloc.server.api.common import ApiError
-from pyspalloc.server.auth import hash_password
 from pyspalloc.server.store import TrustLevel, UserInfo
 from pyspalloc.server.store import web_queries as wq
 from pyspalloc.server.web.support import (
@@ -37,6 +36,11 @@ ROLES = [t.name for t in TrustLevel]
 
 def _admin(request: Request) -> Viewer:
     return viewer(request, TrustLevel.ADMIN)
+
+
+def _audit(request: Request, who: Viewer, event: str, **fields: str | float | None) -> None:
+    """Log an admin action (``user`` is the admin, ``address`` theirs)."""
+    who.ctx.auth.audit(request, who.caller, event, **fields)
 
 
 @router.get(ADMIN)
@@ -96,11 +100,12 @@ def _create_user(request: Request, form: dict[str, str]) -> Response:
         problem = "Unknown role."
     if problem is None and role is not None:
         try:
-            who.ctx.store.create_user(name, hash_password(password), role)
+            who.ctx.store.create_user(name, who.ctx.auth.new_password_hash(password), role)
         except ValueError:
             problem = f"There is already a user called {name}."
     if problem is not None:
         return _users_page(request, who, 400, problem)
+    _audit(request, who, "user_created", target=name, role=role.name if role else None)
     return done(ADMIN + "/users", "user-created")
 
 
@@ -129,6 +134,8 @@ def _change_user(request: Request, user_id: int, form: dict[str, str]) -> Respon
         if myself and action == "disable":
             return _users_page(request, who, 400, "You cannot disable your own account.")
         store.update_user(user.name, disabled=action == "disable")
+        who.ctx.auth.verified.forget(user.id)
+        _audit(request, who, f"user_{action}d", target=user.name)
         return done(ADMIN + "/users", f"user-{action}d")
     if action == "role":
         role = _role(form.get("role", ""))
@@ -137,6 +144,7 @@ def _change_user(request: Request, user_id: int, form: dict[str, str]) -> Respon
         if myself and role < TrustLevel.ADMIN:
             return _users_page(request, who, 400, "You cannot take away your own admin role.")
         store.update_user(user.name, trust=role)
+        _audit(request, who, "user_role", target=user.name, role=role.name)
         return done(ADMIN + "/users", "user-role")
     if action == "password":
         password = form.get("password", "")
@@ -144,11 +152,18 @@ def _change_user(request: Request, user_id: int, form: dict[str, str]) -> Respon
             return _users_page(
                 request, who, 400, f"Passwords must have at least {MIN_PASSWORD} characters."
             )
-        store.update_user(user.name, password_hash=hash_password(password))
+        store.update_user(
+            user.name,
+            password_hash=who.ctx.auth.new_password_hash(password),
+            keep_session=who.session.key if myself else None,
+        )
         wq.unlock_user(store, user.id)
+        who.ctx.auth.verified.forget(user.id)
+        _audit(request, who, "user_password_reset", target=user.name)
         return done(ADMIN + "/users", "user-password")
     if action == "unlock":
         wq.unlock_user(store, user.id)
+        _audit(request, who, "user_unlocked", target=user.name)
         return done(ADMIN + "/users", "user-unlocked")
     raise ApiError(400, "unknown action")
 
@@ -194,6 +209,7 @@ def _create_group(request: Request, form: dict[str, str]) -> Response:
         group = wq.create_group(who.ctx.store, name, quota)
     except ValueError:
         return _groups_page(request, who, 400, f"There is already a group called {name}.")
+    _audit(request, who, "group_created", group=name, quota=quota)
     return done(f"{ADMIN}/groups/{group.id}", "group-created")
 
 
@@ -246,10 +262,12 @@ def _change_group(request: Request, group_id: int, form: dict[str, str]) -> Resp
     if action == "add":
         if not wq.add_member(store, group_id, user):
             return _group_page(request, who, group_id, 400, f"{user.name} is already a member.")
+        _audit(request, who, "group_member_added", group=group_id, target=user.name)
         return done(here, "member-added")
     if action == "remove":
         if not wq.remove_member(store, group_id, user):
             return _group_page(request, who, group_id, 400, f"{user.name} is not a member.")
+        _audit(request, who, "group_member_removed", group=group_id, target=user.name)
         return done(here, "member-removed")
     raise ApiError(400, "unknown action")
 
@@ -301,6 +319,7 @@ def _change_board(request: Request, board_id: int, form: dict[str, str]) -> Resp
         raise ApiError(404, "no such board")
     machine = who.ctx.store.machine_by_id(board.machine_id)
     name = machine.name if machine is not None else ""
+    _audit(request, who, f"board_{action}d", machine=name, board=board_id)
     who.ctx.events.notify(("machine", name))
     if action == "enable":
         who.ctx.lifecycle.wake()

@@ -13,7 +13,8 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from pyspalloc.server.api.common import SRV, base_url, ctx_of, json_response
-from pyspalloc.server.auth import CSRF_HEADER, CSRF_PARAM, CsrfFailure
+from pyspalloc.server.audit import audit
+from pyspalloc.server.auth import CSRF_HEADER, CSRF_PARAM, CsrfFailure, pace
 
 router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
@@ -59,8 +60,7 @@ def _login(request: Request, form: dict[str, str]) -> Response:
     token = form.get(CSRF_PARAM, "")
     if session is None or not token or not secrets.compare_digest(token, session.csrf):
         raise CsrfFailure()
-    address = request.client.host if request.client else "?"
-    user = auth.check_password(form.get("username", ""), form.get("password", ""), address)
+    user = auth.login(request, form.get("username", ""), form.get("password", ""), "form")
     if user is None:
         return _failed("bad credentials", ctx.config.debug)
     auth.end_session(request)
@@ -73,7 +73,9 @@ async def perform_login(request: Request) -> Response:
     """Check the form; 302 with a new JSESSIONID on success, 401 JSON on failure."""
     form = await request.form()
     fields = {k: v for k, v in form.items() if isinstance(v, str)}
-    return await run_in_threadpool(_login, request, fields)
+    response = await run_in_threadpool(_login, request, fields)
+    await pace(request)
+    return response
 
 
 def _logout(request: Request, form: dict[str, str]) -> Response:
@@ -83,6 +85,8 @@ def _logout(request: Request, form: dict[str, str]) -> Response:
         token = form.get(CSRF_PARAM) or request.headers.get(CSRF_HEADER, "")
         if not token or not secrets.compare_digest(token, session.csrf):
             raise CsrfFailure()
+    if session is not None and session.user is not None:
+        audit("logout", user=session.user.name, address=ctx.auth.address_of(request))
     ctx.auth.end_session(request)
     response = RedirectResponse(LOGIN_PAGE, status_code=302)
     response.delete_cookie("JSESSIONID", path="/")

@@ -23,7 +23,6 @@ from starlette.responses import FileResponse, Response
 from pyspalloc.geometry import allocation_chip_size
 from pyspalloc.server.api.common import ApiError
 from pyspalloc.server.api.jobview import machine_of, parse_job_id, visible_job
-from pyspalloc.server.auth import hash_password, verify_password
 from pyspalloc.server.store import JobInfo, JobState, TrustLevel
 from pyspalloc.server.store import web_queries as wq
 from pyspalloc.server.web import admin
@@ -198,7 +197,10 @@ def _destroy(request: Request, job: str, form: dict[str, str]) -> Response:
     found = _visible(who, job)
     reason = form.get("reason", "").strip()[:MAX_REASON] or "destroyed from the web interface"
     if found.state != JobState.DESTROYED:
-        who.ctx.lifecycle.destroy(found.id, reason)
+        if who.ctx.lifecycle.destroy(found.id, reason):
+            who.ctx.auth.audit(
+                request, who.caller, "job_destroyed", job=found.id, reason=reason[:200]
+            )
         who.ctx.lifecycle.wake()
     return done(job_link(found.id), "destroyed")
 
@@ -251,23 +253,32 @@ def change_password_page(request: Request) -> Response:
 def _change_password(request: Request, form: dict[str, str]) -> Response:
     who = actor(request, form, TrustLevel.BASIC)
     user = who.caller.user
+    auth = who.ctx.auth
     old, new, again = (form.get(k, "") for k in ("old", "new", "again"))
     problem = None
     if user.password_hash is None:
         problem = "This account has no local password to change."
-    elif not verify_password(user.password_hash, old):
-        problem = "The current password is wrong."
     elif len(new) < MIN_PASSWORD:
         problem = f"The new password must have at least {MIN_PASSWORD} characters."
     elif new != again:
         problem = "The new passwords differ."
     elif new == old:
         problem = "The new password is the same as the old one."
+    else:  # the old password is checked like a login: limited, counted, hashed in a slot
+        check = auth.check_password(user.name, old, auth.address_of(request))
+        if check.user is None and check.reason == "bad_password":
+            problem = "The current password is wrong."
+        elif check.user is None:
+            problem = "Too many wrong passwords; try again later."
     if problem is not None:
         return render(
             request, who, "password.html", 400, error=problem, local=user.password_hash is not None
         )
-    who.ctx.store.update_user(user.name, password_hash=hash_password(new))
+    who.ctx.store.update_user(
+        user.name, password_hash=auth.new_password_hash(new), keep_session=who.session.key
+    )
+    auth.verified.forget(user.id)
+    auth.audit(request, who.caller, "password_changed", target=user.name)
     return done(SYSTEM + "/change_password", "password")
 
 
