@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib
 import logging
 import threading
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
@@ -50,16 +51,36 @@ class JobOperations(Protocol):
     """Server-side SCP operations on an allocated job's boards (web-api.md §4.12).
 
     ``boards`` maps job-relative Ethernet chips to board IPs; the root board is at
-    ``(0, 0)``; ``x``, ``y`` are job-relative chip coordinates.
+    ``(0, 0)``; ``x``, ``y`` are job-relative chip coordinates. ``checkpoint`` is called
+    before every burst of packets and raises when the job has ended: the operation must
+    then stop sending.
     """
 
-    def read_memory(self, boards: JobBoards, x: int, y: int, address: int, size: int) -> bytes:
+    def read_memory(
+        self,
+        boards: JobBoards,
+        x: int,
+        y: int,
+        address: int,
+        size: int,
+        checkpoint: Callable[[], None] = ...,
+    ) -> bytes:
         """Read ``size`` bytes at ``address`` of chip (x, y)."""
 
-    def write_memory(self, boards: JobBoards, x: int, y: int, address: int, data: bytes) -> None:
+    def write_memory(
+        self,
+        boards: JobBoards,
+        x: int,
+        y: int,
+        address: int,
+        data: bytes,
+        checkpoint: Callable[[], None] = ...,
+    ) -> None:
         """Write ``data`` at ``address`` of chip (x, y)."""
 
-    def reset_router(self, boards: JobBoards, filters: dict[int, int]) -> None:
+    def reset_router(
+        self, boards: JobBoards, filters: dict[int, int], checkpoint: Callable[[], None] = ...
+    ) -> None:
         """Clear routing tables and diagnostic counters, and install diagnostic filters."""
 
 

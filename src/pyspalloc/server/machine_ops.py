@@ -6,13 +6,17 @@
 work with the transceiver's bounded timeouts and retries, and closes it again; nothing is
 kept between calls, so a destroyed job leaves nothing behind. The calls block: the REST
 layer runs them in its thread pool.
+
+Large transfers go in chunks of :data:`CHUNK` bytes and a router reset chip by chip; each
+call takes a ``checkpoint`` that is called before every chunk (and chip) and raises when the
+job has ended, so no operation outlives its job by more than one chunk.
 """
 
 from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
@@ -21,7 +25,15 @@ from pyspalloc.geometry import BOARD_CHIP_SET, Chip
 from pyspalloc.transceiver import Transceiver, UDPConnection
 from pyspalloc.wire.scp import SCP_PORT
 
-__all__ = ["MAX_TRANSFER", "N_FILTERS", "JobBoards", "ServerJobOperations", "board_of_chip"]
+__all__ = [
+    "CHUNK",
+    "MAX_TRANSFER",
+    "N_FILTERS",
+    "Checkpoint",
+    "JobBoards",
+    "ServerJobOperations",
+    "board_of_chip",
+]
 
 log = logging.getLogger(__name__)
 
@@ -30,9 +42,18 @@ JobBoards = dict[tuple[int, int], str]
 
 #: largest single memory read or write (the SDRAM of one chip)
 MAX_TRANSFER = 128 * 1024 * 1024
+#: bytes moved between two checks that the job is still live (256 SCP packets)
+CHUNK = 64 * 1024
 #: router diagnostic filters per chip
 N_FILTERS = 16
 _U32 = 0xFFFFFFFF
+
+#: called before each burst of SCP packets; raises to stop the operation
+Checkpoint = Callable[[], None]
+
+
+def _no_checkpoint() -> None:
+    pass
 
 
 def board_of_chip(boards: JobBoards, x: int, y: int) -> tuple[int, int]:
@@ -107,7 +128,15 @@ class ServerJobOperations:
         finally:
             transceiver.close()
 
-    def read_memory(self, boards: JobBoards, x: int, y: int, address: int, size: int) -> bytes:
+    def read_memory(
+        self,
+        boards: JobBoards,
+        x: int,
+        y: int,
+        address: int,
+        size: int,
+        checkpoint: Checkpoint = _no_checkpoint,
+    ) -> bytes:
         """Read ``size`` bytes at ``address`` of job-relative chip (x, y).
 
         Raises
@@ -121,10 +150,23 @@ class ServerJobOperations:
         board = board_of_chip(boards, x, y)
         if size == 0:
             return b""
+        data = bytearray()
         with self._transceiver(boards, board) as transceiver:
-            return bytes(transceiver.read_memory(x, y, address, size))
+            for start in range(0, size, CHUNK):
+                checkpoint()
+                length = min(CHUNK, size - start)
+                data += transceiver.read_memory(x, y, address + start, length)
+        return bytes(data)
 
-    def write_memory(self, boards: JobBoards, x: int, y: int, address: int, data: bytes) -> None:
+    def write_memory(
+        self,
+        boards: JobBoards,
+        x: int,
+        y: int,
+        address: int,
+        data: bytes,
+        checkpoint: Checkpoint = _no_checkpoint,
+    ) -> None:
         """Write ``data`` at ``address`` of job-relative chip (x, y).
 
         Raises
@@ -138,10 +180,18 @@ class ServerJobOperations:
         board = board_of_chip(boards, x, y)
         if not data:
             return
+        view = memoryview(data)
         with self._transceiver(boards, board) as transceiver:
-            transceiver.write_memory(x, y, address, bytes(data))
+            for start in range(0, len(view), CHUNK):
+                checkpoint()
+                transceiver.write_memory(x, y, address + start, bytes(view[start : start + CHUNK]))
 
-    def reset_router(self, boards: JobBoards, filters: dict[int, int]) -> None:
+    def reset_router(
+        self,
+        boards: JobBoards,
+        filters: dict[int, int],
+        checkpoint: Checkpoint = _no_checkpoint,
+    ) -> None:
         """On every chip of the job: clear the multicast routes, reset the diagnostic
         counters and install ``filters`` (index 0..15 -> 32-bit filter word).
 
@@ -162,6 +212,7 @@ class ServerJobOperations:
         if not boards:
             raise SpinnmanInvalidParameterException("boards", boards, "the job has no boards")
         root = (0, 0) if (0, 0) in boards else next(iter(boards))
+        checkpoint()
         with self._transceiver(boards, root) as transceiver:
             machine = transceiver.get_machine_details()
             by_board: defaultdict[tuple[int, int], list[tuple[int, int]]] = defaultdict(list)
@@ -170,6 +221,7 @@ class ServerJobOperations:
 
             def reset(chips: list[tuple[int, int]]) -> None:
                 for x, y in chips:
+                    checkpoint()
                     transceiver.clear_multicast_routes(x, y)
                     transceiver.clear_router_diagnostic_counters(x, y)
                     for index, word in sorted(filters.items()):

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from fastapi import APIRouter
@@ -32,6 +34,7 @@ from pyspalloc.server.api.common import (
     srv_url,
 )
 from pyspalloc.server.api.jobview import (
+    JobBoards,
     connections,
     job_boards,
     job_url,
@@ -41,6 +44,8 @@ from pyspalloc.server.api.jobview import (
 )
 from pyspalloc.server.auth import Caller
 from pyspalloc.server.context import ServiceContext
+from pyspalloc.server.controller import JobOperations
+from pyspalloc.server.job_activity import JobEnded
 from pyspalloc.server.store import BoardInfo, JobInfo, JobState, TrustLevel
 
 router = APIRouter()
@@ -225,24 +230,56 @@ async def report_issue(request: Request, job: str) -> Response:
     return await run_in_threadpool(_report, request, job, body)
 
 
-def _operations(request: Request, job: str) -> tuple[ServiceContext, dict[tuple[int, int], str]]:
+_NOT_ACTIVE = "unexpected server problem: IllegalState: Job is not active!"
+
+
+@contextmanager
+def _operation(request: Request, job: str, what: str) -> Iterator[tuple[ServiceContext, Board]]:
+    """Run a server-side operation on the job's boards for the block.
+
+    The operation is registered with the lifecycle's :class:`JobActivity` before the job
+    is read again, so either the job's end cancels (and waits for) it, or the read sees
+    the job ended or its boards changed and refuses it. A cancelled operation answers
+    like one on a job without boards.
+    """
     ctx, _, found = _job(request, job, False)
     boards = job_boards(ctx, found)
     if not boards:
-        raise ApiError(500, "unexpected server problem: IllegalState: Job is not active!")
-    if ctx.operations is None:
+        raise ApiError(500, _NOT_ACTIVE)
+    operations = ctx.operations
+    if operations is None:
         raise ApiError(
             500, "unexpected server problem: Unsupported: server-side operations unavailable"
         )
-    return ctx, boards
+    activity = ctx.lifecycle.activity
+    try:
+        with activity.begin(found.id, what) as running:
+            now = ctx.store.get_job(found.id)
+            if now is None or job_boards(ctx, now) != boards:
+                raise JobEnded(f"job {found.id} is not active")
+            yield ctx, Board(operations, boards, running.check)
+    except JobEnded:
+        raise ApiError(500, _NOT_ACTIVE) from None
+
+
+class Board:
+    """A job's boards and the operations on them, for one registered operation."""
+
+    __slots__ = ("boards", "checkpoint", "operations")
+
+    def __init__(
+        self, operations: JobOperations, boards: JobBoards, checkpoint: Callable[[], None]
+    ) -> None:
+        self.operations = operations
+        self.boards = boards
+        self.checkpoint = checkpoint
 
 
 def _read_memory(request: Request, job: str) -> Response:
-    ctx, boards = _operations(request, job)
     x, y = int_param(request, "x", 0), int_param(request, "y", 0)
     address, size = int_param(request, "address"), int_param(request, "size")
-    assert ctx.operations is not None
-    data = ctx.operations.read_memory(boards, x, y, address, size)
+    with _operation(request, job, "memory read") as (_, on):
+        data = on.operations.read_memory(on.boards, x, y, address, size, on.checkpoint)
     return Response(bytes(data), media_type="application/octet-stream")
 
 
@@ -264,11 +301,10 @@ def read_memory(request: Request, job: str) -> Response:
 
 
 def _write_memory(request: Request, job: str, data: bytes) -> Response:
-    ctx, boards = _operations(request, job)
     x, y = int_param(request, "x", 0), int_param(request, "y", 0)
     address = int_param(request, "address")
-    assert ctx.operations is not None
-    ctx.operations.write_memory(boards, x, y, address, data)
+    with _operation(request, job, "memory write") as (_, on):
+        on.operations.write_memory(on.boards, x, y, address, data, on.checkpoint)
     return Response(status_code=202)
 
 
@@ -301,7 +337,6 @@ def reset_router(request: Request, job: str) -> Response:
         if index in filters:
             raise bad(f"router filter {key} given twice")
         filters[index] = word
-    ctx, boards = _operations(request, job)
-    assert ctx.operations is not None
-    ctx.operations.reset_router(boards, filters)
+    with _operation(request, job, "router reset") as (_, on):
+        on.operations.reset_router(on.boards, filters, on.checkpoint)
     return Response(status_code=202)
