@@ -19,9 +19,8 @@ import re
 import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING
 
-from fastapi import FastAPI, WebSocket
+from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -34,7 +33,7 @@ from pyspalloc.geometry import MachineDefinition
 from pyspalloc.server.api import job_resources, jobs, root
 from pyspalloc.server.api import machines as machines_api
 from pyspalloc.server.api.common import ApiError, document_statuses, text_response
-from pyspalloc.server.api.jobview import job_boards, visible_job
+from pyspalloc.server.api.proxy_route import install_proxy_route
 from pyspalloc.server.auth import (
     REALM,
     SESSION_COOKIE,
@@ -49,11 +48,9 @@ from pyspalloc.server.context import ServiceContext
 from pyspalloc.server.controller import MachineController, make_controller, make_job_operations
 from pyspalloc.server.events import EventHub
 from pyspalloc.server.lifecycle import Lifecycle
-from pyspalloc.server.store import JobState, Store, TrustLevel
+from pyspalloc.server.proxy import ProxyRegistry
+from pyspalloc.server.store import Store, TrustLevel
 from pyspalloc.server.web import pages, ui
-
-if TYPE_CHECKING:
-    from pyspalloc.server.proxy import ProxyRegistry
 
 log = logging.getLogger(__name__)
 
@@ -160,52 +157,6 @@ def _install_handlers(app: FastAPI) -> None:
         return text_response(f"unexpected server problem: {name}: {error}", 500)
 
 
-def _proxy_registry() -> ProxyRegistry | None:
-    try:
-        from pyspalloc.server.proxy import ProxyRegistry
-    except ImportError:
-        return None
-    return ProxyRegistry()
-
-
-def _install_proxy(app: FastAPI, registry: ProxyRegistry | None) -> None:
-    @app.websocket("/spalloc/proxy/{job_id}")
-    async def proxy(websocket: WebSocket, job_id: str) -> None:
-        ctx: ServiceContext = websocket.app.state.ctx
-
-        def authorise() -> tuple[int, dict[tuple[int, int], str]] | None:
-            try:
-                caller = ctx.auth.authenticate(websocket, "GET")
-                job = visible_job(ctx, caller, int(job_id))
-            except (NotAuthenticated, ApiError, ValueError):
-                return None
-            return job.id, job_boards(ctx, job)
-
-        found = await run_in_threadpool(authorise)
-        if found is None or registry is None or not ctx.config.proxy_enable:
-            await websocket.close(code=1008)
-            return
-        number, boards = found
-        if not boards:
-            await websocket.accept()
-            await websocket.close(code=1011, reason="job has no allocation")
-            return
-        from pyspalloc.server.proxy import ProxyOptions, serve_proxy
-
-        def alive() -> bool:
-            job = ctx.store.get_job(number)
-            return job is not None and job.state in (JobState.POWER, JobState.READY)
-
-        await serve_proxy(
-            websocket,
-            number,
-            boards,
-            registry,
-            options=ProxyOptions(local_host=ctx.config.proxy_local_host),
-            job_alive=alive,
-        )
-
-
 def ensure_admin(store: Store) -> str | None:
     """Create ``admin`` with a random password if there are no users; return the password."""
     if store.count_users():
@@ -262,9 +213,8 @@ def create_app(
     lifecycle = Lifecycle(
         store, machines, controller or make_controller(config.controller), events, config
     )
-    registry = _proxy_registry()
-    if registry is not None:
-        lifecycle.job_end_listeners.append(registry.close_job)
+    registry = ProxyRegistry(config.proxy_max_channels_total)
+    lifecycle.job_end_listeners.append(registry.close_job)
     ctx = ServiceContext(
         config=config,
         store=store,
@@ -281,8 +231,7 @@ def create_app(
         try:
             yield
         finally:
-            if registry is not None:
-                registry.close_all()
+            registry.close_all()
             await run_in_threadpool(lifecycle.stop)
 
     app = FastAPI(
@@ -299,6 +248,6 @@ def create_app(
         app.include_router(module.router)
     _install_handlers(app)
     document_statuses(app)  # the handlers answer 400, never 422
-    _install_proxy(app, registry)
+    install_proxy_route(app, registry)
     app.add_middleware(PathAndCookieMiddleware, secure=config.tls)
     return app

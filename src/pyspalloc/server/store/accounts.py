@@ -217,6 +217,54 @@ class AccountsMixin(StoreBase):
             found = s.execute(query).first()
             return None if found is None else (_user(found[0]), int(found[1]))
 
+    def credential_still_valid(
+        self,
+        user_id: int,
+        min_trust: TrustLevel,
+        *,
+        session_key: str | None = None,
+        token_hash: str | None = None,
+        password_hash: str | None = None,
+    ) -> bool:
+        """Whether a credential accepted earlier still admits its user (cheap: no hashing).
+
+        The user must exist, be enabled and have at least ``min_trust``; and the session
+        ``session_key`` must still exist (not logged out, not ended by a password change
+        or a revoked token), the bearer token ``token_hash`` be unrevoked and the user's,
+        or the password hash still be ``password_hash`` (Basic credentials).
+        """
+        with self._rconn() as conn:
+            user = conn.execute(
+                select(UserRow.trust, UserRow.disabled, UserRow.password_hash).where(
+                    UserRow.id == user_id
+                )
+            ).first()
+            if user is None or bool(user[1]) or TrustLevel(user[0]) < min_trust:
+                return False
+            if session_key is not None:
+                found = conn.execute(
+                    select(SessionRow.user_id, TokenRevocationRow.token_id)
+                    .select_from(SessionRow)
+                    .outerjoin(SessionTokenRow, SessionTokenRow.session_key == SessionRow.key)
+                    .outerjoin(
+                        TokenRevocationRow,
+                        TokenRevocationRow.token_id == SessionTokenRow.token_id,
+                    )
+                    .where(SessionRow.key == session_key)
+                ).first()
+                if found is None or found[0] != user_id or found[1] is not None:
+                    return False
+            if token_hash is not None:
+                owner = conn.execute(
+                    select(TokenRow.user_id)
+                    .outerjoin(TokenRevocationRow, TokenRevocationRow.token_id == TokenRow.id)
+                    .where(TokenRow.token_hash == token_hash)
+                    .where(TokenRevocationRow.token_id.is_(None))
+                ).first()
+                if owner is None or owner[0] != user_id:
+                    return False
+            return password_hash is None or user[2] == password_hash
+
     def user_for_token(self, token_hash: str) -> UserInfo | None:
         """Return the owner of the unrevoked token with this hash, if any."""
         found = self.token_for_hash(token_hash)
