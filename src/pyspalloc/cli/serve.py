@@ -45,6 +45,18 @@ from pyspalloc.server.config import ServiceConfig, default_data_dir
     default=None,
     help="Enable GET emergencyStop?commandCode= (ADMIN only) with this code.",
 )
+@click.option(
+    "--allowed-origin",
+    "allowed_origins",
+    multiple=True,
+    help="Another origin (scheme://host[:port]) whose pages may open the proxy; repeatable.",
+)
+@click.option(
+    "--max-jobs-per-user",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Live jobs a user may have at once [default: no limit].",
+)
 @click.option("--debug", is_flag=True, help="Verbose logs and failure reasons.")
 def serve(
     host: str,
@@ -57,6 +69,8 @@ def serve(
     self_signed: bool,
     controller: str,
     emergency_code: str | None,
+    allowed_origins: tuple[str, ...],
+    max_jobs_per_user: int | None,
     debug: bool,
 ) -> None:
     """Run the Spalloc web service until interrupted."""
@@ -80,6 +94,8 @@ def serve(
         tls_key=tls_key,
         self_signed=self_signed,
         emergency_code=emergency_code,
+        allowed_origins=list(allowed_origins),
+        max_jobs_per_user=max_jobs_per_user,
         debug=debug,
     )
     console = Console()

@@ -30,7 +30,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from pyspalloc.exceptions import SpinnmanException, SpinnmanInvalidParameterException
 from pyspalloc.geometry import MachineDefinition
-from pyspalloc.server.api import job_resources, jobs, root
+from pyspalloc.server.api import board_reports, job_resources, jobs, root
 from pyspalloc.server.api import machines as machines_api
 from pyspalloc.server.api.common import ApiError, document_statuses, text_response
 from pyspalloc.server.api.proxy_route import install_proxy_route
@@ -244,7 +244,15 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.ctx = ctx
-    for module in (root, machines_api, jobs, job_resources, ui, pages):  # ui before pages
+    for module in (
+        root,
+        machines_api,
+        jobs,
+        job_resources,
+        board_reports,
+        ui,
+        pages,
+    ):  # ui before pages
         app.include_router(module.router)
     _install_handlers(app)
     document_statuses(app)  # the handlers answer 400, never 422

@@ -37,6 +37,10 @@ _STATUSES: dict[int, dict[str, Any]] = {
     },
     404: {"description": "Not found (`no such job`, `no such machine`, ...)", "content": _TEXT},
     410: {"description": "`no such job`: the job vanished during a long poll", "content": _TEXT},
+    429: {
+        "description": "`too many live jobs (at most N per user)`: the owner's live-job limit",
+        "content": _TEXT,
+    },
     500: {"description": "`unexpected server problem: <Kind>: <message>`", "content": _TEXT},
 }
 AUTH = (302, 401, 403)

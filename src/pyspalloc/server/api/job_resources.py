@@ -199,13 +199,16 @@ def _report(request: Request, job: str, body: Any) -> Response:
     issue, boards = body.get("issue"), body.get("boards")
     if not isinstance(issue, str) or not isinstance(boards, list):
         raise bad("issue and boards must be given")
+    longest = ctx.config.max_issue_length
+    if len(issue) > longest:
+        raise bad(f"issue is too long (at most {longest} characters)")
     live = connections(ctx, found)
     if live is None:
         return json_response({"action": f"job {found.id} has no allocation"})
     machine, _, conns = live
     held = {b.triad: b for _, _, b in conns}
     by_chip = {(c.x, c.y): b for c, _, b in conns}
-    taken = 0
+    reported: dict[int, BoardInfo] = {}  # each board once, however often it is named
     for entry in boards:
         if not isinstance(entry, dict):
             raise bad("boards must be a list of objects")
@@ -215,8 +218,11 @@ def _report(request: Request, job: str, body: Any) -> Response:
             raise bad("boards: each needs chip, x/y/z, cabinet/frame/board or address") from None
         if board is None:
             return json_response({"action": f"board {entry} not in job {found.id}"})
+        reported[board.id] = board
+    taken = 0
+    for board_id in reported:
         if ctx.store.report_board(
-            board.id, found.id, caller.user.id, issue, ctx.config.report_action_threshold
+            board_id, found.id, caller.user.id, issue, ctx.config.report_action_threshold
         ):
             taken += 1
     action = f"{taken} boards taken out of service" if taken else "report noted"
