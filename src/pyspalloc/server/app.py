@@ -4,10 +4,9 @@ Seams for the other service modules:
 
 * power: :class:`pyspalloc.server.controller.MachineController` (see there);
 * server-side SCP: :class:`pyspalloc.server.controller.JobOperations`;
-* proxy: ``/spalloc/proxy/{job_id}`` authenticates the handshake (cookie, bearer or
-  Basic), checks the caller may use the job, then awaits
-  ``pyspalloc.server.proxy.serve_proxy(websocket, job_id, boards, registry,
-  options=ProxyOptions(local_host=...), job_alive=...)``; the lifecycle calls
+* proxy: ``/spalloc/proxy/{job_id}`` (:mod:`pyspalloc.server.api.proxy_route`) checks
+  the Origin, authenticates the handshake (USER role), checks the caller may use the job,
+  then serves it with :func:`pyspalloc.server.proxy.serve_proxy`; the lifecycle calls
   ``registry.close_job(job_id)`` when a job is destroyed or re-queued.
 """
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 
 __all__ = ["Activity", "JobActivity", "JobEnded"]
@@ -30,13 +30,12 @@ class JobEnded(Exception):
 class Activity:
     """One operation on a job's boards; :attr:`cancelled` is set when the job ends."""
 
-    __slots__ = ("_on_cancel", "cancelled", "job_id", "what")
+    __slots__ = ("cancelled", "job_id", "what")
 
-    def __init__(self, job_id: int, what: str, on_cancel: Callable[[], object] | None) -> None:
+    def __init__(self, job_id: int, what: str) -> None:
         self.job_id = job_id
         self.what = what
         self.cancelled = threading.Event()
-        self._on_cancel = on_cancel
 
     def check(self) -> None:
         """Raise :class:`JobEnded` if the job has ended.
@@ -50,12 +49,8 @@ class Activity:
             raise JobEnded(f"job {self.job_id} ended during {self.what}")
 
     def cancel(self) -> None:
-        """Mark the activity cancelled and run its cancel callback (once)."""
-        if self.cancelled.is_set():
-            return
+        """Mark the activity cancelled."""
         self.cancelled.set()
-        if self._on_cancel is not None:
-            self._on_cancel()
 
 
 class JobActivity:
@@ -66,19 +61,15 @@ class JobActivity:
         self._running: dict[int, set[Activity]] = {}
         self._ended: set[int] = set()
 
-    def start(
-        self, job_id: int, what: str, on_cancel: Callable[[], object] | None = None
-    ) -> Activity:
+    def start(self, job_id: int, what: str) -> Activity:
         """Register an activity of ``job_id``; pair with :meth:`finish`.
-
-        ``on_cancel`` is called (from the thread ending the job) if the job ends first.
 
         Raises
         ------
         JobEnded
             If the job has ended and its boards are not yet released.
         """
-        activity = Activity(job_id, what, on_cancel)
+        activity = Activity(job_id, what)
         with self._lock:
             if job_id in self._ended:
                 raise JobEnded(f"job {job_id} has ended")
@@ -110,10 +101,7 @@ class JobActivity:
             self._ended.add(job_id)
             running = list(self._running.get(job_id, ()))
         for activity in running:
-            try:
-                activity.cancel()
-            except Exception:  # a cancel callback must not stop the job's end
-                continue
+            activity.cancel()
         return len(running)
 
     def count(self, job_id: int) -> int:
