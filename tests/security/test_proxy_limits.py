@@ -141,8 +141,12 @@ def test_websockets_per_job_and_per_user_are_capped(make_service: Any, machine: 
         ws.close()
 
 
-def test_channels_of_the_whole_service_are_capped(make_service: Any, machine: Any) -> None:
-    service = _service(make_service, machine, proxy_max_channels_total=100)
+def test_channels_per_user_and_of_the_whole_service_are_capped(
+    make_service: Any, machine: Any
+) -> None:
+    service = _service(
+        make_service, machine, proxy_max_channels_per_user=100, proxy_max_channels_total=150
+    )
     alice, bob = login(service, "alice"), login(service, "bob")
     before = fd_count()
     with _Bystander(service):
@@ -151,12 +155,13 @@ def test_channels_of_the_whole_service_are_capped(make_service: Any, machine: An
         assert _open_channels(first, 64)[0] == 64
         opened, errors = _open_channels(second, 64)
         assert opened == 36
-        assert errors and all(
-            "the service has too many open channels (at most 100)" in e for e in errors
-        )
-        assert fd_count() - before < 100 + 30
+        assert errors == ["too many channels for this user (at most 100)"] * 28
+        theirs = open_ws(bob, _proxy(bob))  # alice's limit leaves room for bob
+        opened, errors = _open_channels(theirs, 64)
+        assert opened == 50
+        assert errors == ["the service has too many open channels (at most 150)"] * 14
+        assert fd_count() - before < 150 + 30
         first.close()
-        theirs = open_ws(bob, _proxy(bob))
         deadline = time.monotonic() + 5
         got = 0
         while got == 0 and time.monotonic() < deadline:

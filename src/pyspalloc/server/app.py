@@ -47,7 +47,7 @@ from pyspalloc.server.context import ServiceContext
 from pyspalloc.server.controller import MachineController, make_controller, make_job_operations
 from pyspalloc.server.events import EventHub
 from pyspalloc.server.lifecycle import Lifecycle
-from pyspalloc.server.proxy import ProxyRegistry
+from pyspalloc.server.proxy import ProxyRegistry, channel_budget
 from pyspalloc.server.store import Store, TrustLevel
 from pyspalloc.server.web import pages, ui
 
@@ -212,7 +212,9 @@ def create_app(
     lifecycle = Lifecycle(
         store, machines, controller or make_controller(config.controller), events, config
     )
-    registry = ProxyRegistry(config.proxy_max_channels_total)
+    registry = ProxyRegistry(
+        channel_budget(config.proxy_max_channels_total), config.proxy_max_channels_per_user
+    )
     lifecycle.job_end_listeners.append(registry.close_job)
     ctx = ServiceContext(
         config=config,

@@ -76,10 +76,12 @@ class ServiceConfig:
     proxy_enable: bool = True
     proxy_local_host: str = ""
     #: proxy limits: channels per websocket (at least twice the job's boards are allowed),
-    #: websockets per job and per user, channels of all websockets together
+    #: websockets per job and per user, channels of one user, channels of all websockets
+    #: together (at most half the open-file limit)
     proxy_max_channels: int = 64
     proxy_max_websockets_per_job: int = 8
     proxy_max_websockets_per_user: int = 32
+    proxy_max_channels_per_user: int = 512
     proxy_max_channels_total: int = 2048
     #: how often (s) an open proxy websocket re-checks its credential and job
     proxy_recheck_period: float = 1.5

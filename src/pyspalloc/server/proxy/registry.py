@@ -4,8 +4,30 @@ all, and how many websockets and channels may be open."""
 from __future__ import annotations
 
 import asyncio
+import logging
+import resource
 import threading
 from typing import Protocol
+
+log = logging.getLogger(__name__)
+
+
+def channel_budget(configured: int) -> int:
+    """Return ``configured``, lowered to half the process's open-file limit if that is less.
+
+    The other half stays for HTTP connections, the database and the service's own sockets.
+    """
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY or soft // 2 >= configured:
+        return configured
+    budget = max(16, soft // 2)
+    log.warning(
+        "proxy channels limited to %d (half of the open-file limit %d, not %d)",
+        budget,
+        soft,
+        configured,
+    )
+    return budget
 
 
 class Endable(Protocol):
@@ -29,14 +51,20 @@ class ProxyRegistry:
     ----------
     max_channels:
         Channels all websockets together may hold open (each is a socket of the service).
+    max_user_channels:
+        Channels the websockets of one user may hold open together.
     """
 
-    def __init__(self, max_channels: int | None = None) -> None:
+    def __init__(
+        self, max_channels: int | None = None, max_user_channels: int | None = None
+    ) -> None:
         self._lock = threading.Lock()
         self._by_job: dict[int, set[Endable]] = {}
         self._by_user: dict[int, int] = {}
         self.max_channels = max_channels
+        self.max_user_channels = max_user_channels
         self._channels = 0
+        self._user_channels: dict[int | None, int] = {}
 
     def add(
         self, session: Endable, per_job: int | None = None, per_user: int | None = None
@@ -73,18 +101,31 @@ class ProxyRegistry:
                 else:
                     self._by_user.pop(user, None)
 
-    def take_channel(self) -> bool:
-        """Count one more open channel; False (nothing counted) if the service is full."""
+    def take_channel(self, user_id: int | None = None) -> str | None:
+        """Count one more open channel of ``user_id``; if over a limit, count nothing and
+        return why."""
         with self._lock:
             if self.max_channels is not None and self._channels >= self.max_channels:
-                return False
+                return f"the service has too many open channels (at most {self.max_channels})"
+            mine = self._user_channels.get(user_id, 0)
+            limit = self.max_user_channels
+            if limit is not None and user_id is not None and mine >= limit:
+                return f"too many channels for this user (at most {limit})"
             self._channels += 1
-            return True
+            self._user_channels[user_id] = mine + 1
+            return None
 
-    def give_channels(self, count: int = 1) -> None:
-        """Count ``count`` channels closed."""
+    def give_channels(self, count: int = 1, user_id: int | None = None) -> None:
+        """Count ``count`` channels of ``user_id`` closed."""
+        if count <= 0:
+            return
         with self._lock:
             self._channels = max(0, self._channels - count)
+            left = self._user_channels.get(user_id, 0) - count
+            if left > 0:
+                self._user_channels[user_id] = left
+            else:
+                self._user_channels.pop(user_id, None)
 
     @property
     def channels(self) -> int:

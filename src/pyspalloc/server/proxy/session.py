@@ -223,21 +223,21 @@ class ProxySession:
     def _close_channels(self) -> None:
         channels = list(self.channels.values())
         self.channels.clear()
-        self.registry.give_channels(len(channels))
+        self.registry.give_channels(len(channels), self.user_id)
         for channel in channels:
             channel.close()
 
     def _forget_channel(self, channel_id: int) -> Channel | None:
         channel = self.channels.pop(channel_id, None)
         if channel is not None:
-            self.registry.give_channels()
+            self.registry.give_channels(1, self.user_id)
         return channel
 
     def _add_channel(self, channel: Channel) -> bool:
         """Keep a newly opened channel (counted by :meth:`_room_for_channel`) unless ended."""
         if self._ended.is_set():
             channel.close()
-            self.registry.give_channels()
+            self.registry.give_channels(1, self.user_id)
             return False
         self.channels[channel.id] = channel
         return True
@@ -311,11 +311,9 @@ class ProxySession:
                 f"too many channels on this websocket (at most {self.options.max_channels})",
             )
             return False
-        if not self.registry.take_channel():
-            self._error(
-                correlation_id,
-                f"the service has too many open channels (at most {self.registry.max_channels})",
-            )
+        refused = self.registry.take_channel(self.user_id)
+        if refused is not None:
+            self._error(correlation_id, refused)
             return False
         return True
 
@@ -336,7 +334,7 @@ class ProxySession:
                 channel_id, ip, request.port, self._deliver, self._channel_lost
             )
         except OSError as error:
-            self.registry.give_channels()
+            self.registry.give_channels(1, self.user_id)
             self._error(corr, f"cannot open channel to {ip}:{request.port}: {error}")
             return
         if self._add_channel(channel):
@@ -356,7 +354,7 @@ class ProxySession:
                 channel_id, host, self._sources, self._deliver, self._channel_lost
             )
         except (OSError, LookupError) as error:
-            self.registry.give_channels()
+            self.registry.give_channels(1, self.user_id)
             self._error(corr, f"cannot open unbound channel: {error}")
             return
         if self._add_channel(channel):
