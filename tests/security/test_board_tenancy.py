@@ -1,5 +1,6 @@
-"""Board I/O must not outlive its job: a job's memory operations and proxy channels stop
-when the job ends, before its board is powered off and handed to the next user's job.
+"""Board I/O must not outlive its job: a job's memory and router operations and proxy
+channels stop when the job ends, before its board is powered off and handed to the next
+user's job.
 
 Each run: alice holds board (0, 0, 0) and bob's job is queued for the same board; alice
 starts a 24 MiB ``memory`` write (or read) and destroys her job while it runs; bob's job
@@ -16,6 +17,8 @@ from typing import Any
 import pytest
 from websockets.exceptions import ConnectionClosed
 
+from pyspalloc.geometry import BOARD_CHIP_SET
+from pyspalloc.transceiver.router import FILTER_BASE
 from pyspalloc.wire.proxy import OpenReply, OpenRequest
 from tests.reliability.support import (
     Http,
@@ -180,3 +183,35 @@ def test_proxy_channels_close_when_the_job_ends(vservice: Any, machine: Any) -> 
     wait_for(lambda: udp_socket_count() <= baseline, 10.0)
     ws.close()
     _end_run(bob, url_b)
+
+
+def _filters_set(board: Any, word: bytes) -> int:
+    """How many chips of ``board`` hold ``word`` as a router diagnostic filter."""
+    found = 0
+    for chip in BOARD_CHIP_SET:
+        try:
+            filters = board.read_memory(chip.x, chip.y, FILTER_BASE, 4 * 16)
+        except ValueError:  # a chip nothing was written to since power-on
+            continue
+        found += word in filters
+    return found
+
+
+def test_router_reset_racing_destroy_reaches_no_next_owner(vservice: Any, machine: Any) -> None:
+    _, vm = machine
+    alice, bob = login(vservice, "alice"), login(vservice, "bob")
+    word = 0xA5A5A5A5
+    crossed: list[int] = []
+    for _ in range(RUNS):
+        url_a, url_b = _queue_bob_behind_alice(alice, bob)
+        board = vm.board_by_ip(_board_ip(alice, url_a))
+        reset = _Call(alice, "DELETE", url_a + "/router", params={str(i): word for i in range(16)})
+        reset.start()
+        wait_for(lambda b=board: _filters_set(b, word.to_bytes(4, "little")) > 0, 60.0, 0.005)
+        assert alice.delete(url_a).status_code == 204
+        _ready(bob, url_b)
+        reset.join(300)
+        assert not reset.is_alive()
+        crossed.append(_filters_set(board, word.to_bytes(4, "little")))
+        _end_run(bob, url_b)
+    assert crossed == [0] * RUNS, f"chips of bob's board with alice's router filters: {crossed}"
