@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,6 +21,7 @@ from websockets.sync.client import ClientConnection, connect
 from pyspalloc.server.auth import digest, new_secret
 from pyspalloc.server.store import Store, TrustLevel
 from pyspalloc.wire.proxy import OpenReply, OpenRequest
+from tests.reliability.serve_process import ServeProcess, make_users
 from tests.reliability.support import PASSWORDS, Http, login, recv_frame
 
 #: how soon a websocket must close after its credential stops being valid
@@ -172,3 +174,21 @@ def test_an_allowed_origin_is_accepted(make_service: Any, machine: Any) -> None:
     ws.close()
     with pytest.raises(InvalidStatus):
         _ws(proxy, {**_cookie(alice), "Origin": "https://other.example"})
+
+
+def test_serve_allowed_origin_option(tmp_path: Path) -> None:
+    database = f"sqlite:///{tmp_path / 'spalloc.sqlite3'}"
+    make_users(database)
+    serve = ServeProcess(tmp_path / "data", database)
+    serve.start("--allowed-origin", "https://portal.example")
+    try:
+        alice = Http(serve.url)
+        assert alice.login("alice").status_code == 302
+        _, proxy = _ready_proxy(alice)
+        ws = _ws(proxy, {**_cookie(alice), "Origin": "https://portal.example"})
+        ws.close()
+        with pytest.raises(InvalidStatus) as refused:
+            _ws(proxy, {**_cookie(alice), "Origin": "https://other.example"})
+        assert refused.value.response.status_code == 403
+    finally:
+        serve.stop()
