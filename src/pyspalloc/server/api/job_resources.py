@@ -240,7 +240,7 @@ _NOT_ACTIVE = "unexpected server problem: IllegalState: Job is not active!"
 
 
 @contextmanager
-def _operation(request: Request, job: str, what: str) -> Iterator[tuple[ServiceContext, Board]]:
+def _operation(request: Request, job: str, what: str) -> Iterator[BoardAccess]:
     """Run a server-side operation on the job's boards for the block.
 
     The operation is registered with the lifecycle's :class:`JobActivity` before the job
@@ -263,12 +263,12 @@ def _operation(request: Request, job: str, what: str) -> Iterator[tuple[ServiceC
             now = ctx.store.get_job(found.id)
             if now is None or job_boards(ctx, now) != boards:
                 raise JobEnded(f"job {found.id} is not active")
-            yield ctx, Board(operations, boards, running.check)
+            yield BoardAccess(operations, boards, running.check)
     except JobEnded:
         raise ApiError(500, _NOT_ACTIVE) from None
 
 
-class Board:
+class BoardAccess:
     """A job's boards and the operations on them, for one registered operation."""
 
     __slots__ = ("boards", "checkpoint", "operations")
@@ -284,7 +284,7 @@ class Board:
 def _read_memory(request: Request, job: str) -> Response:
     x, y = int_param(request, "x", 0), int_param(request, "y", 0)
     address, size = int_param(request, "address"), int_param(request, "size")
-    with _operation(request, job, "memory read") as (_, on):
+    with _operation(request, job, "memory read") as on:
         data = on.operations.read_memory(on.boards, x, y, address, size, on.checkpoint)
     return Response(bytes(data), media_type="application/octet-stream")
 
@@ -309,7 +309,7 @@ def read_memory(request: Request, job: str) -> Response:
 def _write_memory(request: Request, job: str, data: bytes) -> Response:
     x, y = int_param(request, "x", 0), int_param(request, "y", 0)
     address = int_param(request, "address")
-    with _operation(request, job, "memory write") as (_, on):
+    with _operation(request, job, "memory write") as on:
         on.operations.write_memory(on.boards, x, y, address, data, on.checkpoint)
     return Response(status_code=202)
 
@@ -343,6 +343,6 @@ def reset_router(request: Request, job: str) -> Response:
         if index in filters:
             raise bad(f"router filter {key} given twice")
         filters[index] = word
-    with _operation(request, job, "router reset") as (_, on):
+    with _operation(request, job, "router reset") as on:
         on.operations.reset_router(on.boards, filters, on.checkpoint)
     return Response(status_code=202)
