@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
+import pytest
 import requests
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection
 
 from pyspalloc.server.bmp_control import BMPMachineController
 from pyspalloc.wire.proxy import ErrorReply, OpenReply, OpenRequest
+from tests.reliability.serve_process import ServeProcess, make_users
 from tests.reliability.support import FAST_BMP, Http, fd_count, login, open_ws, recv_frame
 
 ATTEMPTS = 200
@@ -169,3 +172,25 @@ def test_channels_per_user_and_of_the_whole_service_are_capped(
         assert got == 1  # the closed websocket's channels were given back
         theirs.close()
         second.close()
+
+
+def test_serve_proxy_limit_option(tmp_path: Path) -> None:
+    database = f"sqlite:///{tmp_path / 'spalloc.sqlite3'}"
+    make_users(database)
+    serve = ServeProcess(tmp_path / "data", database)
+    serve.start("--proxy-limit", "channels=3", "--proxy-limit", "websockets-per-job=1")
+    try:
+        alice = Http(serve.url)
+        assert alice.login("alice").status_code == 302
+        proxy = _proxy(alice)
+        ws = open_ws(alice, proxy)
+        opened, errors = _open_channels(ws, 5)
+        assert opened == 3
+        assert errors == ["too many channels on this websocket (at most 3)"] * 2
+        assert _refused(open_ws(alice, proxy)).endswith("for this job (at most 1)")
+        ws.close()
+    finally:
+        serve.stop()
+    bad = ServeProcess(tmp_path / "data", database)
+    with pytest.raises(RuntimeError, match="--proxy-limit"):
+        bad.start("--proxy-limit", "sockets=3")
