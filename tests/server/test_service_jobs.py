@@ -319,12 +319,20 @@ def test_queued_job_does_not_block_smaller_one(alice: Client, service: Any) -> N
     assert len(alice.get(big + "/machine").json()["boards"]) == 24
 
 
-def test_report_issue_takes_board_out_after_two_reports(alice: Client) -> None:
+def test_report_issue_takes_board_out_after_two_reports(alice: Client, service: Any) -> None:
     url = alice.create(**{"num-boards": 1}).headers["location"]
     wait_for(lambda: state(alice, url) == "READY")
+    board = alice.get(url + "/machine").json()["boards"][0]
     report = {"issue": "smoke", "boards": [{"chip": [0, 0]}]}
     assert alice.post(url + "/report-issue", json=report).json() == {"action": "report noted"}
-    second = alice.post(url + "/report-issue", json=report).json()
+    again = alice.post(url + "/report-issue", json=report).json()
+    assert again == {"action": "report noted"}  # one user's reports count once
+    alice.delete(url)
+    bob = login(service, "bob")
+    where = dict(zip("xyz", board, strict=True))
+    url = bob.create(board=where).headers["location"]
+    wait_for(lambda: state(bob, url) == "READY")
+    second = bob.post(url + "/report-issue", json=report).json()
     assert second == {"action": "1 boards taken out of service"}
     dead = alice.get("machines").json()["machines"][0]["dead-boards"]
     assert len(dead) == 1

@@ -116,9 +116,18 @@ def test_requeue_after_failed_power_on(store: Store) -> None:
 def test_report_threshold(store: Store) -> None:
     info = store.sync_machine(builtin_machine("spin24"))
     board = store.boards(info.id)[5]
-    assert not store.report_board(board.id, None, None, "flaky", 2)
-    assert store.report_board(board.id, None, None, "flaky", 2)
+    ann, bea = store.create_user("ann", None), store.create_user("bea", None)
+    assert not store.report_board(board.id, None, ann.id, "flaky", 2)
+    assert not store.report_board(board.id, None, ann.id, "flaky again", 2)  # same user
+    assert store.report_board(board.id, None, bea.id, "flaky", 2)  # a second user
     assert not store.board(board.id).functioning  # type: ignore[union-attr]
+    reports = store.board_reports()
+    assert sorted((r.reporter, r.issue) for r in reports) == [
+        ("ann", "flaky again"),
+        ("bea", "flaky"),
+    ]
+    assert store.clear_board_reports(board.id) == 2
+    assert store.board_reports() == []
 
 
 def test_unconfigured_machines_leave_service(store: Store) -> None:

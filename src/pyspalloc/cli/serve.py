@@ -12,6 +12,28 @@ import click
 
 from pyspalloc.server.config import ServiceConfig, default_data_dir
 
+#: ``--proxy-limit`` names -> ServiceConfig fields
+PROXY_LIMITS = {
+    "channels": "proxy_max_channels",
+    "websockets-per-job": "proxy_max_websockets_per_job",
+    "websockets-per-user": "proxy_max_websockets_per_user",
+    "user-channels": "proxy_max_channels_per_user",
+    "total-channels": "proxy_max_channels_total",
+}
+
+
+def _proxy_limits(given: tuple[str, ...]) -> dict[str, int]:
+    limits: dict[str, int] = {}
+    for item in given:
+        name, _, value = item.partition("=")
+        if name not in PROXY_LIMITS or not value.isdigit() or int(value) < 1:
+            raise click.BadParameter(
+                f"{item!r}: use NAME=N with N >= 1, NAME one of {', '.join(PROXY_LIMITS)}",
+                param_hint="--proxy-limit",
+            )
+        limits[PROXY_LIMITS[name]] = int(value)
+    return limits
+
 
 @click.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
@@ -80,6 +102,25 @@ from pyspalloc.server.config import ServiceConfig, default_data_dir
     multiple=True,
     help="Address of a reverse proxy whose X-Forwarded-For names the client; repeatable.",
 )
+@click.option(
+    "--allowed-origin",
+    "allowed_origins",
+    multiple=True,
+    help="Another origin (scheme://host[:port]) whose pages may open the proxy; repeatable.",
+)
+@click.option(
+    "--max-jobs-per-user",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Live jobs a user may have at once [default: no limit].",
+)
+@click.option(
+    "--proxy-limit",
+    "proxy_limits",
+    multiple=True,
+    metavar="NAME=N",
+    help="A proxy limit: " + ", ".join(PROXY_LIMITS) + "; repeatable.",
+)
 @click.option("--debug", is_flag=True, help="Verbose logs and failure reasons.")
 def serve(
     host: str,
@@ -97,6 +138,9 @@ def serve(
     emergency_code: str | None,
     allowed_hosts: tuple[str, ...],
     trusted_proxies: tuple[str, ...],
+    allowed_origins: tuple[str, ...],
+    max_jobs_per_user: int | None,
+    proxy_limits: tuple[str, ...],
     debug: bool,
 ) -> None:
     """Run the Spalloc web service until interrupted."""
@@ -125,8 +169,12 @@ def serve(
         emergency_code=emergency_code,
         allowed_hosts=list(allowed_hosts),
         trusted_proxies=trusted_proxies,
+        allowed_origins=list(allowed_origins),
+        max_jobs_per_user=max_jobs_per_user,
         debug=debug,
     )
+    for name, value in _proxy_limits(proxy_limits).items():
+        setattr(config, name, value)
     console = Console()
     try:
         virtual = VirtualChildren(config.machines, virtual_memory_mib)

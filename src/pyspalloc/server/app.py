@@ -4,10 +4,9 @@ Seams for the other service modules:
 
 * power: :class:`pyspalloc.server.controller.MachineController` (see there);
 * server-side SCP: :class:`pyspalloc.server.controller.JobOperations`;
-* proxy: ``/spalloc/proxy/{job_id}`` authenticates the handshake (cookie, bearer or
-  Basic), checks the caller may use the job, then awaits
-  ``pyspalloc.server.proxy.serve_proxy(websocket, job_id, boards, registry,
-  options=ProxyOptions(local_host=...), job_alive=...)``; the lifecycle calls
+* proxy: ``/spalloc/proxy/{job_id}`` (:mod:`pyspalloc.server.api.proxy_route`) checks
+  the Origin, authenticates the handshake (USER role), checks the caller may use the job,
+  then serves it with :func:`pyspalloc.server.proxy.serve_proxy`; the lifecycle calls
   ``registry.close_job(job_id)`` when a job is destroyed or re-queued.
 """
 
@@ -20,7 +19,7 @@ import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, WebSocket
+from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -31,10 +30,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from pyspalloc.exceptions import SpinnmanException, SpinnmanInvalidParameterException
 from pyspalloc.geometry import MachineDefinition
 from pyspalloc.server.allowed_hosts import AllowedHostsMiddleware, allowed_names
-from pyspalloc.server.api import job_resources, jobs, root
+from pyspalloc.server.api import board_reports, job_resources, jobs, root
 from pyspalloc.server.api import machines as machines_api
 from pyspalloc.server.api.common import ApiError, document_statuses, text_response
-from pyspalloc.server.api.jobview import job_boards, visible_job
+from pyspalloc.server.api.proxy_route import install_proxy_route
 from pyspalloc.server.auth import (
     REALM,
     SESSION_COOKIE,
@@ -53,9 +52,9 @@ from pyspalloc.server.events import EventHub
 from pyspalloc.server.hardware import make_controller, make_job_operations
 from pyspalloc.server.lifecycle import Lifecycle
 from pyspalloc.server.login_guard import Busy, SharedBasicCheck
-from pyspalloc.server.proxy import ProxyOptions, ProxyRegistry, serve_proxy
+from pyspalloc.server.proxy import ProxyRegistry, channel_budget
 from pyspalloc.server.security_headers import SecurityHeadersMiddleware
-from pyspalloc.server.store import JobState, Store, TrustLevel
+from pyspalloc.server.store import Store, TrustLevel
 from pyspalloc.server.web import pages, ui
 from pyspalloc.server.web.api_docs import install_api_docs
 
@@ -181,43 +180,6 @@ def _install_handlers(app: FastAPI) -> None:
         return text_response(f"unexpected server problem: {name}: {error}", 500)
 
 
-def _install_proxy(app: FastAPI, registry: ProxyRegistry) -> None:
-    @app.websocket("/spalloc/proxy/{job_id}")
-    async def proxy(websocket: WebSocket, job_id: str) -> None:
-        ctx: ServiceContext = websocket.app.state.ctx
-
-        def authorise() -> tuple[int, dict[tuple[int, int], str]] | None:
-            try:
-                caller = ctx.auth.authenticate(websocket, "GET")
-                job = visible_job(ctx, caller, int(job_id))
-            except (NotAuthenticated, ApiError, ValueError):
-                return None
-            return job.id, job_boards(ctx, job)
-
-        found = await run_in_threadpool(authorise)
-        if found is None or not ctx.config.proxy_enable:
-            await websocket.close(code=1008)
-            return
-        number, boards = found
-        if not boards:
-            await websocket.accept()
-            await websocket.close(code=1011, reason="job has no allocation")
-            return
-
-        def alive() -> bool:
-            job = ctx.store.get_job(number)
-            return job is not None and job.state in (JobState.POWER, JobState.READY)
-
-        await serve_proxy(
-            websocket,
-            number,
-            boards,
-            registry,
-            options=ProxyOptions(local_host=ctx.config.proxy_local_host),
-            job_alive=alive,
-        )
-
-
 def ensure_admin(store: Store) -> str | None:
     """Create ``admin`` with a random password if there are no users; return the password."""
     if store.count_users():
@@ -285,7 +247,9 @@ def create_app(
     controller = controller or make_controller(config.controller, config.read_boot_image())
     lifecycle = Lifecycle(store, machines, controller, events, config)
     lifecycle.off_wait = off_wait_times(config)
-    registry = ProxyRegistry()
+    registry = ProxyRegistry(
+        channel_budget(config.proxy_max_channels_total), config.proxy_max_channels_per_user
+    )
     lifecycle.job_end_listeners.append(registry.close_job)
     ctx = ServiceContext(
         config=config,
@@ -316,11 +280,19 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.ctx = ctx
-    for module in (root, machines_api, jobs, job_resources, ui, pages):  # ui before pages
+    for module in (
+        root,
+        machines_api,
+        jobs,
+        job_resources,
+        board_reports,
+        ui,
+        pages,
+    ):  # ui before pages
         app.include_router(module.router)
     _install_handlers(app)
     document_statuses(app)  # the handlers answer 400, never 422
-    _install_proxy(app, registry)
+    install_proxy_route(app, registry)
     install_api_docs(app)
     # outermost last: hosts checked first, then paths normalised, then one password check
     # per Basic credential, then bodies limited

@@ -103,6 +103,25 @@ class ServiceConfig:
     trusted_proxies: tuple[str, ...] = ()
     proxy_enable: bool = True
     proxy_local_host: str = ""
+    #: proxy limits: channels per websocket (at least twice the job's boards are allowed),
+    #: websockets per job and per user, channels of one user, channels of all websockets
+    #: together (at most half the open-file limit)
+    proxy_max_channels: int = 64
+    proxy_max_websockets_per_job: int = 8
+    proxy_max_websockets_per_user: int = 32
+    proxy_max_channels_per_user: int = 512
+    proxy_max_channels_total: int = 2048
+    #: how often (s) an open proxy websocket re-checks its credential and job
+    proxy_recheck_period: float = 1.5
+    #: origins (``scheme://host[:port]``) besides the service's own whose pages may open
+    #: the proxy websocket
+    allowed_origins: list[str] = field(default_factory=list)
+    #: longest wait (s) for a job's board operations to stop before its boards are released
+    operation_drain_timeout: float = 30.0
+    #: live (queued, powering or ready) jobs a user may have at once (None: no limit)
+    max_jobs_per_user: int | None = None
+    #: longest ``report-issue`` text (characters)
+    max_issue_length: int = 1000
     #: worker threads for power changes
     power_workers: int = 4
     #: create ``admin`` with a random password on first start when there are no users

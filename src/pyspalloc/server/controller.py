@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from pyspalloc.exceptions import SpinnmanException
@@ -69,16 +69,36 @@ class JobOperations(Protocol):
 
     ``boards`` maps job-relative Ethernet chips to board IPs; the root board is at
     ``(0, 0)``; ``x``, ``y`` are job-relative chip coordinates. A board that is not
-    booted raises :class:`BoardNotBooted` at once.
+    booted raises :class:`BoardNotBooted` at once. ``checkpoint`` is called before every
+    burst of packets and raises when the job has ended: the operation must then stop
+    sending.
     """
 
-    def read_memory(self, boards: JobBoards, x: int, y: int, address: int, size: int) -> bytes:
+    def read_memory(
+        self,
+        boards: JobBoards,
+        x: int,
+        y: int,
+        address: int,
+        size: int,
+        checkpoint: Callable[[], None] = ...,
+    ) -> bytes:
         """Read ``size`` bytes at ``address`` of chip (x, y)."""
 
-    def write_memory(self, boards: JobBoards, x: int, y: int, address: int, data: bytes) -> None:
+    def write_memory(
+        self,
+        boards: JobBoards,
+        x: int,
+        y: int,
+        address: int,
+        data: bytes,
+        checkpoint: Callable[[], None] = ...,
+    ) -> None:
         """Write ``data`` at ``address`` of chip (x, y)."""
 
-    def reset_router(self, boards: JobBoards, filters: dict[int, int]) -> None:
+    def reset_router(
+        self, boards: JobBoards, filters: dict[int, int], checkpoint: Callable[[], None] = ...
+    ) -> None:
         """Clear routing tables and diagnostic counters, and install diagnostic filters."""
 
 

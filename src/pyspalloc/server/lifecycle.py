@@ -28,6 +28,7 @@ from pyspalloc.server.allocator import (
 from pyspalloc.server.board_index import BoardIndex
 from pyspalloc.server.controller import BoardsFailed, MachineController
 from pyspalloc.server.events import EventHub
+from pyspalloc.server.job_activity import JobActivity
 from pyspalloc.server.store import (
     BoardInfo,
     JobInfo,
@@ -107,6 +108,9 @@ class Lifecycle:
         #: per job, the timer of a power-on waiting for its boards to rest (at most one
         #: per job, however often its user asks; cancelled at stop)
         self._resting: dict[int, threading.Timer] = {}
+        #: the service's running operations on job boards; a job's boards are powered off
+        #: and released only when its operations have stopped
+        self.activity = JobActivity()
 
     # ---- control -----------------------------------------------------------------
     def start(self) -> None:
@@ -176,6 +180,7 @@ class Lifecycle:
         return True
 
     def _job_ended(self, job_id: int) -> None:
+        self.activity.end(job_id)  # first: no operation may start or go on from here
         for listener in self.job_end_listeners:
             try:
                 listener(job_id)
@@ -414,36 +419,56 @@ class Lifecycle:
             return
         self._job_ended(job.id)
         try:
-            self.controller.power_off(machine, triads)
-        except Exception as error:
-            log.warning("power off after failure of job %d failed: %s", job.id, error)
-        when = self.store.release_boards(job.id, board_ids)
-        self._released(job.machine_id, board_ids, when)
-        self.store.requeue(job.id)
+            self._quiesce(job.id)
+            try:
+                self.controller.power_off(machine, triads)
+            except Exception as error:
+                log.warning("power off after failure of job %d failed: %s", job.id, error)
+            when = self.store.release_boards(job.id, board_ids)
+            self._released(job.machine_id, board_ids, when)
+            self.store.requeue(job.id)
+        finally:
+            self.activity.forget(job.id)
         self._queue_changed = True
         self.events.notify(("job", job.id), ("machine", machine.name))
         # no wake-up: the next periodic pass retries, so a failing BMP is not hammered
 
+    def _quiesce(self, job_id: int) -> None:
+        """Wait (bounded) until no service operation of the job can touch its boards."""
+        timeout = self.config.operation_drain_timeout
+        if not self.activity.wait_idle(job_id, timeout):
+            log.error(
+                "job %d: %d board operations still running %.0f s after its end; "
+                "releasing its boards anyway",
+                job_id,
+                self.activity.count(job_id),
+                timeout,
+            )
+
     def _power_off_and_free(self, job_id: int) -> None:
-        with self._job_lock(job_id):
-            # read under the job's lock: a failed power-on may have freed them already
-            held = self.store.held_boards(job_id)
-            if not held:
-                return
-            machine_id = held[0].machine_id
-            name = self._names.get(machine_id)
-            if name is None:
-                return
-            machine = self.machines[name]
-            try:
-                self.controller.power_off(machine, [Triad(b.x, b.y, b.z) for b in held])
-            except Exception as error:
-                # the boards are freed anyway: a later power-on resets them
-                log.warning("power off of job %d failed: %s", job_id, error)
-                if isinstance(error, BoardsFailed):
-                    self._out_of_service(job_id, name, held, error)
-            board_ids = [b.id for b in held]
-            when = self.store.release_boards(job_id, board_ids)
-            self._released(machine_id, board_ids, when)
+        try:
+            with self._job_lock(job_id):
+                # read under the job's lock: a failed power-on may have freed them already
+                held = self.store.held_boards(job_id)
+                if not held:
+                    return
+                machine_id = held[0].machine_id
+                name = self._names.get(machine_id)
+                if name is None:
+                    return
+                machine = self.machines[name]
+                self._quiesce(job_id)
+                try:
+                    self.controller.power_off(machine, [Triad(b.x, b.y, b.z) for b in held])
+                except Exception as error:
+                    # the boards are freed anyway: a later power-on resets them
+                    log.warning("power off of job %d failed: %s", job_id, error)
+                    if isinstance(error, BoardsFailed):
+                        self._out_of_service(job_id, name, held, error)
+                board_ids = [b.id for b in held]
+                when = self.store.release_boards(job_id, board_ids)
+                self._released(machine_id, board_ids, when)
+        finally:
+            self.activity.forget(job_id)
         self.events.notify(("job", job_id), ("machine", machine.name))
         self._wake_if_waiting()

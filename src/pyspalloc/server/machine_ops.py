@@ -11,13 +11,17 @@ The service hands boards over unbooted (as the Java server does), so each call f
 asks the board it starts on for CMD_VER, briefly: a board that does not answer raises
 :class:`~pyspalloc.server.controller.BoardNotBooted` (409) at once, rather than every
 request timing out after all its retries.
+
+Large transfers go in chunks of :data:`CHUNK` bytes and a router reset chip by chip; each
+call takes a ``checkpoint`` that is called before every chunk (and chip) and raises when the
+job has ended, so no operation outlives its job by more than one chunk.
 """
 
 from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
@@ -29,7 +33,15 @@ from pyspalloc.transceiver.discovery import get_version
 from pyspalloc.transceiver.engine import EngineOptions
 from pyspalloc.wire.scp import SCP_PORT
 
-__all__ = ["MAX_TRANSFER", "N_FILTERS", "JobBoards", "ServerJobOperations", "board_of_chip"]
+__all__ = [
+    "CHUNK",
+    "MAX_TRANSFER",
+    "N_FILTERS",
+    "Checkpoint",
+    "JobBoards",
+    "ServerJobOperations",
+    "board_of_chip",
+]
 
 log = logging.getLogger(__name__)
 
@@ -38,9 +50,18 @@ JobBoards = dict[tuple[int, int], str]
 
 #: largest single memory read or write (the SDRAM of one chip)
 MAX_TRANSFER = 128 * 1024 * 1024
+#: bytes moved between two checks that the job is still live (256 SCP packets)
+CHUNK = 64 * 1024
 #: router diagnostic filters per chip
 N_FILTERS = 16
 _U32 = 0xFFFFFFFF
+
+#: called before each burst of SCP packets; raises to stop the operation
+Checkpoint = Callable[[], None]
+
+
+def _no_checkpoint() -> None:
+    pass
 
 
 def board_of_chip(boards: JobBoards, x: int, y: int) -> tuple[int, int]:
@@ -133,7 +154,15 @@ class ServerJobOperations:
         finally:
             transceiver.close()
 
-    def read_memory(self, boards: JobBoards, x: int, y: int, address: int, size: int) -> bytes:
+    def read_memory(
+        self,
+        boards: JobBoards,
+        x: int,
+        y: int,
+        address: int,
+        size: int,
+        checkpoint: Checkpoint = _no_checkpoint,
+    ) -> bytes:
         """Read ``size`` bytes at ``address`` of job-relative chip (x, y).
 
         Raises
@@ -147,10 +176,23 @@ class ServerJobOperations:
         board = board_of_chip(boards, x, y)
         if size == 0:
             return b""
+        data = bytearray()
         with self._transceiver(boards, board) as transceiver:
-            return bytes(transceiver.read_memory(x, y, address, size))
+            for start in range(0, size, CHUNK):
+                checkpoint()
+                length = min(CHUNK, size - start)
+                data += transceiver.read_memory(x, y, address + start, length)
+        return bytes(data)
 
-    def write_memory(self, boards: JobBoards, x: int, y: int, address: int, data: bytes) -> None:
+    def write_memory(
+        self,
+        boards: JobBoards,
+        x: int,
+        y: int,
+        address: int,
+        data: bytes,
+        checkpoint: Checkpoint = _no_checkpoint,
+    ) -> None:
         """Write ``data`` at ``address`` of job-relative chip (x, y).
 
         Raises
@@ -164,10 +206,18 @@ class ServerJobOperations:
         board = board_of_chip(boards, x, y)
         if not data:
             return
+        view = memoryview(data)
         with self._transceiver(boards, board) as transceiver:
-            transceiver.write_memory(x, y, address, bytes(data))
+            for start in range(0, len(view), CHUNK):
+                checkpoint()
+                transceiver.write_memory(x, y, address + start, bytes(view[start : start + CHUNK]))
 
-    def reset_router(self, boards: JobBoards, filters: dict[int, int]) -> None:
+    def reset_router(
+        self,
+        boards: JobBoards,
+        filters: dict[int, int],
+        checkpoint: Checkpoint = _no_checkpoint,
+    ) -> None:
         """On every chip of the job: clear the multicast routes, reset the diagnostic
         counters and install ``filters`` (index 0..15 -> 32-bit filter word).
 
@@ -188,6 +238,7 @@ class ServerJobOperations:
         if not boards:
             raise SpinnmanInvalidParameterException("boards", boards, "the job has no boards")
         root = (0, 0) if (0, 0) in boards else next(iter(boards))
+        checkpoint()
         with self._transceiver(boards, root) as transceiver:
             machine = transceiver.get_machine_details()
             by_board: defaultdict[tuple[int, int], list[tuple[int, int]]] = defaultdict(list)
@@ -196,6 +247,7 @@ class ServerJobOperations:
 
             def reset(chips: list[tuple[int, int]]) -> None:
                 for x, y in chips:
+                    checkpoint()
                     transceiver.clear_multicast_routes(x, y)
                     transceiver.clear_router_diagnostic_counters(x, y)
                     for index, word in sorted(filters.items()):

@@ -42,6 +42,10 @@ _STATUSES: dict[int, dict[str, Any]] = {
         "128 MiB for a memory write); refused before the body is read",
         "content": _TEXT,
     },
+    429: {
+        "description": "`too many live jobs (at most N per user)`: the owner's live-job limit",
+        "content": _TEXT,
+    },
     500: {"description": "`unexpected server problem: <Kind>: <message>`", "content": _TEXT},
 }
 AUTH = (302, 401, 403)

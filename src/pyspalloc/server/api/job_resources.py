@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
 from fastapi import APIRouter, Depends
@@ -34,6 +35,7 @@ from pyspalloc.server.api.common import (
     srv_url,
 )
 from pyspalloc.server.api.jobview import (
+    JobBoards,
     connections,
     job_boards,
     job_url,
@@ -43,6 +45,8 @@ from pyspalloc.server.api.jobview import (
 )
 from pyspalloc.server.auth import Caller
 from pyspalloc.server.context import ServiceContext
+from pyspalloc.server.controller import JobOperations
+from pyspalloc.server.job_activity import JobEnded
 from pyspalloc.server.store import BoardInfo, JobInfo, JobState, TrustLevel
 
 router = APIRouter()
@@ -196,13 +200,16 @@ def _report(request: Request, job: str, body: Any) -> Response:
     issue, boards = body.get("issue"), body.get("boards")
     if not isinstance(issue, str) or not isinstance(boards, list):
         raise bad("issue and boards must be given")
+    longest = ctx.config.max_issue_length
+    if len(issue) > longest:
+        raise bad(f"issue is too long (at most {longest} characters)")
     live = connections(ctx, found)
     if live is None:
         return json_response({"action": f"job {found.id} has no allocation"})
     machine, _, conns = live
     held = {b.triad: b for _, _, b in conns}
     by_chip = {(c.x, c.y): b for c, _, b in conns}
-    taken = 0
+    reported: dict[int, BoardInfo] = {}  # each board once, however often it is named
     for entry in boards:
         if not isinstance(entry, dict):
             raise bad("boards must be a list of objects")
@@ -212,8 +219,11 @@ def _report(request: Request, job: str, body: Any) -> Response:
             raise bad("boards: each needs chip, x/y/z, cabinet/frame/board or address") from None
         if board is None:
             return json_response({"action": f"board {entry} not in job {found.id}"})
+        reported[board.id] = board
+    taken = 0
+    for board_id in reported:
         if ctx.store.report_board(
-            board.id, found.id, caller.user.id, issue, ctx.config.report_action_threshold
+            board_id, found.id, caller.user.id, issue, ctx.config.report_action_threshold
         ):
             taken += 1
     action = f"{taken} boards taken out of service" if taken else "report noted"
@@ -231,16 +241,65 @@ async def report_issue(request: Request, job: str) -> Response:
     return await run_in_threadpool(_report, request, job, body)
 
 
-def _operations(request: Request, job: str) -> tuple[ServiceContext, dict[tuple[int, int], str]]:
+_NOT_ACTIVE = "unexpected server problem: IllegalState: Job is not active!"
+
+
+@contextmanager
+def _operation(request: Request, job: str, what: str) -> Iterator[BoardAccess]:
+    """Run a server-side operation on the job's boards for the block.
+
+    The operation is registered with the lifecycle's :class:`JobActivity` before the job
+    is read again, so either the job's end cancels (and waits for) it, or the read sees
+    the job ended or its boards changed and refuses it. A cancelled operation answers
+    like one on a job without boards.
+    """
     ctx, _, found = _job(request, job, False)
     boards = job_boards(ctx, found)
     if not boards:
-        raise ApiError(500, "unexpected server problem: IllegalState: Job is not active!")
-    if ctx.operations is None:
+        raise ApiError(500, _NOT_ACTIVE)
+    operations = ctx.operations
+    if operations is None:
         raise ApiError(
             500, "unexpected server problem: Unsupported: server-side operations unavailable"
         )
-    return ctx, boards
+    activity = ctx.lifecycle.activity
+    try:
+        with activity.begin(found.id, what) as running:
+            now = ctx.store.get_job(found.id)
+            if now is None or job_boards(ctx, now) != boards:
+                raise JobEnded(f"job {found.id} is not active")
+            yield BoardAccess(operations, boards, running.check)
+    except JobEnded:
+        raise ApiError(500, _NOT_ACTIVE) from None
+
+
+@asynccontextmanager
+async def _operation_in_threads(
+    request: Request, job: str, what: str
+) -> AsyncIterator[BoardAccess]:
+    """:func:`_operation` for an async route: its blocking steps run in the thread pool."""
+    operation = _operation(request, job, what)
+    on = await run_in_threadpool(operation.__enter__)
+    try:
+        yield on
+    except BaseException as error:
+        if not await run_in_threadpool(operation.__exit__, type(error), error, error.__traceback__):
+            raise
+    else:
+        await run_in_threadpool(operation.__exit__, None, None, None)
+
+
+class BoardAccess:
+    """A job's boards and the operations on them, for one registered operation."""
+
+    __slots__ = ("boards", "checkpoint", "operations")
+
+    def __init__(
+        self, operations: JobOperations, boards: JobBoards, checkpoint: Callable[[], None]
+    ) -> None:
+        self.operations = operations
+        self.boards = boards
+        self.checkpoint = checkpoint
 
 
 #: the chip coordinates SC&MP reads as "the chip this board's Ethernet is on"
@@ -255,11 +314,10 @@ def _chip_param(request: Request) -> tuple[int, int]:
 
 
 def _read_memory(request: Request, job: str) -> Response:
-    ctx, boards = _operations(request, job)
     x, y = _chip_param(request)
     address, size = int_param(request, "address"), int_param(request, "size")
-    assert ctx.operations is not None
-    data = ctx.operations.read_memory(boards, x, y, address, size)
+    with _operation(request, job, "memory read") as on:
+        data = on.operations.read_memory(on.boards, x, y, address, size, on.checkpoint)
     return Response(bytes(data), media_type="application/octet-stream")
 
 
@@ -305,20 +363,22 @@ async def write_memory(request: Request, job: str) -> Response:
     The body is written as it arrives, :data:`WRITE_CHUNK` bytes at a time, so the
     service never holds more than one piece of it.
     """
-    ctx, boards = await run_in_threadpool(_operations, request, job)
     x, y = _chip_param(request)
     address = int_param(request, "address")
     length = request.headers.get("content-length", "")
     if length.isdigit() and address + int(length) > 2**32:
         raise bad("size runs past the end of memory")
-    operations = ctx.operations
-    assert operations is not None
-    offset = 0
-    async for chunk in _chunks(request, WRITE_CHUNK):
-        await run_in_threadpool(operations.write_memory, boards, x, y, address + offset, chunk)
-        offset += len(chunk)
-    if offset == 0:
-        await run_in_threadpool(operations.write_memory, boards, x, y, address, b"")
+    async with _operation_in_threads(request, job, "memory write") as on:
+        offset = 0
+        async for chunk in _chunks(request, WRITE_CHUNK):
+            await run_in_threadpool(
+                on.operations.write_memory, on.boards, x, y, address + offset, chunk, on.checkpoint
+            )
+            offset += len(chunk)
+        if offset == 0:
+            await run_in_threadpool(
+                on.operations.write_memory, on.boards, x, y, address, b"", on.checkpoint
+            )
     return Response(status_code=202)
 
 
@@ -339,7 +399,6 @@ def reset_router(request: Request, job: str) -> Response:
         if index in filters:
             raise bad(f"router filter {key} given twice")
         filters[index] = word
-    ctx, boards = _operations(request, job)
-    assert ctx.operations is not None
-    ctx.operations.reset_router(boards, filters)
+    with _operation(request, job, "router reset") as on:
+        on.operations.reset_router(on.boards, filters, on.checkpoint)
     return Response(status_code=202)

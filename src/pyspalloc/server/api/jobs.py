@@ -34,7 +34,7 @@ from pyspalloc.server.api.jobview import job_url, parse_job_id, state_json, visi
 from pyspalloc.server.api.requests import BoardLocator, CreateJob, parse_create_job
 from pyspalloc.server.auth import Caller
 from pyspalloc.server.context import ServiceContext
-from pyspalloc.server.store import JobInfo, MachineInfo, RequestSpec, TrustLevel
+from pyspalloc.server.store import JobInfo, MachineInfo, RequestSpec, TooManyJobs, TrustLevel
 
 router = APIRouter()
 
@@ -186,18 +186,22 @@ def _create(request: Request, body: bytes) -> Response:
     ):
         raise bad(f"quota exceeded in group {group_id}")
     info, spec = select_machine(ctx, req)
-    job = ctx.store.create_job(
-        machine_id=info.id,
-        owner_id=owner.id,
-        group_id=group_id,
-        keepalive_interval=req.keepalive,
-        keepalive_host=client_host(request),
-        original_request=json.dumps(req.original(owner.name)),
-        spec=spec,
-        priority=ctx.lifecycle.priority(spec),
-        machine_name=info.name,
-        owner_name=owner.name,
-    )
+    try:
+        job = ctx.store.create_job(
+            machine_id=info.id,
+            owner_id=owner.id,
+            group_id=group_id,
+            keepalive_interval=req.keepalive,
+            keepalive_host=client_host(request),
+            original_request=json.dumps(req.original(owner.name)),
+            spec=spec,
+            priority=ctx.lifecycle.priority(spec),
+            machine_name=info.name,
+            owner_name=owner.name,
+            max_live=ctx.config.max_jobs_per_user,
+        )
+    except TooManyJobs as error:
+        raise ApiError(429, f"{error}: destroy one first") from None
     ctx.auth.audit(request, caller, "job_created", job=job.id, owner=owner.name, machine=info.name)
     ctx.events.notify("jobs")
     ctx.lifecycle.wake()
@@ -212,7 +216,7 @@ def _create(request: Request, body: bytes) -> Response:
         201: {
             "headers": {"Location": {"description": "the job URL", "schema": {"type": "string"}}}
         },
-        **responses(400, *AUTH, 413, 500),
+        **responses(400, *AUTH, 413, 429, 500),
     },
     dependencies=[Depends(authenticate_first)],
 )

@@ -5,7 +5,7 @@ board map; the lifecycle calls :meth:`ProxyRegistry.close_job` when the job ends
 """
 
 from pyspalloc.server.proxy.channels import CHANNEL_IDS, ChannelIds, local_address_towards
-from pyspalloc.server.proxy.registry import ProxyRegistry
+from pyspalloc.server.proxy.registry import ProxyRegistry, channel_budget
 from pyspalloc.server.proxy.session import (
     JobBoards,
     ProxyOptions,
@@ -19,6 +19,7 @@ __all__ = [
     "JobBoards",
     "ProxyOptions",
     "ProxyRegistry",
+    "channel_budget",
     "ProxySession",
     "local_address_towards",
     "serve_proxy",

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from starlette.concurrency import run_in_threadpool
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from pyspalloc.server.proxy.channels import (
@@ -50,6 +51,7 @@ _MAX_MSG_TO = 20 + MAX_DATAGRAM
 CLOSE_NORMAL = 1000
 CLOSE_UNSUPPORTED = 1003
 CLOSE_BAD_DATA = 1007
+CLOSE_POLICY = 1008
 CLOSE_SERVER_ERROR = 1011
 
 
@@ -70,13 +72,20 @@ class ProxyOptions:
         MSG frames allowed to wait for the client; more are dropped, as UDP would.
     send_timeout:
         Longest time (s) to push queued frames to a client before it is dropped.
+    max_per_job, max_per_user:
+        Websockets allowed per job and per user (None: no limit).
+    recheck_period:
+        Seconds between two calls of the session's ``still_valid`` check.
     """
 
     local_host: str = ""
     allow_unbound: bool = True
-    max_channels: int = 1024
+    max_channels: int = 64
     max_queued: int = 16384
     send_timeout: float = 10.0
+    max_per_job: int | None = None
+    max_per_user: int | None = None
+    recheck_period: float = 1.5
 
 
 def _close_reason(reason: str) -> str:
@@ -99,6 +108,8 @@ class ProxySession:
         Where the session registers so the job's end can close it.
     options:
         Proxy settings.
+    user_id:
+        The user the websocket belongs to (for the per-user limit).
     """
 
     def __init__(
@@ -108,9 +119,11 @@ class ProxySession:
         boards: JobBoards,
         registry: ProxyRegistry,
         options: ProxyOptions | None = None,
+        user_id: int | None = None,
     ) -> None:
         self.websocket = websocket
         self.job_id = job_id
+        self.user_id = user_id
         self.boards = dict(boards)
         self.registry = registry
         self.options = options or ProxyOptions()
@@ -125,21 +138,34 @@ class ProxySession:
         self._unbound_host: str | None = None
 
     # ---- lifetime ------------------------------------------------------------------
-    async def run(self, job_alive: Callable[[], bool] | None = None) -> None:
+    async def run(
+        self,
+        job_alive: Callable[[], bool] | None = None,
+        still_valid: Callable[[], bool] | None = None,
+        released: Callable[[], object] | None = None,
+    ) -> None:
         """Serve the websocket until either side closes it or the job ends.
 
         Parameters
         ----------
         job_alive:
             Checked once after registering, to close at once if the job ended meanwhile.
+        still_valid:
+            A blocking check (run in a worker thread every ``options.recheck_period`` s)
+            that the caller's credential and job still admit the websocket; when it
+            returns False the websocket closes with 1008.
+        released:
+            Called once every channel is closed (before the websocket's close handshake).
         """
         ws = self.websocket
         if ws.client_state == WebSocketState.CONNECTING:
             await ws.accept()
-        self.registry.add(self)
         tasks: list[asyncio.Task[Any]] = []
         try:
-            if job_alive is not None and not job_alive():
+            refused = self.registry.add(self, self.options.max_per_job, self.options.max_per_user)
+            if refused is not None:
+                self._set_close(CLOSE_POLICY, refused)
+            elif job_alive is not None and not job_alive():
                 self.end("job is not active")
             else:
                 tasks = [
@@ -147,6 +173,8 @@ class ProxySession:
                     asyncio.create_task(self._send_loop()),
                     asyncio.create_task(self._ended.wait()),
                 ]
+                if still_valid is not None:
+                    tasks.append(asyncio.create_task(self._recheck(still_valid)))
                 await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
                 for task in tasks[:2]:
                     if task.done() and not task.cancelled() and task.exception() is not None:
@@ -155,11 +183,29 @@ class ProxySession:
         finally:
             self.registry.remove(self)
             self._close_channels()
+            if released is not None:
+                released()
             for task in tasks:
                 task.cancel()
             if tasks:
                 await asyncio.gather(*tasks, return_exceptions=True)
             await self._close_websocket()
+
+    async def _recheck(self, still_valid: Callable[[], bool]) -> None:
+        """Close the websocket once ``still_valid`` says the caller may no longer use it."""
+        period = self.options.recheck_period
+        while not self._ended.is_set():
+            await asyncio.sleep(period)
+            try:
+                valid = await run_in_threadpool(still_valid)
+            except Exception as error:  # e.g. the database is briefly unreachable
+                log.warning("proxy of job %d: credential check failed: %r", self.job_id, error)
+                continue
+            if not valid:
+                self._set_close(CLOSE_POLICY, "credentials or job no longer valid")
+                self._close_channels()
+                self._ended.set()
+                return
 
     def end(self, reason: str) -> None:
         """Close every channel and then the websocket with 1000 and ``reason``.
@@ -177,8 +223,24 @@ class ProxySession:
     def _close_channels(self) -> None:
         channels = list(self.channels.values())
         self.channels.clear()
+        self.registry.give_channels(len(channels), self.user_id)
         for channel in channels:
             channel.close()
+
+    def _forget_channel(self, channel_id: int) -> Channel | None:
+        channel = self.channels.pop(channel_id, None)
+        if channel is not None:
+            self.registry.give_channels(1, self.user_id)
+        return channel
+
+    def _add_channel(self, channel: Channel) -> bool:
+        """Keep a newly opened channel (counted by :meth:`_room_for_channel`) unless ended."""
+        if self._ended.is_set():
+            channel.close()
+            self.registry.give_channels(1, self.user_id)
+            return False
+        self.channels[channel.id] = channel
+        return True
 
     async def _close_websocket(self) -> None:
         ws = self.websocket
@@ -242,8 +304,16 @@ class ProxySession:
         self._reply(ErrorReply(correlation_id, text).to_bytes())
 
     def _room_for_channel(self, correlation_id: int) -> bool:
+        """Count a channel about to open; False (after an ERROR reply) if over a limit."""
         if len(self.channels) >= self.options.max_channels:
-            self._error(correlation_id, f"too many channels (at most {self.options.max_channels})")
+            self._error(
+                correlation_id,
+                f"too many channels on this websocket (at most {self.options.max_channels})",
+            )
+            return False
+        refused = self.registry.take_channel(self.user_id)
+        if refused is not None:
+            self._error(correlation_id, refused)
             return False
         return True
 
@@ -264,13 +334,11 @@ class ProxySession:
                 channel_id, ip, request.port, self._deliver, self._channel_lost
             )
         except OSError as error:
+            self.registry.give_channels(1, self.user_id)
             self._error(corr, f"cannot open channel to {ip}:{request.port}: {error}")
             return
-        if self._ended.is_set():
-            channel.close()
-            return
-        self.channels[channel_id] = channel
-        self._reply(OpenReply(corr, channel_id).to_bytes())
+        if self._add_channel(channel):
+            self._reply(OpenReply(corr, channel_id).to_bytes())
 
     async def _open_unbound(self, request: OpenUnboundRequest) -> None:
         corr = request.correlation_id
@@ -286,13 +354,11 @@ class ProxySession:
                 channel_id, host, self._sources, self._deliver, self._channel_lost
             )
         except (OSError, LookupError) as error:
+            self.registry.give_channels(1, self.user_id)
             self._error(corr, f"cannot open unbound channel: {error}")
             return
-        if self._ended.is_set():
-            channel.close()
-            return
-        self.channels[channel_id] = channel
-        self._reply(OpenUnboundReply(corr, channel_id, address, port).to_bytes())
+        if self._add_channel(channel):
+            self._reply(OpenUnboundReply(corr, channel_id, address, port).to_bytes())
 
     def _unbound_address(self) -> str:
         if self._unbound_host is None:
@@ -307,10 +373,10 @@ class ProxySession:
 
     def _channel_lost(self, channel_id: int) -> None:
         """Forget a channel whose socket failed; later MSGs to it are dropped."""
-        self.channels.pop(channel_id, None)
+        self._forget_channel(channel_id)
 
     def _close_channel(self, request: CloseRequest) -> None:
-        channel = self.channels.pop(request.channel_id, None)
+        channel = self._forget_channel(request.channel_id)
         if channel is not None:
             channel.close()
         closed = 0 if channel is None else request.channel_id
@@ -381,6 +447,9 @@ async def serve_proxy(
     *,
     options: ProxyOptions | None = None,
     job_alive: Callable[[], bool] | None = None,
+    user_id: int | None = None,
+    still_valid: Callable[[], bool] | None = None,
+    released: Callable[[], object] | None = None,
 ) -> None:
     """Serve one proxy websocket of an authorised job until it closes.
 
@@ -399,6 +468,13 @@ async def serve_proxy(
         Proxy settings (unbound channels, limits).
     job_alive:
         Optional check, made once after registering, that the job is still live.
+    user_id:
+        The caller (for the per-user websocket limit).
+    still_valid:
+        Optional blocking check, repeated every ``options.recheck_period`` s, that the
+        caller may still use the job (credential unchanged, job live).
+    released:
+        Called once every channel is closed.
     """
-    session = ProxySession(websocket, job_id, boards, registry, options)
-    await session.run(job_alive)
+    session = ProxySession(websocket, job_id, boards, registry, options, user_id)
+    await session.run(job_alive, still_valid, released)

@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 from pyspalloc.server.store.accounts import AccountsMixin, SessionInfo, TokenInfo, UserInfo
-from pyspalloc.server.store.jobs import JobInfo, JobsMixin, QueuedRequest, RequestSpec
-from pyspalloc.server.store.machines import BoardInfo, MachineInfo, MachinesMixin
+from pyspalloc.server.store.jobs import (
+    JobInfo,
+    JobsMixin,
+    QueuedRequest,
+    RequestSpec,
+    TooManyJobs,
+)
+from pyspalloc.server.store.machines import BoardInfo, BoardReport, MachineInfo, MachinesMixin
 from pyspalloc.server.store.models import JobState, TrustLevel
 from pyspalloc.server.store.quotas import QuotasMixin
 
@@ -22,6 +28,7 @@ class Store(AccountsMixin, MachinesMixin, JobsMixin, QuotasMixin):
 
 __all__ = [
     "BoardInfo",
+    "BoardReport",
     "JobInfo",
     "JobState",
     "MachineInfo",
@@ -30,6 +37,7 @@ __all__ = [
     "SessionInfo",
     "Store",
     "TokenInfo",
+    "TooManyJobs",
     "TrustLevel",
     "UserInfo",
 ]

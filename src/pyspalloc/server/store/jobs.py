@@ -6,7 +6,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, func, select, update
 
 from pyspalloc.server.store import statements as q
 from pyspalloc.server.store.base import StoreBase
@@ -17,6 +17,22 @@ from pyspalloc.server.store.models import (
     JobRequestRow,
     JobRow,
     JobState,
+)
+
+
+class TooManyJobs(Exception):
+    """The owner already has as many live jobs as allowed."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"too many live jobs (at most {limit} per user)")
+        self.limit = limit
+
+
+_LIVE_JOBS_OF = (
+    select(func.count())
+    .select_from(q.JOBS)
+    .where(q.JOBS.c.owner_id == bindparam("owner"))
+    .where(q.JOBS.c.state != q.DESTROYED)
 )
 
 
@@ -97,14 +113,25 @@ class JobsMixin(StoreBase):
         priority: float,
         machine_name: str | None = None,
         owner_name: str | None = None,
+        max_live: int | None = None,
     ) -> JobInfo:
         """Insert a QUEUED job and its request (one transaction).
 
         When the caller passes ``machine_name`` and ``owner_name`` the job is described
         from what was written; otherwise it is read back.
+
+        Raises
+        ------
+        TooManyJobs
+            If ``max_live`` is given and the owner already has that many live jobs
+            (counted in the same serialised transaction as the insert).
         """
         now = time.time()
         with self._wconn() as conn:
+            if max_live is not None:
+                live = conn.execute(_LIVE_JOBS_OF, {"owner": owner_id}).scalar()
+                if int(live or 0) >= max_live:
+                    raise TooManyJobs(max_live)
             job_id = conn.execute(
                 q.INSERT_JOB,
                 {

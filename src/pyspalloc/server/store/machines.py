@@ -16,6 +16,7 @@ from pyspalloc.server.store.models import (
     BoardRow,
     DeadLinkRow,
     MachineRow,
+    UserRow,
 )
 
 if TYPE_CHECKING:
@@ -56,6 +57,21 @@ class BoardInfo:
     def triad(self) -> tuple[int, int, int]:
         """The logical coordinates."""
         return (self.x, self.y, self.z)
+
+
+@dataclass(frozen=True)
+class BoardReport:
+    """A user's report of a problem with a board, as shown to admins."""
+
+    id: int
+    board_id: int
+    machine: str
+    triad: tuple[int, int, int]
+    job_id: int | None
+    reporter: str | None
+    issue: str
+    time: float
+    functioning: bool
 
 
 def _machine(row: MachineRow) -> MachineInfo:
@@ -250,22 +266,38 @@ class MachinesMixin(StoreBase):
     def report_board(
         self, board_id: int, job_id: int | None, user_id: int | None, issue: str, threshold: int
     ) -> bool:
-        """Record a problem report; return True if the board was taken out of service."""
+        """Record a problem report; return True if the board was taken out of service.
+
+        One report is kept per board, job and reporter (a repeat updates its text), and
+        only distinct reporting users count towards ``threshold``: no user alone can take
+        a board out of service unless the threshold is 1.
+        """
         with self._write() as s:
-            s.add(
-                BoardReportRow(
-                    board_id=board_id,
-                    job_id=job_id,
-                    reporter_id=user_id,
-                    issue=issue,
-                    time=time.time(),
+            same = (
+                (BoardReportRow.board_id == board_id)
+                & (BoardReportRow.job_id == job_id if job_id is not None
+                   else BoardReportRow.job_id.is_(None))
+                & (BoardReportRow.reporter_id == user_id if user_id is not None
+                   else BoardReportRow.reporter_id.is_(None))
+            )  # fmt: skip
+            row = s.scalar(select(BoardReportRow).where(same).limit(1))
+            if row is None:
+                s.add(
+                    BoardReportRow(
+                        board_id=board_id,
+                        job_id=job_id,
+                        reporter_id=user_id,
+                        issue=issue,
+                        time=time.time(),
+                    )
                 )
-            )
+            else:
+                row.issue, row.time = issue, time.time()
             s.flush()
             count = s.scalar(
-                select(func.count())
-                .select_from(BoardReportRow)
-                .where(BoardReportRow.board_id == board_id)
+                select(func.count(func.distinct(BoardReportRow.reporter_id))).where(
+                    BoardReportRow.board_id == board_id
+                )
             )
             board = s.get(BoardRow, board_id)
             taken_out = board is not None and board.functioning and int(count or 0) >= threshold
@@ -303,3 +335,30 @@ class MachinesMixin(StoreBase):
                 .order_by(BoardReportRow.time, BoardReportRow.id)
             )
             return {int(board_id): str(issue) for board_id, issue in rows}
+
+    def board_reports(self) -> list[BoardReport]:
+        """Return every board report, newest first."""
+        with self._read() as s:
+            rows = s.execute(
+                select(
+                    BoardReportRow.id, BoardReportRow.board_id, MachineRow.name, BoardRow.x,
+                    BoardRow.y, BoardRow.z, BoardReportRow.job_id, UserRow.name,
+                    BoardReportRow.issue, BoardReportRow.time, BoardRow.functioning,
+                )
+                .join(BoardRow, BoardRow.id == BoardReportRow.board_id)
+                .join(MachineRow, MachineRow.id == BoardRow.machine_id)
+                .outerjoin(UserRow, UserRow.id == BoardReportRow.reporter_id)
+                .order_by(BoardReportRow.time.desc(), BoardReportRow.id.desc())
+            ).all()  # fmt: skip
+        return [
+            BoardReport(
+                int(i), int(b), str(m), (int(x), int(y), int(z)), j, u, str(t), float(w), bool(f)
+            )
+            for i, b, m, x, y, z, j, u, t, w, f in rows
+        ]
+
+    def clear_board_reports(self, board_id: int) -> int:
+        """Delete the reports of a board (it stays as it is); return how many there were."""
+        with self._write() as s:
+            result = s.execute(delete(BoardReportRow).where(BoardReportRow.board_id == board_id))
+            return int(getattr(result, "rowcount", 0) or 0)
