@@ -3,7 +3,8 @@
 A :class:`Channel` is a connected UDP socket on the service, reached through a
 :class:`ChannelHost` (the :class:`~pyspalloc.client.proxy.connection.ProxyConnection`);
 an :class:`UnboundChannel` is a listening one. Received payloads wait in a per-channel
-queue that the host's receiver thread fills through :attr:`Channel.deliver`.
+queue that the host's receiver thread fills through :attr:`Channel.deliver`; the host
+finds the channel of a server channel id in its :class:`ChannelTable`.
 
 A channel knows its host only through :class:`ChannelHost`; the host drives the channel
 through its public lifecycle methods (:meth:`~Channel.open_request`,
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import threading
 from collections.abc import Callable
 from typing import Final, Protocol
 
@@ -29,7 +31,7 @@ from pyspalloc.wire.proxy import (
     ServerFrame,
 )
 
-__all__ = ["Channel", "ChannelHost", "UnboundChannel"]
+__all__ = ["Channel", "ChannelHost", "ChannelTable", "UnboundChannel"]
 
 log = logging.getLogger(__name__)
 
@@ -299,3 +301,56 @@ class UnboundChannel(Channel):
             self._check_usable()
             return
         self._host.send_frames([MessageTo(channel_id, x, y, port, data).to_bytes()])
+
+
+class ChannelTable:
+    """The open channels of one host, by server channel id and all together.
+
+    Thread-safe; a channel is in it from its OPEN answer until it is closed, killed or
+    the host dies, and stays in it (detached) while its websocket is replaced.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._by_id: dict[int, Channel] = {}
+        self._open: dict[int, Channel] = {}  # keyed by id(channel)
+        #: The channel with a server channel id, or None (the receiver's hot path).
+        self.get: Callable[[int], Channel | None] = self._by_id.get
+
+    def add(self, channel: Channel) -> None:
+        """Add an attached ``channel`` under its (new) server channel id."""
+        with self._lock:
+            assert channel.channel_id is not None
+            self._by_id[channel.channel_id] = channel
+            self._open[id(channel)] = channel
+
+    def remove(self, channel: Channel) -> int | None:
+        """Take ``channel`` out; its server channel id then (None if detached)."""
+        with self._lock:
+            self._open.pop(id(channel), None)
+            channel_id = channel.channel_id
+            if channel_id is not None:
+                self._by_id.pop(channel_id, None)
+        return channel_id
+
+    def detach_all(self) -> list[Channel]:
+        """Detach every channel (its websocket dropped) and list them, to reopen."""
+        with self._lock:
+            self._by_id.clear()
+            channels = list(self._open.values())
+            for channel in channels:
+                channel.detach()
+        return channels
+
+    def clear(self) -> list[Channel]:
+        """Take every channel out and list them (the host closed or gave up)."""
+        with self._lock:
+            channels = list(self._open.values())
+            self._open.clear()
+            self._by_id.clear()
+        return channels
+
+    def all(self) -> list[Channel]:
+        """The channels in the table."""
+        with self._lock:
+            return list(self._open.values())

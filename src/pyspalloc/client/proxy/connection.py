@@ -10,8 +10,8 @@ multiplexes every channel of the job over it. It composes the layers below it:
   :class:`~pyspalloc.client.proxy.calls.ProxyError` carrying the server's text, and a
   CLOSE answered with channel 0 (already closed) is not an error;
 * :mod:`~pyspalloc.client.proxy.channels` are what users send and receive on; this class
-  is their :class:`~pyspalloc.client.proxy.channels.ChannelHost`, and keeps the registry
-  of open channels.
+  is their :class:`~pyspalloc.client.proxy.channels.ChannelHost`, and keeps them in a
+  :class:`~pyspalloc.client.proxy.channels.ChannelTable`.
 
 What is its own: a receiver thread hands each MSG frame to its channel (one queue put
 per packet, no other thread hop) and each other frame to the calls; a pinger thread
@@ -36,7 +36,7 @@ import websocket
 from websocket import ABNF
 
 from pyspalloc.client.proxy.calls import WS_ERRORS, Calls, Reply
-from pyspalloc.client.proxy.channels import Channel, UnboundChannel
+from pyspalloc.client.proxy.channels import Channel, ChannelTable, UnboundChannel
 from pyspalloc.client.proxy.link import (
     CONNECT_TIMEOUT,
     RECONNECT_ATTEMPTS,
@@ -124,8 +124,7 @@ class ProxyConnection:
         self.reconnect_backoff = reconnect_backoff
         self._calls = Calls()
         self._redial = Redial()
-        self._by_id: dict[int, Channel] = {}
-        self._open: dict[int, Channel] = {}  # keyed by id(channel)
+        self._channels = ChannelTable()
         self._lock = threading.Lock()
         self._connected = threading.Condition(self._lock)
         self._link: Link | None = None
@@ -205,8 +204,7 @@ class ProxyConnection:
 
     def channels(self) -> list[Channel]:
         """The channels currently open (or reopening)."""
-        with self._lock:
-            return list(self._open.values())
+        return self._channels.all()
 
     def close(self) -> None:
         """Close the websocket and every channel; safe to call more than once."""
@@ -277,11 +275,7 @@ class ProxyConnection:
         SpinnmanIOException
             If the server closed another channel, or the proxy is closed.
         """
-        with self._lock:
-            self._open.pop(id(channel), None)
-            channel_id = channel.channel_id
-            if channel_id is not None:
-                self._by_id.pop(channel_id, None)
+        channel_id = self._channels.remove(channel)
         channel.kill()
         if channel_id is None or self._link is None:
             return  # never opened on the current websocket: nothing to close there
@@ -329,10 +323,7 @@ class ProxyConnection:
                 self._send_quietly(CloseRequest(0xFFFFFFFF, reply.channel_id).to_bytes())
                 return
             channel.attach(reply)
-            with self._lock:
-                assert channel.channel_id is not None
-                self._by_id[channel.channel_id] = channel
-                self._open[id(channel)] = channel
+            self._channels.add(channel)
 
         return register
 
@@ -361,7 +352,7 @@ class ProxyConnection:
 
     def _receive_loop(self, link: Link) -> None:
         """Hand out every message of ``link`` until it fails (this always raises)."""
-        by_id = self._by_id
+        channel_of = self._channels.get
         answer = self._calls.answer
         # websocket-client answers pings itself and hands back control frames too, so
         # that pongs count as signs of life.
@@ -386,7 +377,7 @@ class ProxyConnection:
                 log.warning("ignoring undecodable proxy frame: %s", error)
                 continue
             if isinstance(frame, Message):
-                channel = by_id.get(frame.channel_id)
+                channel = channel_of(frame.channel_id)
                 if channel is not None:
                     channel.deliver(frame.payload)
                 continue
@@ -405,10 +396,7 @@ class ProxyConnection:
         with self._lock:
             if self._link is old:
                 self._link = None
-            self._by_id.clear()
-            reopen = list(self._open.values())
-            for channel in reopen:
-                channel.detach()
+        reopen = self._channels.detach_all()
         old.close()
         self._calls.drop_all()
         try:
@@ -442,8 +430,7 @@ class ProxyConnection:
                 channel.reopened()
             elif isinstance(reply, ErrorReply):
                 log.warning("could not reopen proxy channel: %s", reply.message)
-                with self._lock:
-                    self._open.pop(id(channel), None)
+                self._channels.remove(channel)
                 channel.kill()
             # DROPPED: the next reconnection reopens it again.
 
@@ -460,10 +447,7 @@ class ProxyConnection:
         self._fail_everything()
 
     def _fail_everything(self) -> None:
-        with self._lock:
-            channels = list(self._open.values())
-            self._open.clear()
-            self._by_id.clear()
+        channels = self._channels.clear()
         self._calls.drop_all()
         for channel in channels:
             channel.kill()
