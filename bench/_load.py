@@ -64,8 +64,8 @@ def _keepalive(settings: dict[str, Any], stop: float, out: dict[str, Any]) -> No
 
 
 def _proxy(settings: dict[str, Any], stop: float, out: dict[str, Any]) -> None:
-    from pyspalloc.client.connections import SpallocSCPConnection
-    from pyspalloc.client.proxy import ProxyConnection
+    from pyspalloc.client.proxy.connection import ProxyConnection
+    from pyspalloc.client.proxy.connections import SpallocSCPConnection
     from pyspalloc.client.session import Session
     from pyspalloc.transceiver import Transceiver
 

@@ -27,7 +27,8 @@ from typing import Any
 import pytest
 
 import pyspalloc
-from pyspalloc.client import connections, listeners, proxied, session, transceiver
+from pyspalloc.client import session, transceiver
+from pyspalloc.client.proxy import connections, listeners, proxied
 from pyspalloc.wire import eieio as wire_eieio
 from pyspalloc.wire import proxy as wire_proxy
 

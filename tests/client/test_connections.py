@@ -9,14 +9,13 @@ from typing import Any
 import pytest
 
 from pyspalloc.client.client import SpallocClient
-from pyspalloc.client.connections import (
+from pyspalloc.client.job import SpallocJob
+from pyspalloc.client.proxy.connections import (
     SpallocBootConnection,
     SpallocEIEIOConnection,
-    SpallocEIEIOListener,
     SpallocSCPConnection,
-    SpallocUDPListener,
 )
-from pyspalloc.client.job import SpallocJob
+from pyspalloc.client.proxy.listeners import SpallocEIEIOListener, SpallocUDPListener
 from pyspalloc.exceptions import (
     SpinnmanInvalidPacketException,
     SpinnmanInvalidParameterException,
@@ -271,7 +270,7 @@ def test_boot_through_the_boot_connection(unbooted_service: Any) -> None:
 
 
 def test_flags_of_update_tag_request() -> None:
-    from pyspalloc.client.proxied import update_tag_request
+    from pyspalloc.client.proxy.proxied import update_tag_request
 
     request = update_tag_request(0, 0, 3)
     assert request.header.flags == SDPFlag.REPLY_EXPECTED_NO_P2P

@@ -15,9 +15,11 @@ from typing import Any
 import pytest
 
 from pyspalloc.client.client import SpallocClient
-from pyspalloc.client.connections import SpallocSCPConnection
 from pyspalloc.client.job import SpallocJob
-from pyspalloc.client.proxy import ProxyConnection, ProxyError
+from pyspalloc.client.proxy.calls import ProxyError
+from pyspalloc.client.proxy.connection import ProxyConnection
+from pyspalloc.client.proxy.connections import SpallocSCPConnection
+from pyspalloc.client.session import Session
 from pyspalloc.exceptions import SpinnmanIOException, SpinnmanTimeoutException
 from pyspalloc.transceiver.engine import make_request, scp_call
 from pyspalloc.transceiver.transceiver import Transceiver
@@ -186,8 +188,9 @@ def test_close_releases_everything(fresh_job: SpallocJob) -> None:
     proxy = proxy_of(fresh_job)
     proxy.close()
     assert proxy.is_dead
-    assert not proxy._reader.is_alive()
-    assert not proxy._pinger.is_alive()
+    reader, pinger = proxy.threads
+    assert not reader.is_alive()
+    assert not pinger.is_alive()
     with pytest.raises(SpinnmanIOException):
         connection.receive(None)  # no timeout: must still return at once
     with pytest.raises(SpinnmanIOException):
@@ -362,7 +365,7 @@ def test_pings_keep_an_idle_websocket_heard(job: SpallocJob) -> None:
     url = job.get_proxy_url()  # type: ignore[attr-defined]
     proxy = ProxyConnection(url, session=job.session, ping_interval=0.3)  # type: ignore[attr-defined]
     try:
-        link = proxy._link
+        link = proxy.link
         assert link is not None
         first = link.last_heard
         eventually(lambda: link.last_heard > first, what="a pong")
@@ -412,25 +415,26 @@ def test_concurrent_transfers_on_separate_channels(job: SpallocJob) -> None:
         assert all(pool.map(transfer, range(4)))
 
 
-def test_proxy_with_plain_headers_and_a_renew_hook(job: SpallocJob) -> None:
-    # the test service is plain HTTP, so its wss:// proxy-ref is used as ws://
-    url = job.get_proxy_url().replace("wss://", "ws://")  # type: ignore[attr-defined]
-    session = job.session  # type: ignore[attr-defined]
-    cookies, _ = session.credentials
-    good = {"Cookie": "; ".join(f"{k}={v}" for k, v in cookies.items())}
-    current = {"Cookie": "JSESSIONID=not-a-session"}
+def test_proxy_with_a_stale_session_and_a_renewal(job: SpallocJob) -> None:
+    # the one handshake path, Session.websocket, maps the wss:// proxy-ref of this
+    # plain-HTTP test service to ws://
+    url = job.get_proxy_url()  # type: ignore[attr-defined]
+    service_url = job.session.service_url  # type: ignore[attr-defined]
+    stale = ({"JSESSIONID": "not-a-session"}, {})
     renewals: list[int] = []
 
-    def renew() -> None:
-        renewals.append(1)
-        current.update(good)
+    class CountingSession(Session):
+        def renew(self) -> dict[str, Any]:
+            renewals.append(1)
+            return super().renew()
 
     started = time.monotonic()
     with pytest.raises(SpinnmanIOException, match="HTTP 403"):
-        ProxyConnection(url, headers=current)
+        ProxyConnection(url, session=Session(service_url, session_credentials=stale))
     assert time.monotonic() - started < 5.0, "a refused handshake is not retried"
 
-    with ProxyConnection(url, headers=lambda: current, renew=renew) as proxy:
+    session = CountingSession(service_url, USER, PASSWORD, session_credentials=stale)
+    with ProxyConnection(url, session=session) as proxy:
         assert renewals == [1]
         connection = proxy.open_channel(0, 0, SCP_PORT)
         assert connection.channel_id is not None

@@ -18,7 +18,8 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.server import Server, ServerConnection, serve
 
-from pyspalloc.client.proxy import ProxyConnection
+from pyspalloc.client.proxy.connection import ProxyConnection
+from pyspalloc.client.session import Session
 from pyspalloc.exceptions import SpinnmanIOException
 from pyspalloc.wire.proxy import (
     CloseReply,
@@ -155,9 +156,11 @@ def fake() -> Iterator[FakeProxy]:
 
 
 def proxy_to(url: str, **options: Any) -> ProxyConnection:
+    """A proxy to ``url`` through a session without credentials (the server wants none)."""
     options.setdefault("reconnect_backoff", 0.05)
     options.setdefault("call_timeout", 5.0)
-    return ProxyConnection(url, headers={}, **options)
+    service = url.replace("ws://", "http://", 1).split("/spalloc/proxy/", 1)[0] + "/"
+    return ProxyConnection(url, session=Session(service), **options)
 
 
 def test_messages_echo_whole_and_fragmented(fake: FakeProxy) -> None:
@@ -177,7 +180,7 @@ def test_server_pings_are_answered_and_pongs_count_as_heard(fake: FakeProxy) -> 
     with proxy_to(fake.url, ping_interval=0.2) as proxy:
         eventually(lambda: len(fake.connections) == 1, what="the websocket")
         assert fake.connections[0].ping(b"are you there").wait(5.0)
-        link = proxy._link
+        link = proxy.link
         assert link is not None
         heard = link.last_heard
         eventually(lambda: link.last_heard > heard, what="a pong from the server")

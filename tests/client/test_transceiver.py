@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from pyspalloc.client.connections import SpallocBootConnection, SpallocSCPConnection
 from pyspalloc.client.job import SpallocJob
-from pyspalloc.client.proxied import SpallocProxiedConnection
+from pyspalloc.client.proxy.connections import SpallocBootConnection, SpallocSCPConnection
+from pyspalloc.client.proxy.proxied import SpallocProxiedConnection
 from pyspalloc.client.transceiver import SpallocTransceiver, create_job_transceiver
 from pyspalloc.exceptions import SpinnmanInvalidParameterException, SpinnmanIOException
 from pyspalloc.transceiver import Transceiver

@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 
-from pyspalloc.client.proxied import update_tag_request
+from pyspalloc.client.proxy.proxied import update_tag_request
 from pyspalloc.geometry import FPGA_FLAG_REGISTER, Triad, builtin_machine
 from pyspalloc.transceiver import UDPConnection, bmp, cpu, discovery, memory, router, sdram, tags
 from pyspalloc.transceiver.boot import boot_board

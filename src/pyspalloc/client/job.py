@@ -1,10 +1,10 @@
 """Spalloc jobs: the abstract API and its REST implementation.
 
 The proxy modules are imported lazily: a job opens one
-:class:`~pyspalloc.client.proxy.ProxyConnection` (``job.get_proxy()``) on first use
-and wraps its channels in the classes of :mod:`pyspalloc.client.connections` and
-:mod:`pyspalloc.client.listeners`; :mod:`pyspalloc.client.transceiver` builds
-``SpallocTransceiver(job)``.
+:class:`~pyspalloc.client.proxy.connection.ProxyConnection` (``job.get_proxy()``) on
+first use and wraps its channels in the classes of
+:mod:`pyspalloc.client.proxy.connections` and :mod:`pyspalloc.client.proxy.listeners`;
+:mod:`pyspalloc.client.transceiver` builds ``SpallocTransceiver(job)``.
 """
 
 from __future__ import annotations
@@ -28,13 +28,13 @@ from pyspalloc.exceptions import (
 )
 
 if TYPE_CHECKING:
-    from pyspalloc.client.connections import (
+    from pyspalloc.client.proxy.connection import ProxyConnection
+    from pyspalloc.client.proxy.connections import (
         SpallocBootConnection,
         SpallocEIEIOConnection,
         SpallocSCPConnection,
     )
-    from pyspalloc.client.listeners import SpallocEIEIOListener, SpallocUDPListener
-    from pyspalloc.client.proxy import ProxyConnection
+    from pyspalloc.client.proxy.listeners import SpallocEIEIOListener, SpallocUDPListener
     from pyspalloc.client.transceiver import SpallocTransceiver
     from pyspalloc.transceiver.boot_image import BootImageSource
 
@@ -508,7 +508,7 @@ class _SpallocJob(SessionAware, SpallocJob):
         """
         with self._proxy_lock:
             if self._proxy is None or self._proxy.is_dead:
-                from pyspalloc.client.proxy import ProxyConnection
+                from pyspalloc.client.proxy.connection import ProxyConnection
 
                 url = self.get_proxy_url()
                 self._boards = self.get_connections()
@@ -522,31 +522,31 @@ class _SpallocJob(SessionAware, SpallocJob):
             proxy.close()
 
     def connect_to_board(self, x: int, y: int, port: int = SCP_PORT) -> SpallocSCPConnection:
-        from pyspalloc.client.connections import SpallocSCPConnection
+        from pyspalloc.client.proxy.connections import SpallocSCPConnection
 
         channel = self.get_proxy().open_channel(x, y, port)
         return SpallocSCPConnection(channel, self._boards.get((x, y)))
 
     def connect_for_booting(self) -> SpallocBootConnection:
-        from pyspalloc.client.connections import SpallocBootConnection
+        from pyspalloc.client.proxy.connections import SpallocBootConnection
 
         channel = self.get_proxy().open_channel(0, 0, BOOT_PORT)
         return SpallocBootConnection(channel, self._boards.get((0, 0)))
 
     def open_eieio_connection(self, x: int, y: int) -> SpallocEIEIOConnection:
-        from pyspalloc.client.connections import SpallocEIEIOConnection
+        from pyspalloc.client.proxy.connections import SpallocEIEIOConnection
 
         channel = self.get_proxy().open_channel(x, y, SCP_PORT)
         return SpallocEIEIOConnection(channel, self._boards.get((x, y)))
 
     def open_eieio_listener_connection(self) -> SpallocEIEIOListener:
-        from pyspalloc.client.listeners import SpallocEIEIOListener
+        from pyspalloc.client.proxy.listeners import SpallocEIEIOListener
 
         channel = self.get_proxy().open_unbound()
         return SpallocEIEIOListener(channel, self._boards)
 
     def open_udp_listener_connection(self) -> SpallocUDPListener:
-        from pyspalloc.client.listeners import SpallocUDPListener
+        from pyspalloc.client.proxy.listeners import SpallocUDPListener
 
         channel = self.get_proxy().open_unbound()
         return SpallocUDPListener(channel, self._boards)

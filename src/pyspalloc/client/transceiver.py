@@ -14,7 +14,7 @@ import struct
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from pyspalloc.client.connections import SpallocBootConnection, SpallocSCPConnection
+from pyspalloc.client.proxy.connections import SpallocBootConnection, SpallocSCPConnection
 from pyspalloc.exceptions import SpinnmanInvalidParameterException, SpinnmanIOException
 from pyspalloc.transceiver import Transceiver
 from pyspalloc.transceiver.memory import WriteData, checksum

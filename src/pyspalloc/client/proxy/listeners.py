@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
-from pyspalloc.client.channels import UnboundChannel
-from pyspalloc.client.proxied import (
+from pyspalloc.client.proxy.channels import UnboundChannel
+from pyspalloc.client.proxy.proxied import (
     EIEIOMessage,
     SpallocProxiedConnection,
     await_tag_reply,

@@ -1,12 +1,11 @@
 """Connections to a job's boards through the proxy websocket (the seed's names).
 
-Each class wraps one :class:`~pyspalloc.client.channels.Channel` and satisfies the
+Each class wraps one :class:`~pyspalloc.client.proxy.channels.Channel` and satisfies the
 :class:`pyspalloc.transceiver.connections.Connection` protocol (``send``,
 ``receive(timeout)``, ``close``, ``chip_x``, ``chip_y``), so a
 :class:`~pyspalloc.transceiver.Transceiver` runs over them unchanged.
 
-The listening (unbound) connections are in :mod:`pyspalloc.client.listeners` and
-re-exported here.
+The listening (unbound) connections are in :mod:`pyspalloc.client.proxy.listeners`.
 """
 
 from __future__ import annotations
@@ -14,9 +13,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import replace
 
-from pyspalloc.client.channels import Channel
-from pyspalloc.client.listeners import SpallocEIEIOListener, SpallocUDPListener
-from pyspalloc.client.proxied import (
+from pyspalloc.client.proxy.channels import Channel
+from pyspalloc.client.proxy.proxied import (
     EIEIOMessage,
     SpallocProxiedConnection,
     await_tag_reply,
@@ -34,10 +32,7 @@ __all__ = [
     "BOOT_PORT",
     "SpallocBootConnection",
     "SpallocEIEIOConnection",
-    "SpallocEIEIOListener",
-    "SpallocProxiedConnection",
     "SpallocSCPConnection",
-    "SpallocUDPListener",
 ]
 
 #: UDP port of a board's boot ROM.

@@ -1,8 +1,8 @@
 """The base of every proxied connection, and the SDP/SCP helpers they share.
 
-:class:`SpallocProxiedConnection` wraps one :class:`~pyspalloc.client.channels.Channel`;
-the board connections are in :mod:`pyspalloc.client.connections` and the listeners in
-:mod:`pyspalloc.client.listeners`.
+:class:`SpallocProxiedConnection` wraps one :class:`~pyspalloc.client.proxy.channels.Channel`;
+the board connections are in :mod:`pyspalloc.client.proxy.connections` and the listeners in
+:mod:`pyspalloc.client.proxy.listeners`.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import logging
 import time
 from collections.abc import Callable
 
-from pyspalloc.client.channels import Channel
+from pyspalloc.client.proxy.channels import Channel
 from pyspalloc.exceptions import (
     SpinnmanInvalidPacketException,
     SpinnmanIOException,

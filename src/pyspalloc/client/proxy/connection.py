@@ -1,21 +1,24 @@
 """The client side of the Spalloc proxy websocket (``web-api.md`` §6).
 
 One :class:`ProxyConnection` holds one websocket to ``/spalloc/proxy/<job>`` and
-multiplexes every channel of the job over it:
+multiplexes every channel of the job over it. It composes the layers below it:
 
-* a receiver thread hands each MSG frame to its channel's queue (one queue put per
-  packet, no other thread hop) and each other frame to the call waiting for its
-  correlation id;
-* OPEN, CLOSE and OPEN_UNBOUND are calls with a timeout; an ERROR frame raises
-  :class:`ProxyError` carrying the server's text, and a CLOSE answered with channel 0
-  (already closed) is not an error;
-* a ping goes out every 30 s, and a websocket that stays silent for too long is
-  dropped;
-* a dropped websocket is reconnected (bounded attempts with back-off, renewing the
-  session on a 401 handshake; see :mod:`pyspalloc.client.proxy_connect`) and every
-  open channel is opened again. A bound channel gets a new server channel id behind
-  the same :class:`Channel` object; receives that were waiting meanwhile just time
-  out, so a retrying SCP engine carries on.
+* :mod:`~pyspalloc.client.proxy.link` opens the websocket (through the session's
+  handshake, with bounded retries) and judges whether a dropped one is worth reopening;
+* :mod:`~pyspalloc.client.proxy.calls` runs OPEN, CLOSE and OPEN_UNBOUND as calls with a
+  timeout, matched to their answers by correlation id; an ERROR frame raises
+  :class:`~pyspalloc.client.proxy.calls.ProxyError` carrying the server's text, and a
+  CLOSE answered with channel 0 (already closed) is not an error;
+* :mod:`~pyspalloc.client.proxy.channels` are what users send and receive on; this class
+  is their :class:`~pyspalloc.client.proxy.channels.ChannelHost`, and keeps them in a
+  :class:`~pyspalloc.client.proxy.channels.ChannelTable`.
+
+What is its own: a receiver thread hands each MSG frame to its channel (one queue put
+per packet, no other thread hop) and each other frame to the calls; a pinger thread
+pings every 30 s and drops a websocket that stays silent for too long; a dropped
+websocket is reconnected and every open channel is opened again. A bound channel gets
+a new server channel id behind the same :class:`Channel` object; receives that were
+waiting meanwhile just time out, so a retrying SCP engine carries on.
 
 The websocket itself is websocket-client's (framing, masking, answering pings); proxy
 frames are encoded and decoded with :mod:`pyspalloc.wire.proxy` only.
@@ -23,31 +26,26 @@ frames are encoded and decoded with :mod:`pyspalloc.wire.proxy` only.
 
 from __future__ import annotations
 
-import itertools
 import logging
-import queue
 import threading
 import time
-from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, Final
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Final
 
 import websocket
 from websocket import ABNF
 
-from pyspalloc.client.channels import Channel, ProxyError, UnboundChannel
-from pyspalloc.client.proxy_connect import (
+from pyspalloc.client.proxy.calls import WS_ERRORS, Calls, Reply
+from pyspalloc.client.proxy.channels import Channel, ChannelTable, UnboundChannel
+from pyspalloc.client.proxy.link import (
     CONNECT_TIMEOUT,
     RECONNECT_ATTEMPTS,
     RECONNECT_BACKOFF,
-    RETRY_CLOSE_CODES,
-    STABLE_TIME,
     Dialler,
     Link,
+    Redial,
 )
-from pyspalloc.exceptions import (
-    SpinnmanIOException,
-    SpinnmanTimeoutException,
-)
+from pyspalloc.exceptions import SpinnmanIOException, SpinnmanTimeoutException
 from pyspalloc.wire.errors import WireFormatError
 from pyspalloc.wire.proxy import (
     CloseReply,
@@ -63,12 +61,7 @@ from pyspalloc.wire.proxy import (
 if TYPE_CHECKING:
     from pyspalloc.client.session import Session
 
-__all__ = [
-    "Channel",
-    "ProxyConnection",
-    "ProxyError",
-    "UnboundChannel",
-]
+__all__ = ["CALL_TIMEOUT", "PING_INTERVAL", "ProxyConnection"]
 
 log = logging.getLogger(__name__)
 
@@ -78,16 +71,9 @@ CALL_TIMEOUT: Final = 10.0
 PING_INTERVAL: Final = 30.0
 _BINARY: Final = ABNF.OPCODE_BINARY
 _CLOSE: Final = ABNF.OPCODE_CLOSE
-#: What a failed send or receive on a websocket raises.
-_WS_ERRORS: Final = (OSError, websocket.WebSocketException)
 
 #: The first four bytes of every MSG frame (taken from the codec's own encoding).
 _MSG_OPCODE: Final = Message(0, b"").to_bytes()[:4]
-#: What a waiting call is handed when the websocket dropped under it.
-_DROPPED: Final = object()
-
-_Reply = ServerFrame | object
-_Handler = Callable[[_Reply], None]
 
 
 class ProxyConnection:
@@ -98,17 +84,8 @@ class ProxyConnection:
     url:
         The job's ``proxy-ref`` (``ws://`` or ``wss://``).
     session:
-        If given, every handshake goes through :meth:`Session.websocket`, which sends
-        the session's credentials, maps the URL scheme and renews the session on 401;
-        ``headers``, ``renew`` and ``sslopt`` are then not used.
-    headers:
-        Called before every handshake for the credential headers (``Cookie``,
-        CSRF header, ``Authorization``); or a fixed mapping.
-    renew:
-        Called (once per reconnection) when a handshake is refused with 401 or 403,
-        to log in again before the next attempt.
-    sslopt:
-        websocket-client SSL options (e.g. ``{"ca_certs": path}``).
+        Every handshake goes through :meth:`Session.websocket`, which sends the
+        session's credentials, maps the URL scheme and renews the session on 401/403.
     call_timeout:
         Default time limit of OPEN, CLOSE and OPEN_UNBOUND calls.
     connect_timeout:
@@ -129,11 +106,8 @@ class ProxyConnection:
     def __init__(
         self,
         url: str,
+        session: Session,
         *,
-        session: Session | None = None,
-        headers: Callable[[], Mapping[str, str]] | Mapping[str, str] | None = None,
-        renew: Callable[[], None] | None = None,
-        sslopt: Mapping[str, Any] | None = None,
         call_timeout: float = CALL_TIMEOUT,
         connect_timeout: float = CONNECT_TIMEOUT,
         ping_interval: float = PING_INTERVAL,
@@ -142,16 +116,15 @@ class ProxyConnection:
     ) -> None:
         self.url = url
         self._stop = threading.Event()
-        self._dialler = Dialler(url, session, headers, renew, dict(sslopt or {}), self._stop)
+        self._dialler = Dialler(url, session, self._stop)
         self.call_timeout = call_timeout
         self.connect_timeout = connect_timeout
         self.ping_interval = ping_interval
         self.reconnect_attempts = max(1, reconnect_attempts)
         self.reconnect_backoff = reconnect_backoff
-        self._correlation = itertools.count()
-        self._pending: dict[int, _Handler] = {}
-        self._by_id: dict[int, Channel] = {}
-        self._open: dict[int, Channel] = {}  # keyed by id(channel)
+        self._calls = Calls()
+        self._redial = Redial()
+        self._channels = ChannelTable()
         self._lock = threading.Lock()
         self._connected = threading.Condition(self._lock)
         self._link: Link | None = None
@@ -178,6 +151,16 @@ class ProxyConnection:
         """Whether the websocket is up right now."""
         return self._link is not None and self.failure is None
 
+    @property
+    def link(self) -> Link | None:
+        """The websocket now in use (None while reconnecting or once closed)."""
+        return self._link
+
+    @property
+    def threads(self) -> tuple[threading.Thread, threading.Thread]:
+        """The receiver and pinger threads (both end once the proxy is closed)."""
+        return self._reader, self._pinger
+
     def open_channel(self, x: int, y: int, port: int, timeout: float | None = None) -> Channel:
         """Open a channel to UDP ``port`` of the board whose Ethernet chip is (x, y).
 
@@ -200,7 +183,7 @@ class ProxyConnection:
             If the proxy is closed.
         """
         channel = Channel(self, x, y, port)
-        self._call(channel._reopen_request, self._registrar(channel), "OPEN", timeout)
+        self._call(channel.open_request, self._registrar(channel), "OPEN", timeout)
         return channel
 
     def open_unbound(self, timeout: float | None = None) -> UnboundChannel:
@@ -216,13 +199,12 @@ class ProxyConnection:
             If the proxy is closed.
         """
         channel = UnboundChannel(self)
-        self._call(channel._reopen_request, self._registrar(channel), "OPEN_UNBOUND", timeout)
+        self._call(channel.open_request, self._registrar(channel), "OPEN_UNBOUND", timeout)
         return channel
 
     def channels(self) -> list[Channel]:
         """The channels currently open (or reopening)."""
-        with self._lock:
-            return list(self._open.values())
+        return self._channels.all()
 
     def close(self) -> None:
         """Close the websocket and every channel; safe to call more than once."""
@@ -260,13 +242,16 @@ class ProxyConnection:
     def __exit__(self, *_: object) -> None:
         self.close()
 
-    # --------------------------------------------------------------- sending
+    # ------------------------------------------------- the channels' host (ChannelHost)
 
-    def _send_frame(self, frame: bytes) -> None:
-        self._send_frames([frame])
+    def send_frames(self, frames: list[bytes]) -> None:
+        """Send binary frames (in one socket write); dropped while reconnecting.
 
-    def _send_frames(self, frames: list[bytes]) -> None:
-        """Send binary frames (in one socket write); dropped while reconnecting."""
+        Raises
+        ------
+        SpinnmanIOException
+            If the proxy is closed or gave up.
+        """
         link = self._link
         if link is None:
             if self.failure is not None:
@@ -274,11 +259,34 @@ class ProxyConnection:
             return  # reconnecting: dropped, like a lost datagram
         try:
             link.send(frames)
-        except _WS_ERRORS as error:
+        except WS_ERRORS as error:
             if self.failure is not None:
                 raise SpinnmanIOException(f"proxy websocket is closed: {self.failure}") from error
             log.debug("proxy send failed (%s); reconnect pending", error)
             link.abort()  # make sure the receiver notices and reconnects
+
+    def close_channel(self, channel: Channel, timeout: float | None) -> None:
+        """Forget ``channel``, kill it, and CLOSE it on the server if it is open there.
+
+        Raises
+        ------
+        SpinnmanTimeoutException
+            If the CLOSE was not answered in time.
+        SpinnmanIOException
+            If the server closed another channel, or the proxy is closed.
+        """
+        channel_id = self._channels.remove(channel)
+        channel.kill()
+        if channel_id is None or self._link is None:
+            return  # never opened on the current websocket: nothing to close there
+        reply = self._call(
+            lambda corr: CloseRequest(corr, channel_id).to_bytes(), _ignore, "CLOSE", timeout
+        )
+        assert isinstance(reply, CloseReply)
+        if reply.channel_id not in (0, channel_id):
+            raise SpinnmanIOException(
+                f"proxy closed channel {reply.channel_id} when asked to close {channel_id}"
+            )
 
     # --------------------------------------------------------------- calls
 
@@ -289,57 +297,10 @@ class ProxyConnection:
         operation: str,
         timeout: float | None,
     ) -> ServerFrame:
-        """Send a request and wait for the frame with its correlation id.
-
-        If the websocket drops while waiting, the request is sent again on the new one
-        (the server closed everything of the old one), within the same deadline.
-        """
         limit = self.call_timeout if timeout is None else timeout
-        deadline = time.monotonic() + limit
-        while True:
-            link = self._wait_connected(deadline, operation, limit)
-            replies: queue.SimpleQueue[_Reply] = queue.SimpleQueue()
-
-            def handle(reply: _Reply, replies: queue.SimpleQueue[_Reply] = replies) -> None:
-                # Runs on the receiver thread: register before anyone else can use it.
-                if isinstance(reply, OpenReply | OpenUnboundReply):
-                    on_success(reply)
-                replies.put(reply)
-
-            correlation_id = next(self._correlation) & 0xFFFFFFFF
-            with self._lock:
-                self._pending[correlation_id] = handle
-            try:
-                link.send([make_frame(correlation_id)])
-            except _WS_ERRORS:
-                link.abort()
-                with self._lock:
-                    self._pending.pop(correlation_id, None)
-                time.sleep(0.01)  # let the receiver notice the drop and reconnect
-                continue
-            try:
-                reply = replies.get(timeout=max(0.0, deadline - time.monotonic()))
-            except queue.Empty:
-                with self._lock:
-                    gave_up = self._pending.pop(correlation_id, None) is not None
-                if gave_up:
-                    raise SpinnmanTimeoutException(
-                        f"the answer to proxy {operation}", limit
-                    ) from None
-                # The answer came just as time ran out, and the handler has taken it
-                # (an opened channel is registered by now): use it rather than leak it.
-                try:
-                    reply = replies.get(timeout=self.connect_timeout)
-                except queue.Empty:
-                    raise SpinnmanTimeoutException(
-                        f"the answer to proxy {operation}", limit
-                    ) from None
-            if reply is _DROPPED:
-                continue
-            if isinstance(reply, ErrorReply):
-                raise ProxyError(reply.message or f"unknown problem with {operation} call")
-            assert isinstance(reply, OpenReply | CloseReply | OpenUnboundReply)
-            return reply
+        return self._calls.call(
+            self._wait_connected, make_frame, on_success, operation, limit, self.connect_timeout
+        )
 
     def _wait_connected(self, deadline: float, operation: str, limit: float) -> Link:
         with self._lock:
@@ -357,40 +318,18 @@ class ProxyConnection:
 
     def _registrar(self, channel: Channel) -> Callable[[ServerFrame], None]:
         def register(reply: ServerFrame) -> None:
-            if channel._closed:  # closed while (re)opening: do not resurrect it
+            if channel.is_closed:  # closed while (re)opening: do not resurrect it
                 assert isinstance(reply, OpenReply | OpenUnboundReply)
                 self._send_quietly(CloseRequest(0xFFFFFFFF, reply.channel_id).to_bytes())
                 return
-            channel._adopt(reply)
-            with self._lock:
-                assert channel.channel_id is not None
-                self._by_id[channel.channel_id] = channel
-                self._open[id(channel)] = channel
+            channel.attach(reply)
+            self._channels.add(channel)
 
         return register
-
-    def _close_channel(self, channel: Channel, timeout: float | None) -> None:
-        with self._lock:
-            self._open.pop(id(channel), None)
-            channel_id = channel.channel_id
-            if channel_id is not None:
-                self._by_id.pop(channel_id, None)
-        channel._kill()
-        if channel_id is None or self._link is None:
-            return  # never opened on the current websocket: nothing to close there
-        reply = self._call(
-            lambda corr: CloseRequest(corr, channel_id).to_bytes(), _ignore, "CLOSE", timeout
-        )
-        assert isinstance(reply, CloseReply)
-        if reply.channel_id not in (0, channel_id):
-            raise SpinnmanIOException(
-                f"proxy closed channel {reply.channel_id} when asked to close {channel_id}"
-            )
 
     # --------------------------------------------------------------- receiver thread
 
     def _run(self) -> None:
-        quick_failures = 0
         while not self._closing:
             link = self._link
             if link is None:
@@ -403,25 +342,18 @@ class ProxyConnection:
                     break
                 why = str(error)
                 log.info("proxy websocket %s dropped: %s", self.url, error)
-            if link.close_code is not None and link.close_code not in RETRY_CLOSE_CODES:
-                # The service ended it on purpose (job over, refused, protocol error).
+            give_up = self._redial.verdict(link, why, self.reconnect_attempts)
+            if give_up is not None:
                 link.close()
-                self._give_up(why)
-                break
-            # A websocket that dies before saying anything, again and again, is refused.
-            lasted = time.monotonic() - link.opened > STABLE_TIME
-            quick_failures = 0 if link.heard or lasted else quick_failures + 1
-            if quick_failures >= self.reconnect_attempts:
-                link.close()
-                self._give_up(f"{why} (and {quick_failures} reconnections failed at once)")
+                self._give_up(give_up)
                 break
             if self._closing or not self._reconnect(link):
                 break
 
     def _receive_loop(self, link: Link) -> None:
         """Hand out every message of ``link`` until it fails (this always raises)."""
-        by_id = self._by_id
-        pending = self._pending
+        channel_of = self._channels.get
+        answer = self._calls.answer
         # websocket-client answers pings itself and hands back control frames too, so
         # that pongs count as signs of life.
         receive = link.ws.recv_data
@@ -445,21 +377,17 @@ class ProxyConnection:
                 log.warning("ignoring undecodable proxy frame: %s", error)
                 continue
             if isinstance(frame, Message):
-                channel = by_id.get(frame.channel_id)
+                channel = channel_of(frame.channel_id)
                 if channel is not None:
-                    channel._queue.put(frame.payload)
+                    channel.deliver(frame.payload)
                 continue
-            with self._lock:
-                handler = pending.pop(frame.correlation_id, None)
-            if handler is not None:
-                handler(frame)
-            elif isinstance(frame, OpenReply | OpenUnboundReply):
+            if not answer(frame) and isinstance(frame, OpenReply | OpenUnboundReply):
                 # The caller gave up waiting: do not leak the server's socket.
                 self._send_quietly(CloseRequest(0xFFFFFFFF, frame.channel_id).to_bytes())
 
     def _send_quietly(self, frame: bytes) -> None:
         try:
-            self._send_frame(frame)
+            self.send_frames([frame])
         except SpinnmanIOException:
             pass
 
@@ -468,15 +396,9 @@ class ProxyConnection:
         with self._lock:
             if self._link is old:
                 self._link = None
-            dropped = list(self._pending.values())
-            self._pending.clear()
-            self._by_id.clear()
-            reopen = list(self._open.values())
-            for channel in reopen:
-                channel._detach()
+        reopen = self._channels.detach_all()
         old.close()
-        for handler in dropped:
-            handler(_DROPPED)
+        self._calls.drop_all()
         try:
             link = self._connect_with_retries()
         except SpinnmanIOException as error:
@@ -488,38 +410,31 @@ class ProxyConnection:
                 return False
             self._link = link
             self.reconnects += 1
-            frames = [self._reopen(channel) for channel in reopen if not channel._closed]
+            frames = [self._reopen(channel) for channel in reopen if not channel.is_closed]
             self._connected.notify_all()
         try:
             if frames:
                 link.send(frames)
-        except _WS_ERRORS:
+        except WS_ERRORS:
             link.abort()  # dropped again: the receiver will reconnect once more
         log.info("proxy websocket %s reconnected; reopening %d channels", self.url, len(reopen))
         return True
 
     def _reopen(self, channel: Channel) -> bytes:
-        """Register the answer handler of a reopen; return the request (lock held)."""
+        """Expect the answer to a reopen of ``channel``; return the request."""
         register = self._registrar(channel)
 
-        def handle(reply: _Reply) -> None:
+        def handle(reply: Reply) -> None:
             if isinstance(reply, OpenReply | OpenUnboundReply):
                 register(reply)
-                for hook in channel._reopen_hooks:
-                    try:
-                        hook()
-                    except Exception:
-                        log.exception("proxy channel reopen hook failed")
+                channel.reopened()
             elif isinstance(reply, ErrorReply):
                 log.warning("could not reopen proxy channel: %s", reply.message)
-                with self._lock:
-                    self._open.pop(id(channel), None)
-                channel._kill()
-            # _DROPPED: the next reconnection reopens it again.
+                self._channels.remove(channel)
+                channel.kill()
+            # DROPPED: the next reconnection reopens it again.
 
-        correlation_id = next(self._correlation) & 0xFFFFFFFF
-        self._pending[correlation_id] = handle
-        return channel._reopen_request(correlation_id)
+        return channel.open_request(self._calls.expect(handle))
 
     def _give_up(self, why: str) -> None:
         with self._lock:
@@ -532,16 +447,10 @@ class ProxyConnection:
         self._fail_everything()
 
     def _fail_everything(self) -> None:
-        with self._lock:
-            dropped = list(self._pending.values())
-            self._pending.clear()
-            channels = list(self._open.values())
-            self._open.clear()
-            self._by_id.clear()
-        for handler in dropped:
-            handler(_DROPPED)
+        channels = self._channels.clear()
+        self._calls.drop_all()
         for channel in channels:
-            channel._kill()
+            channel.kill()
 
     # --------------------------------------------------------------- connecting
 

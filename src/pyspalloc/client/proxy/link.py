@@ -1,10 +1,14 @@
-"""Opening the proxy websocket: handshakes, retries, renewal, and the open link.
+"""The websocket link under a proxy connection: one websocket, and (re)opening it.
 
 websocket-client does all of the websocket work (handshake, TLS, framing, masking,
 answering pings); :class:`Link` only adds what the proxy needs to know about one
-websocket (when it opened, whether it said anything, how the server closed it), and
-:class:`Dialler` opens links with bounded retries and back-off, renewing the
-credentials once when a handshake is refused with 401 or 403.
+websocket (when it opened, whether it said anything, how the server closed it).
+:class:`Dialler` opens links through the one handshake path,
+:meth:`Session.websocket <pyspalloc.client.session.Session.websocket>` (the session's
+credentials, URL mapping and renewal on 401/403), with bounded retries and back-off;
+:class:`Redial` decides, after a link dropped, whether to open another or give up.
+
+This module imports only :mod:`~pyspalloc.client.proxy.buffered` of the proxy package.
 """
 
 from __future__ import annotations
@@ -12,13 +16,12 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, cast
 
 import websocket
 
-from pyspalloc.client.proxy_socket import BufferedWebSocket
+from pyspalloc.client.proxy.buffered import BufferedWebSocket
 from pyspalloc.exceptions import SpinnmanIOException
 
 if TYPE_CHECKING:
@@ -32,6 +35,7 @@ __all__ = [
     "STABLE_TIME",
     "Dialler",
     "Link",
+    "Redial",
 ]
 
 #: Default time limit of one websocket handshake, in seconds.
@@ -49,7 +53,7 @@ PERMANENT_STATUSES: Final = frozenset({400, 401, 403, 404, 410})
 RETRY_CLOSE_CODES: Final = frozenset({1001, 1012, 1013})
 
 #: Options of every proxy websocket: buffered reads and batched sends
-#: (:mod:`~pyspalloc.client.proxy_socket`), proxy frames are binary (no UTF-8 check),
+#: (:mod:`~pyspalloc.client.proxy.buffered`), proxy frames are binary (no UTF-8 check),
 #: sends come from several threads, and small frames must not wait for Nagle.
 _SOCKET_OPTIONS: Final[dict[str, Any]] = {
     "class_": BufferedWebSocket,
@@ -163,34 +167,29 @@ class Link:
 
 @dataclass
 class Dialler:
-    """Opens proxy websockets to one URL with given credentials.
+    """Opens proxy websockets to one URL through a :class:`Session`.
 
     Parameters
     ----------
     url:
         The job's ``proxy-ref`` (``ws://`` or ``wss://``).
     session:
-        If given, every handshake goes through :meth:`Session.websocket` (its
-        credentials, URL mapping and renewal); the other credentials are then unused.
-    headers:
-        Called before every handshake for the credential headers; or a fixed mapping.
-    renew:
-        Called (once per :meth:`connect`) when a handshake is refused with 401 or 403.
-    sslopt:
-        websocket-client SSL options.
+        Every handshake goes through :meth:`Session.websocket`, which sends the
+        session's credentials, maps the URL scheme and renews the session once when
+        a handshake is refused with 401 or 403.
     stop:
         Set to abandon the back-off sleeps of :meth:`connect`.
     """
 
     url: str
-    session: Session | None = None
-    headers: Callable[[], Mapping[str, str]] | Mapping[str, str] | None = None
-    renew: Callable[[], None] | None = None
-    sslopt: dict[str, Any] = field(default_factory=dict)
+    session: Session
     stop: threading.Event = field(default_factory=threading.Event)
 
     def connect(self, attempts: int, backoff: float, timeout: float) -> Link:
         """Open a websocket, trying up to ``attempts`` times with doubling back-off.
+
+        A refusal that will not change (:data:`PERMANENT_STATUSES`, after the session's
+        own renewal) ends the attempts at once.
 
         Raises
         ------
@@ -198,7 +197,6 @@ class Dialler:
             If every attempt failed, a refusal was permanent, or :attr:`stop` was set.
         """
         problem = "no attempt made"
-        renewed = False
         for attempt in range(max(1, attempts)):
             if self.stop.is_set():
                 break
@@ -211,16 +209,7 @@ class Dialler:
             except websocket.WebSocketBadStatusException as error:
                 status = error.status_code
                 problem = f"handshake refused with HTTP {status}"
-                if status in (401, 403) and self.renew is not None and not renewed:
-                    # Credentials may have expired (401; 403 from servers that refuse
-                    # the upgrade): log in again, once, and retry.
-                    renewed = True
-                    try:
-                        self.renew()
-                    except Exception as renew_error:
-                        problem = f"{problem}; renewing the session failed: {renew_error}"
-                        break
-                elif status in PERMANENT_STATUSES:
+                if status in PERMANENT_STATUSES:
                     break
             except (OSError, websocket.WebSocketException) as error:
                 problem = f"cannot connect: {error}"
@@ -236,21 +225,34 @@ class Dialler:
         OSError, websocket.WebSocketException
             If it failed otherwise.
         """
-        if self.session is not None:
-            try:
-                return self.session.websocket(self.url, timeout=timeout, **_SOCKET_OPTIONS)
-            except SpinnmanIOException as error:
-                cause = error.__cause__
-                if isinstance(cause, websocket.WebSocketBadStatusException | OSError):
-                    raise cause from error
-                raise websocket.WebSocketException(str(error)) from error
-        source = self.headers
-        values = source() if callable(source) else (source or {})
-        return websocket.create_connection(
-            self.url,
-            timeout=timeout,
-            header=[f"{name}: {value}" for name, value in values.items()],
-            sslopt=self.sslopt,
-            suppress_origin=True,
-            **_SOCKET_OPTIONS,
-        )
+        try:
+            return self.session.websocket(self.url, timeout=timeout, **_SOCKET_OPTIONS)
+        except SpinnmanIOException as error:
+            cause = error.__cause__
+            if isinstance(cause, websocket.WebSocketBadStatusException | OSError):
+                raise cause from error
+            raise websocket.WebSocketException(str(error)) from error
+
+
+@dataclass
+class Redial:
+    """Whether to reopen a dropped link, or give up on the proxy."""
+
+    #: Links in a row that died before saying anything (or lasting long).
+    quick_failures: int = 0
+
+    def verdict(self, link: Link, why: str, attempts: int) -> str | None:
+        """Why to give up after ``link`` dropped for ``why``; None to reconnect.
+
+        ``attempts`` links in a row that die before saying anything (and before
+        :data:`STABLE_TIME`) mean the service is refusing.
+        """
+        if link.close_code is not None and link.close_code not in RETRY_CLOSE_CODES:
+            # The service ended it on purpose (job over, refused, protocol error).
+            return why
+        # A websocket that dies before saying anything, again and again, is refused.
+        lasted = time.monotonic() - link.opened > STABLE_TIME
+        self.quick_failures = 0 if link.heard or lasted else self.quick_failures + 1
+        if self.quick_failures >= attempts:
+            return f"{why} (and {self.quick_failures} reconnections failed at once)"
+        return None
