@@ -6,6 +6,7 @@ creates :class:`SpallocJob` handles.
 
 from pyspalloc.client.client import AbstractSpallocClient, SpallocClient
 from pyspalloc.client.connections import SpallocEIEIOConnection
+from pyspalloc.client.description import JobAllocation, JobDescription
 from pyspalloc.client.environment import AllocationSettings, allocate_job
 from pyspalloc.client.job import SpallocJob
 from pyspalloc.client.listeners import SpallocEIEIOListener
@@ -18,6 +19,8 @@ from pyspalloc.client.utils import ServiceVersion, is_server_address
 __all__ = [
     "AbstractSpallocClient",
     "AllocationSettings",
+    "JobAllocation",
+    "JobDescription",
     "ServiceVersion",
     "Session",
     "SessionAware",
