@@ -10,10 +10,11 @@ import click
 import pytest
 
 from pyspalloc.cli.alloc import substitute
-from pyspalloc.cli.common import CLIError, JobView, age, describe_error
+from pyspalloc.cli.errors import CLIError, describe_error
 from pyspalloc.cli.machines import render_map
 from pyspalloc.cli.settings import ServiceSettings
-from pyspalloc.client import SpallocHTTPError
+from pyspalloc.cli.views import age
+from pyspalloc.client import JobDescription, SpallocHTTPError
 from pyspalloc.exceptions import SpallocException, SpinnmanIOException
 
 
@@ -90,7 +91,7 @@ def test_map_neighbours_are_close() -> None:
 
 
 def test_substitute() -> None:
-    view = JobView(
+    view = JobDescription(
         id=5,
         url="http://x/jobs/5/",
         state="READY",

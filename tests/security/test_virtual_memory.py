@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from pyspalloc.client import SpallocClient
-from pyspalloc.client.connections import SpallocSCPConnection
+from pyspalloc.client.proxy.connections import SpallocSCPConnection
 from pyspalloc.wire.scp import SCPCommand, SCPResult, scp_request
 from tests.reliability.serve_process import (
     VirtualServeProcess,

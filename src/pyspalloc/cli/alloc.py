@@ -14,22 +14,13 @@ from types import FrameType
 
 import click
 
-from pyspalloc.cli.common import (
-    EXIT_DESTROYED,
-    EXIT_INTERRUPTED,
-    JobView,
-    client_errors,
-    connect,
-    connection_rows,
-    fetch_job,
-    json_option,
-    service_options,
-    state_progress,
-    url_of,
-    wait_for_ready,
-)
+from pyspalloc.cli.errors import EXIT_DESTROYED, EXIT_INTERRUPTED, client_errors
+from pyspalloc.cli.lookup import describe_job
+from pyspalloc.cli.options import connect, json_option, service_options
 from pyspalloc.cli.output import console, error_console, print_fields, print_json, print_table
-from pyspalloc.client import SpallocClient, SpallocJob
+from pyspalloc.cli.views import connection_rows, job_json
+from pyspalloc.cli.waiting import state_progress, wait_for_ready
+from pyspalloc.client import JobDescription, SpallocClient, SpallocJob
 
 Triple = tuple[int, int, int]
 
@@ -112,9 +103,9 @@ def _create(
     return client.create_job(r.num_boards or 1, machine, keepalive)
 
 
-def substitute(command: str, view: JobView, ethernet_ips: str) -> str:
+def substitute(command: str, view: JobDescription, ethernet_ips: str) -> str:
     """Fill the old spalloc's ``{hostname}``-style fields into a shell command."""
-    root = next((h for x, y, h in view.connections if (x, y) == (0, 0)), "")
+    root = view.root_host or ""
     values = {
         "": root,
         "hostname": root,
@@ -132,7 +123,7 @@ def substitute(command: str, view: JobView, ethernet_ips: str) -> str:
     return command
 
 
-def _write_ethernet_ips(view: JobView) -> str:
+def _write_ethernet_ips(view: JobDescription) -> str:
     handle, path = tempfile.mkstemp(prefix=f"spalloc-job-{view.id}-", suffix=".csv")
     with os.fdopen(handle, "w", encoding="utf-8") as out:
         for x, y, host in view.connections:
@@ -140,16 +131,15 @@ def _write_ethernet_ips(view: JobView) -> str:
     return path
 
 
-def _show(view: JobView, as_json: bool, hold: bool) -> None:
+def _show(view: JobDescription, as_json: bool, hold: bool) -> None:
     if as_json:
-        print_json(view.to_json())
+        print_json(job_json(view))
         sys.stdout.flush()
         return
-    root = next((h for x, y, h in view.connections if (x, y) == (0, 0)), None)
     print_fields(
         {
             "Job ID": view.id,
-            "Hostname": root,
+            "Hostname": view.root_host,
             "Machine": view.machine,
             "Size (triads)": f"{view.width} x {view.height} (depth {view.depth})",
             "Boards": view.num_boards,
@@ -254,18 +244,17 @@ def _allocate(
     client, settings = connect(url, username, password, token, machine)
     with client, client_errors(settings.url):
         job = _create(client, request, settings.machine, keepalive)
-        job_url = url_of(job)
         code = 0
         reason = "finished"
         quiet = False  # on errors, the error line is the only output on stderr
         try:
-            view = _wait(client, job_url, as_json, timeout)
+            view = _wait(job, as_json, timeout)
             _show(view, as_json, command is None)
             if command is not None:
                 code = _run(command, view)
                 reason = f"command exited with {code}"
             else:
-                code = _hold(client, job_url)
+                code = _hold(job)
                 reason = "cancelled" if code == 0 else "destroyed"
         except KeyboardInterrupt:
             reason, code = "interrupted", EXIT_INTERRUPTED
@@ -277,7 +266,7 @@ def _allocate(
             reason, quiet = f"alloc failed: {type(error).__name__}"[:250], True
             raise
         finally:
-            _finish(job, job_url, reason, no_destroy, as_json or quiet)
+            _finish(job, reason, no_destroy, as_json or quiet)
     return code
 
 
@@ -285,14 +274,12 @@ def _terminate(_signum: int, _frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
-def _wait(client: SpallocClient, job_url: str, as_json: bool, timeout: float | None) -> JobView:
-    from pyspalloc.cli.common import job_id_of
-
-    with state_progress(job_id_of(job_url), enabled=not as_json) as on_state:
-        return wait_for_ready(client.session, job_url, on_state, timeout)
+def _wait(job: SpallocJob, as_json: bool, timeout: float | None) -> JobDescription:
+    with state_progress(job.job_id, enabled=not as_json) as on_state:
+        return wait_for_ready(job, on_state, timeout)
 
 
-def _run(command: str, view: JobView) -> int:
+def _run(command: str, view: JobDescription) -> int:
     csv = _write_ethernet_ips(view)
     try:
         line = substitute(command, view, csv)
@@ -303,12 +290,12 @@ def _run(command: str, view: JobView) -> int:
         os.unlink(csv)
 
 
-def _hold(client: SpallocClient, job_url: str) -> int:
+def _hold(job: SpallocJob) -> int:
     """Wait until Ctrl-C (0) or until the job dies on its own (1)."""
     try:
         while True:
             time.sleep(1.0)
-            view = fetch_job(client.session, job_url, allocation=False)
+            view = describe_job(job, allocation=False)
             if view.state == "DESTROYED":
                 reason = view.reason or "no reason given"
                 error_console.print(f"job {view.id} was destroyed: {reason}")
@@ -317,20 +304,18 @@ def _hold(client: SpallocClient, job_url: str) -> int:
         return 0
 
 
-def _finish(job: SpallocJob, job_url: str, reason: str, no_destroy: bool, quiet: bool) -> None:
+def _finish(job: SpallocJob, reason: str, no_destroy: bool, quiet: bool) -> None:
     """Destroy the job (or just stop keeping it alive, with ``no_destroy``)."""
-    from pyspalloc.cli.common import job_id_of
-
     close = getattr(job, "close", None)
     if no_destroy:
         if callable(close):
             close()
-        error_console.print(f"job {job_id_of(job_url)} left alive (no keepalive from now on)")
+        error_console.print(f"job {job.job_id} left alive (no keepalive from now on)")
         return
     try:
         job.destroy(reason)
     except Exception as error:  # the job may already be gone
-        error_console.print(f"could not destroy job {job_id_of(job_url)}: {error}")
+        error_console.print(f"could not destroy job {job.job_id}: {error}")
         return
     if not quiet:
-        error_console.print(f"job {job_id_of(job_url)} destroyed ({reason})")
+        error_console.print(f"job {job.job_id} destroyed ({reason})")

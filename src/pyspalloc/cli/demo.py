@@ -25,18 +25,12 @@ from typing import Any
 
 import click
 
-from pyspalloc.cli.common import (
-    CLIError,
-    JobView,
-    client_errors,
-    fetch_job,
-    job_id_of,
-    state_progress,
-    url_of,
-    wait_for_ready,
-)
+from pyspalloc.cli.errors import CLIError, client_errors
+from pyspalloc.cli.lookup import describe_job
 from pyspalloc.cli.output import console, print_table
 from pyspalloc.cli.virtual_child import VirtualChildren
+from pyspalloc.cli.waiting import state_progress, wait_for_ready
+from pyspalloc.client import JobDescription
 
 #: user SDRAM of a SpiNNaker chip, where the demo writes
 SDRAM_BASE = 0x60000000
@@ -136,10 +130,9 @@ def _use_service(url: str, username: str, password: str, boards: int, megabytes:
                 f"{3 * machine.width * machine.height} boards, tags {sorted(machine.tags)}"
             )
         job = client.create_job(boards)
-        job_url = url_of(job)
         try:
-            with state_progress(job_id_of(job_url)) as on_state:
-                view = wait_for_ready(client.session, job_url, on_state, timeout=60)
+            with state_progress(job.job_id) as on_state:
+                view = wait_for_ready(job, on_state, timeout=60)
             console.print(
                 f"[bold]Job {view.id}[/]: {view.num_boards} boards on {view.machine}, "
                 f"root {view.connections[0][2] if view.connections else '-'}"
@@ -149,11 +142,11 @@ def _use_service(url: str, username: str, password: str, boards: int, megabytes:
             _map(client, view)
         finally:
             job.destroy("demo finished")
-        gone = fetch_job(client.session, job_url, allocation=False)
+        gone = describe_job(job, allocation=False)
         console.print(f"[bold]Job {gone.id}[/]: {gone.state} ({gone.reason})")
 
 
-def _transfer(job: Any, view: JobView, size: int) -> None:
+def _transfer(job: Any, view: JobDescription, size: int) -> None:
     """Write ``size`` bytes over the job's boards through the proxy, read them back."""
     from rich.progress import (
         BarColumn,
@@ -223,15 +216,12 @@ def _transfer(job: Any, view: JobView, size: int) -> None:
     console.print(f"[green]Read back all {size} bytes intact[/] (sha256 {digest}...)")
 
 
-def _where(client: Any, view: JobView) -> None:
+def _where(client: Any, view: JobDescription) -> None:
     """Print where each of the job's boards is."""
-    from pyspalloc.cli.common import where_is
-
+    machine = client.get_machine(view.machine or "")
     rows = []
     for (x, y, host), triad in zip(view.connections, view.triads, strict=False):
-        found = where_is(
-            client, view.machine or "", "logical-board", x=triad[0], y=triad[1], z=triad[2]
-        )
+        found = None if machine is None else machine.where_is_logical(*triad)
         physical = (found or {}).get("physical-board-coordinates") or ["?"] * 3
         rows.append(
             [
@@ -248,7 +238,7 @@ def _where(client: Any, view: JobView) -> None:
     )
 
 
-def _map(client: Any, view: JobView) -> None:
+def _map(client: Any, view: JobDescription) -> None:
     """Print the machine's map with the job's boards (as ``pyspalloc machines NAME``)."""
     from pyspalloc.cli.machines import machine_view
 

@@ -3,40 +3,27 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 
 import click
 
-from pyspalloc.cli.common import (
-    CLIError,
-    JobView,
-    age,
-    client_errors,
-    connect,
-    connection_rows,
-    fetch_job,
-    job_url,
-    json_option,
-    only_live_job,
-    service_options,
-    set_power,
-    state_progress,
-    wait_for_ready,
-)
-from pyspalloc.cli.common import (
-    keepalive as send_keepalive,
-)
+from pyspalloc.cli.errors import CLIError, client_errors
+from pyspalloc.cli.lookup import describe_job, only_live_job
+from pyspalloc.cli.options import connect, json_option, service_options
 from pyspalloc.cli.output import console, print_fields, print_json, print_table
+from pyspalloc.cli.views import age, connection_rows, job_json, power_text
+from pyspalloc.cli.waiting import state_progress, wait_for_ready
+from pyspalloc.client import JobDescription
 
 
-def _describe_request(request: dict[str, object] | None) -> str | None:
+def _describe_request(request: Mapping[str, object] | None) -> str | None:
     if not request:
         return None
     shown = {k: v for k, v in request.items() if v is not None and k != "owner"}
     return json.dumps(shown, sort_keys=True)
 
 
-def _print(view: JobView) -> None:
-    root = next((h for x, y, h in view.connections if (x, y) == (0, 0)), None)
+def _print(view: JobDescription) -> None:
     fields: dict[str, object] = {
         "Job ID": view.id,
         "Owner": view.owner,
@@ -47,10 +34,10 @@ def _print(view: JobView) -> None:
         else None,
         "Request": _describe_request(view.request),
         "Machine": view.machine,
-        "Hostname": root,
+        "Hostname": view.root_host,
         "Size (triads)": None if view.width is None else f"{view.width} x {view.height}",
         "Boards": view.num_boards or None,
-        "Power": view.power,
+        "Power": power_text(view),
     }
     if view.finish_time:
         fields["Finish time"] = view.finish_time
@@ -102,12 +89,11 @@ def job(
         )
     client, settings = connect(url, username, password, token)
     with client, client_errors(settings.url):
-        target = job_url(client, job_id) if job_id is not None else only_live_job(client)
-        session = client.session
-        view = fetch_job(session, target, allocation=False)
+        target = client.get_job(job_id) if job_id is not None else only_live_job(client)
+        view = describe_job(target, allocation=False)
         if destroy is not None:
-            session.delete(target, reason=destroy)
-            view = fetch_job(session, target, allocation=False)
+            target.destroy(destroy)
+            view = describe_job(target, allocation=False)
             if not as_json:
                 console.print(f"Job {view.id}: {view.state} ({view.reason or destroy})")
         elif power is not None:
@@ -115,17 +101,17 @@ def job(
                 raise CLIError(
                     f"job {view.id} is {view.state}; only a live allocated job can be powered"
                 )
-            set_power(session, target, power == "on")
+            target.set_power(power == "on")
             with state_progress(view.id, enabled=not as_json) as on_state:
-                view = wait_for_ready(session, target, on_state, timeout)
+                view = wait_for_ready(target, on_state, timeout)
         elif keepalive:
             if view.state == "DESTROYED":
                 raise CLIError(f"job {view.id} is DESTROYED")
-            send_keepalive(session, target)
+            target.send_keepalive()
             if not as_json:
                 console.print(f"Job {view.id}: keepalive sent")
-        view = fetch_job(session, target, power=True)
+        view = describe_job(target, power=True)
     if as_json:
-        print_json(view.to_json())
+        print_json(job_json(view))
     elif destroy is None and not keepalive:
         _print(view)

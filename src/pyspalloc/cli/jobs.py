@@ -2,23 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import click
 from rich.table import Table
 
-from pyspalloc.cli.common import (
-    JobView,
-    age,
-    client_errors,
-    connect,
-    fetch_jobs,
-    json_option,
-    list_job_urls,
-    service_options,
-)
+from pyspalloc.cli.errors import client_errors
+from pyspalloc.cli.lookup import AllocationCache, describe_jobs
+from pyspalloc.cli.options import connect, json_option, service_options
 from pyspalloc.cli.output import console, make_table, print_json
 from pyspalloc.cli.output import watch as watch_output
+from pyspalloc.cli.views import age, job_json
+from pyspalloc.client import JobDescription
 
 
 @click.command()
@@ -50,10 +43,10 @@ def jobs(
         raise click.UsageError("--watch and --json do not go together")
     client, settings = connect(url, username, password, token)
 
-    allocations: dict[str, dict[str, Any] | None] = {}
+    allocations: AllocationCache = {}
 
-    def read() -> list[JobView]:
-        views = fetch_jobs(client, list_job_urls(client, deleted=deleted), cache=allocations)
+    def read() -> list[JobDescription]:
+        views = describe_jobs(list(client.list_jobs(deleted=deleted)), cache=allocations)
         return [
             v
             for v in views
@@ -66,12 +59,12 @@ def jobs(
             return
         views = read()
     if as_json:
-        print_json([v.to_json() for v in views])
+        print_json([job_json(v) for v in views])
     else:
         console.print(_table(views))
 
 
-def _table(views: list[JobView]) -> Table:
+def _table(views: list[JobDescription]) -> Table:
     return make_table(
         None,
         ["ID", "Owner", "State", "Boards", "Machine", "Age", "Keepalive host"],

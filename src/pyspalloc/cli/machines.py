@@ -8,19 +8,12 @@ import click
 from rich.console import Group, RenderableType
 from rich.text import Text
 
-from pyspalloc.cli.common import (
-    all_triads,
-    board_map,
-    client_errors,
-    connect,
-    dead_triads,
-    find_machine,
-    json_option,
-    service_options,
-)
+from pyspalloc.cli.errors import client_errors
+from pyspalloc.cli.lookup import all_triads, board_map, dead_triads, find_machine
+from pyspalloc.cli.options import connect, json_option, service_options
 from pyspalloc.cli.output import console, make_table, print_json
 from pyspalloc.cli.output import watch as output_watch
-from pyspalloc.client import SpallocClient, SpallocMachine
+from pyspalloc.client import SpallocClient, SpallocHTTPError, SpallocMachine
 
 #: letters given to jobs on a map, in order of job id
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWYZabcdefghijklmnopqrstuvwyz"
@@ -90,7 +83,7 @@ def _list_view(
     client: SpallocClient, spinner: bool = True
 ) -> tuple[list[dict[str, Any]], RenderableType]:
     found = client.list_machines()
-    summaries = [_summary(m, board_map(client, m, spinner)) for _, m in sorted(found.items())]
+    summaries = [_summary(m, board_map(m, spinner)) for _, m in sorted(found.items())]
     table = make_table(
         None,
         ["Name", "Boards", "Triads (WxH)", "Tags", "In use", "Dead boards", "Jobs"],
@@ -114,7 +107,7 @@ def machine_view(
     client: SpallocClient, machine: SpallocMachine, spinner: bool = True
 ) -> tuple[dict[str, Any], RenderableType]:
     """The ``--json`` data and the drawing of one machine with its jobs."""
-    boards = board_map(client, machine, spinner)
+    boards = board_map(machine, spinner)
     summary = _summary(machine, boards)
     job_boards: dict[int, int] = {}
     for found in boards.values():
@@ -166,14 +159,10 @@ def machine_view(
 
 def _owner(client: SpallocClient, job_id: int) -> str | None:
     """The owner of a job, when the user may see it."""
-    from pyspalloc.cli.common import get_json, job_url
-    from pyspalloc.client import SpallocHTTPError
-
     try:
-        state = get_json(client.session, job_url(client, job_id))
+        return client.get_job(job_id).describe(allocation=False).owner
     except SpallocHTTPError:
         return None
-    return None if state is None else state.get("owner")
 
 
 def _colour(letter: str, job_id: int, letters: dict[int, str]) -> str:

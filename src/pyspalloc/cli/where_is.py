@@ -6,20 +6,9 @@ from typing import Any
 
 import click
 
-from pyspalloc.cli.common import (
-    EXIT_NOT_FOUND,
-    CLIError,
-    client_errors,
-    connect,
-    find_machine,
-    get_json,
-    job_url,
-    json_option,
-    service_options,
-)
-from pyspalloc.cli.common import (
-    where_is as lookup,
-)
+from pyspalloc.cli.errors import EXIT_NOT_FOUND, CLIError, client_errors
+from pyspalloc.cli.lookup import describe_job, find_machine
+from pyspalloc.cli.options import connect, json_option, service_options
 from pyspalloc.cli.output import print_fields, print_json
 
 
@@ -76,30 +65,26 @@ def where_is(
             if job_chip is not None:
                 job_id, x, y = job_chip
                 what = f"chip ({x}, {y}) of job {job_id}"
-                if get_json(client.session, job_url(client, job_id)) is None:
-                    raise CLIError(f"no such job: {job_id}", EXIT_NOT_FOUND)
-                found = get_json(client.session, job_url(client, job_id) + "chip", x=x, y=y)
+                job = client.get_job(job_id)
+                describe_job(job, allocation=False)  # CLIError if there is no such job
+                found = job.where_is_chip(x, y)
             elif chip is not None:
                 name, x, y = chip[0], int(chip[1]), int(chip[2])
                 what = f"chip ({x}, {y}) of {name}"
-                find_machine(client, name)
-                found = lookup(client, name, "chip", x=x, y=y)
+                found = find_machine(client, name).where_is_chip(x, y)
             elif triad is not None:
                 name, x, y, z = triad[0], int(triad[1]), int(triad[2]), int(triad[3])
                 what = f"board ({x}, {y}, {z}) of {name}"
-                find_machine(client, name)
-                found = lookup(client, name, "logical-board", x=x, y=y, z=z)
+                found = find_machine(client, name).where_is_logical(x, y, z)
             elif physical is not None:
                 name, c, f, b = physical[0], int(physical[1]), int(physical[2]), int(physical[3])
                 what = f"cabinet {c}, frame {f}, board {b} of {name}"
-                find_machine(client, name)
-                found = lookup(client, name, "physical-board", cabinet=c, frame=f, board=b)
+                found = find_machine(client, name).where_is_physical(c, f, b)
             else:
                 assert ip is not None
                 name, address = ip
                 what = f"board {address} of {name}"
-                find_machine(client, name)
-                found = lookup(client, name, "board-ip", address=address)
+                found = find_machine(client, name).where_is_ip(address)
         except ValueError as error:
             raise click.UsageError(f"coordinates must be integers ({error})") from None
     if found is None:

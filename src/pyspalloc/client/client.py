@@ -27,10 +27,21 @@ logger = logging.getLogger(__name__)
 CREATE_TIMEOUT = 30.0
 #: most pages of the job list followed
 MAX_PAGES = 10_000
+#: the keepalive interval (s) of a job created without one: the default of spinnman's
+#: ``SpallocClient`` and the one every call gets (web-api.md §4.4 examples use it too)
+KEEPALIVE = 120
+#: the default spinnman's *abstract* client writes in its signatures; no implementation
+#: uses it. ``AbstractSpallocClient`` keeps it only so its signatures stay the seed's
+#: (tests/client/test_api_surface.py); a call always gets :data:`KEEPALIVE`
+SEED_ABSTRACT_KEEPALIVE = 45
 
 
 class AbstractSpallocClient(ABC):
-    """The API exported by the Spalloc client."""
+    """The API exported by the Spalloc client.
+
+    The ``keepalive`` defaults below are the seed API's; :class:`SpallocClient` (the
+    implementation) uses :data:`KEEPALIVE` seconds when none is given.
+    """
 
     @abstractmethod
     def list_machines(self) -> dict[str, SpallocMachine]:
@@ -42,13 +53,20 @@ class AbstractSpallocClient(ABC):
 
     @abstractmethod
     def create_job(
-        self, num_boards: int = 1, machine_name: str | None = None, keepalive: int = 45
+        self,
+        num_boards: int = 1,
+        machine_name: str | None = None,
+        keepalive: int = SEED_ABSTRACT_KEEPALIVE,
     ) -> SpallocJob:
         """Create a job with a number of boards (on the ``default``-tagged machine)."""
 
     @abstractmethod
     def create_job_rect(
-        self, width: int, height: int, machine_name: str | None = None, keepalive: int = 45
+        self,
+        width: int,
+        height: int,
+        machine_name: str | None = None,
+        keepalive: int = SEED_ABSTRACT_KEEPALIVE,
     ) -> SpallocJob:
         """Create a job with a rectangle of ``width`` x ``height`` triads."""
 
@@ -59,7 +77,7 @@ class AbstractSpallocClient(ABC):
         physical: tuple[int, int, int] | None = None,
         ip_address: str | None = None,
         machine_name: str | None = None,
-        keepalive: int = 45,
+        keepalive: int = SEED_ABSTRACT_KEEPALIVE,
     ) -> SpallocJob:
         """Create a job with one specific board (by triad, physical or IP address)."""
 
@@ -72,7 +90,7 @@ class AbstractSpallocClient(ABC):
         physical: tuple[int, int, int] | None = None,
         ip_address: str | None = None,
         machine_name: str | None = None,
-        keepalive: int = 45,
+        keepalive: int = SEED_ABSTRACT_KEEPALIVE,
         max_dead_boards: int = 0,
     ) -> SpallocJob:
         """Create a job with a rectangle of triads rooted at a specific board."""
@@ -210,6 +228,10 @@ class SpallocClient(AbstractSpallocClient):
             url = str(next_url) if job_urls and next_url and next_url not in seen_pages else None
         return jobs
 
+    def get_machine(self, name: str) -> SpallocMachine | None:
+        """Get the machine called ``name``; ``None`` if there is none (visible to this user)."""
+        return self.list_machines().get(name)
+
     def get_job(self, job_id: str | int) -> SpallocJob:
         """Get a job by its id (it is not kept alive by this client)."""
         return _SpallocJob(self._session, join_url(self._jobs_url, quote_segment(job_id)))
@@ -252,12 +274,12 @@ class SpallocClient(AbstractSpallocClient):
         return job
 
     def create_job(
-        self, num_boards: int = 1, machine_name: str | None = None, keepalive: int = 120
+        self, num_boards: int = 1, machine_name: str | None = None, keepalive: int = KEEPALIVE
     ) -> SpallocJob:
         return self._create({"num-boards": int(num_boards)}, machine_name, keepalive)
 
     def create_job_rect(
-        self, width: int, height: int, machine_name: str | None = None, keepalive: int = 120
+        self, width: int, height: int, machine_name: str | None = None, keepalive: int = KEEPALIVE
     ) -> SpallocJob:
         dimensions = {"width": int(width), "height": int(height)}
         return self._create({"dimensions": dimensions}, machine_name, keepalive)
@@ -268,7 +290,7 @@ class SpallocClient(AbstractSpallocClient):
         physical: tuple[int, int, int] | None = None,
         ip_address: str | None = None,
         machine_name: str | None = None,
-        keepalive: int = 120,
+        keepalive: int = KEEPALIVE,
     ) -> SpallocJob:
         board = _board(triad, physical, ip_address)
         return self._create({"board": board}, machine_name, keepalive, _describe(board))
@@ -281,7 +303,7 @@ class SpallocClient(AbstractSpallocClient):
         physical: tuple[int, int, int] | None = None,
         ip_address: str | None = None,
         machine_name: str | None = None,
-        keepalive: int = 120,
+        keepalive: int = KEEPALIVE,
         max_dead_boards: int = 0,
     ) -> SpallocJob:
         board = _board(triad, physical, ip_address)

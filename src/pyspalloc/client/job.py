@@ -9,6 +9,7 @@ first use and wraps its channels in the classes of
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from abc import ABC, abstractmethod
@@ -16,6 +17,7 @@ from collections.abc import Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from pyspalloc.client.description import JobAllocation, JobDescription, job_id_of
 from pyspalloc.client.keepalive import KeepaliveThread
 from pyspalloc.client.session import Session, SessionAware, SpallocHTTPError
 from pyspalloc.client.state import SpallocState
@@ -162,6 +164,47 @@ class SpallocJob(ABC):
         a ``filter_word`` attribute.
         """
 
+    # ------------------------------------------------------------ beyond the seed API
+
+    @property
+    @abstractmethod
+    def url(self) -> str:
+        """The job's URL (ends in ``/``)."""
+
+    @property
+    @abstractmethod
+    def job_id(self) -> int | None:
+        """The job's id (the last segment of its URL), if numeric."""
+
+    @abstractmethod
+    def describe(self, allocation: bool = True, power: bool = False) -> JobDescription:
+        """Read the job's state into a :class:`JobDescription`.
+
+        With ``allocation``, its boards too (unless QUEUED); with ``power``, whether they
+        are powered (when POWER or READY). Reading either counts as a keepalive.
+        Raises ``SpallocHTTPError`` (status 404) if there is no such job.
+        """
+
+    @abstractmethod
+    def get_allocation(self) -> JobAllocation | None:
+        """Read the job's boards (``None`` if none were ever allocated); a keepalive."""
+
+    @abstractmethod
+    def get_power(self) -> bool | None:
+        """Whether every board of the job is powered (``None``: nothing allocated)."""
+
+    @abstractmethod
+    def set_power(self, on: bool) -> None:
+        """Power the job's boards on or off; the job goes to POWER, then READY again."""
+
+    @abstractmethod
+    def send_keepalive(self) -> None:
+        """Send one keepalive for the job now."""
+
+    @abstractmethod
+    def where_is_chip(self, x: int, y: int) -> dict[str, Any] | None:
+        """The where-is object of job chip ``(x, y)``; ``None`` if it is not in the job."""
+
     @property
     def keepalive_active(self) -> bool:
         """Whether this object is sending keepalives for the job (only created jobs)."""
@@ -247,8 +290,7 @@ class _SpallocJob(SessionAware, SpallocJob):
     @property
     def job_id(self) -> int | None:
         """The job's id (the last segment of its URL), if numeric."""
-        last = self._url.rstrip("/").rsplit("/", 1)[-1]
-        return int(last) if last.isdigit() else None
+        return job_id_of(self._url)
 
     @property
     def keepalive_active(self) -> bool:
@@ -440,11 +482,40 @@ class _SpallocJob(SessionAware, SpallocJob):
     def get_root_host(self) -> str | None:
         return self.get_connections().get((0, 0))
 
-    def where_is_machine(self, x: int, y: int) -> tuple[int, int, int] | None:
+    def get_allocation(self) -> JobAllocation | None:
+        found = self._allocation()
+        return None if found is None else JobAllocation.from_json(found)
+
+    def describe(self, allocation: bool = True, power: bool = False) -> JobDescription:
+        description = JobDescription.from_json(self._url, self.get_state_json())
+        if allocation and description.state != "QUEUED":
+            description = description.with_allocation(self.get_allocation())
+        if power and description.is_live:
+            description = dataclasses.replace(description, power=self.get_power())
+        return description
+
+    def get_power(self) -> bool | None:
+        reply = self._session.get(join_url(self._machine_url, "power"))
+        if reply.status_code == 204 or not reply.content:
+            return None
+        return bool(reply.json().get("power") == "ON")
+
+    def set_power(self, on: bool) -> None:
+        self._session.post(join_url(self._machine_url, "power"), {"power": "ON" if on else "OFF"})
+
+    def send_keepalive(self) -> None:
+        self._session.put(join_url(self._url, "keepalive"), "alive")
+
+    def where_is_chip(self, x: int, y: int) -> dict[str, Any] | None:
         reply = self._session.get(self._chip_url, x=int(x), y=int(y))
         if reply.status_code == 204 or not reply.content:
             return None
-        coords = reply.json().get("physical-board-coordinates")
+        found: dict[str, Any] = reply.json()
+        return found
+
+    def where_is_machine(self, x: int, y: int) -> tuple[int, int, int] | None:
+        found = self.where_is_chip(x, y)
+        coords = None if found is None else found.get("physical-board-coordinates")
         if not coords:
             return None
         cabinet, frame, board = (int(c) for c in coords)

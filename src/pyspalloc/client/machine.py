@@ -51,6 +51,22 @@ class SpallocMachine(ABC):
     def dead_links(self) -> list[Any]:
         """The dead or out-of-service links (pairs of ``{"board", "direction"}``)."""
 
+    @abstractmethod
+    def where_is_logical(self, x: int, y: int, z: int) -> dict[str, Any] | None:
+        """The where-is object of the board at triad ``(x, y, z)``; ``None`` if none."""
+
+    @abstractmethod
+    def where_is_physical(self, cabinet: int, frame: int, board: int) -> dict[str, Any] | None:
+        """The where-is object of a board by physical coordinates; ``None`` if none."""
+
+    @abstractmethod
+    def where_is_chip(self, x: int, y: int) -> dict[str, Any] | None:
+        """The where-is object of the board holding chip ``(x, y)``; ``None`` if none."""
+
+    @abstractmethod
+    def where_is_ip(self, address: str) -> dict[str, Any] | None:
+        """The where-is object of the board with this IP address; ``None`` if none."""
+
 
 class _SpallocMachine(SessionAware, SpallocMachine):
     """A machine described by one entry of ``GET {srv}machines``.
