@@ -50,6 +50,7 @@ from pyspalloc.server.controller import MachineController, make_controller, make
 from pyspalloc.server.events import EventHub
 from pyspalloc.server.lifecycle import Lifecycle
 from pyspalloc.server.store import JobState, Store, TrustLevel
+from pyspalloc.server.v1 import start_v1
 from pyspalloc.server.web import pages, ui
 
 if TYPE_CHECKING:
@@ -278,9 +279,13 @@ def create_app(
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         lifecycle.start()
+        v1 = None if config.v1 is None else await start_v1(ctx, config.v1)
+        app.state.v1 = v1
         try:
             yield
         finally:
+            if v1 is not None:
+                await v1.stop()
             if registry is not None:
                 registry.close_all()
             await run_in_threadpool(lifecycle.stop)

@@ -22,6 +22,21 @@ class EventHub:
         self._waiters: dict[Hashable, set[tuple[asyncio.AbstractEventLoop, asyncio.Event]]] = {}
         self._seen: OrderedDict[tuple[Hashable, Hashable], Hashable] = OrderedDict()
         self.max_seen = 20000
+        #: called with the keys of every notification (see :meth:`add_listener`)
+        self._listeners: tuple[Callable[[tuple[Hashable, ...]], object], ...] = ()
+
+    def add_listener(self, listener: Callable[[tuple[Hashable, ...]], object]) -> None:
+        """Also call ``listener(keys)`` on every :meth:`notify`, in the notifying thread.
+
+        It must be quick and must not raise (e.g. hand the keys to an event loop).
+        """
+        with self._lock:
+            self._listeners = (*self._listeners, listener)
+
+    def remove_listener(self, listener: Callable[[tuple[Hashable, ...]], object]) -> None:
+        """Stop calling a listener added by :meth:`add_listener`."""
+        with self._lock:
+            self._listeners = tuple(x for x in self._listeners if x is not listener)
 
     def mark_seen(self, viewer: Hashable, key: Hashable, shown: Hashable) -> None:
         """Record that ``viewer`` has been shown ``key`` as ``shown`` (e.g. a job's state)."""
@@ -37,9 +52,12 @@ class EventHub:
             return self._seen.get((viewer, key))
 
     def notify(self, *keys: Hashable) -> None:
-        """Wake every waiter on any of ``keys``."""
+        """Wake every waiter on any of ``keys`` and tell the listeners."""
         with self._lock:
             targets = [w for k in keys for w in self._waiters.get(k, ())]
+            listeners = self._listeners
+        for listener in listeners:
+            listener(keys)
         for loop, event in targets:
             try:
                 loop.call_soon_threadsafe(event.set)
