@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 from collections import deque
 from typing import TYPE_CHECKING, Any, cast
 
@@ -53,6 +54,9 @@ class V1Connection(asyncio.Protocol):
             transport.abort()
             return
         transport.set_write_buffer_limits(high=self.options.max_unread)
+        sock = transport.get_extra_info("socket")
+        if sock is not None:  # what the kernel holds for a client that does not read
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.options.socket_buffer)
         self._task = asyncio.get_running_loop().create_task(self._serve())
 
     def data_received(self, data: bytes) -> None:

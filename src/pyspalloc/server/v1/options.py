@@ -64,10 +64,10 @@ class V1Options:
     line_timeout: float = 30.0
     #: replies and notifications a client has not read, in bytes, before it is dropped
     max_unread: int = 256 * 1024
+    #: the kernel's send buffer per connection (SO_SNDBUF), in bytes
+    socket_buffer: int = 64 * 1024
     #: how long a client that reads nothing may hold up its own replies (s)
     write_timeout: float = 30.0
-    #: most distinct job ids / machine names waiting to be sent to one client
-    max_pending_notifications: int = 10000
     #: a command is answered within this many seconds or with an exception
     command_timeout: float = 60.0
     #: threads running database work for v1 commands
