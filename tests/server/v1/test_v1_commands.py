@@ -114,15 +114,18 @@ def test_keepalive_expiry_destroys_v1_jobs(make_v1: Callable[..., Any]) -> None:
     service = make_v1(keepalive_min=1.0, expiry_period=0.2)
     client = LineClient(service.app.state.v1.port)
     try:
-        kept = client.call("create_job", owner="a", keepalive=1.0)
-        dropped = client.call("create_job", owner="a", keepalive=1.0)
-        deadline = time.monotonic() + 3.0
+        kept = client.call("create_job", owner="a", keepalive=1.5)
+        polled = client.call("create_job", owner="a", keepalive=1.5)
+        dropped = client.call("create_job", owner="a", keepalive=1.5)
+        deadline = time.monotonic() + 4.0
         while time.monotonic() < deadline:
             client.call("job_keepalive", kept)
+            client.call("get_job_state", polled)  # any command about the job refreshes it
             time.sleep(0.2)
         state = client.call("get_job_state", dropped)
         assert state["state"] == 4 and state["reason"] == "keepalive expired"
         assert client.call("get_job_state", kept)["state"] == 3
+        assert client.call("get_job_state", polled)["state"] == 3
     finally:
         client.close()
 

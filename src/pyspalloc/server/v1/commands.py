@@ -25,6 +25,14 @@ from pyspalloc.server.v1.jobs import V1Jobs
 from pyspalloc.server.v1.machines import V1Machines
 from pyspalloc.server.v1.notifications import Notifier, Subscriber, watch
 
+#: commands about one job: short enough to run on the event loop (see V1Options.inline)
+SHORT = frozenset(
+    {
+        "create_job", "job_keepalive", "get_job_state", "get_job_machine_info",
+        "power_on_job_boards", "power_off_job_boards", "destroy_job",
+    }
+)  # fmt: skip
+
 #: the version reported: below 7.0.0, which the old client (7.4.1) refuses (as Java's)
 VERSION = "5.0.0"
 
@@ -51,13 +59,15 @@ class Commands:
         machines: V1Machines,
         notifier: Notifier,
         executor: Executor,
-        max_args: int,
+        inline: bool,
+        timeout: float,
     ) -> None:
         self.jobs = jobs
         self.machines = machines
         self.notifier = notifier
         self.executor = executor
-        self.max_args = max_args
+        self.inline = inline
+        self.timeout = timeout
         j, m = jobs, machines
         self._blocking: dict[str, tuple[Params, Blocking]] = {
             "job_keepalive": (_JOB, lambda b, h: j.job_keepalive(_job_id(b), h)),
@@ -100,7 +110,6 @@ class Commands:
     async def run(self, request: Request, subscriber: Subscriber, host: str) -> Any:
         """Answer one request; raises :class:`V1Error` for the client to see."""
         name, args, kwargs = request.command, request.args, request.kwargs
-        loop = asyncio.get_running_loop()
         if name == "version":
             bind(name, (), args, kwargs)
             return VERSION
@@ -123,14 +132,26 @@ class Commands:
         if name == "create_job":
             config = self.jobs.ctx.config
             call = parse_create(args, kwargs, config.keepalive_min, config.keepalive_max)
-            return await loop.run_in_executor(self.executor, self.jobs.create_job, call, host)
+            if self.inline:
+                return self.jobs.create_job(call, host)
+            return await self._off_loop(self.jobs.create_job, call, host)
         if name == "where_is":
             if args:
                 raise V1Error("where_is() takes keyword arguments only")
-            return await loop.run_in_executor(self.executor, self.machines.where_is, kwargs)
+            return await self._off_loop(self.machines.where_is, kwargs)
         found = self._blocking.get(name)
         if found is None:
             raise V1Error(f"unknown command: {name[:64]!r}")
         params, handler = found
         bound = bind(name, params, args, kwargs)
-        return await loop.run_in_executor(self.executor, handler, bound, host)
+        if self.inline and name in SHORT:
+            return handler(bound, host)
+        return await self._off_loop(handler, bound, host)
+
+    async def _off_loop(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """Run ``fn(*args)`` on a worker thread, within the command timeout."""
+        future = asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
+        try:
+            return await asyncio.wait_for(future, self.timeout)
+        except TimeoutError:
+            raise V1Error("the service is busy: command timed out") from None

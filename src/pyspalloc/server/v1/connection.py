@@ -189,14 +189,10 @@ class V1Connection(asyncio.Protocol):
     async def _answer(self, line: bytes) -> bytes:
         try:
             request = codec.decode_request(line, self.options.max_args)
-            result: Any = await asyncio.wait_for(
-                self.listener.commands.run(request, self, self.host), self.options.command_timeout
-            )
+            result: Any = await self.listener.commands.run(request, self, self.host)
             return codec.reply(result)
         except V1Error as error:
             return codec.exception(str(error))
-        except TimeoutError:
-            return codec.exception("the service is busy: command timed out")
         except Exception as error:
             log.exception("v1 command failed")
             return codec.exception(f"unexpected server problem: {type(error).__name__}")

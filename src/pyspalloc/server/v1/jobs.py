@@ -23,6 +23,13 @@ from pyspalloc.server.v1.create import V1Create
 #: the owner shown for jobs that are not the v1 user's (as the Java compat layer)
 HIDDEN = "<Hidden>"
 
+#: a keepalive refresh is written only if the recorded one is older than this (s)
+#: (or came from another host): polling a job's state does not rewrite it each time
+KEEPALIVE_RESOLUTION = 1.0
+
+#: how long the v1 user's group and its quota are remembered (s)
+GROUP_TTL = 1.0
+
 
 def wire_request(job: JobInfo) -> dict[str, Any]:
     """The v1 part of a job's stored request (``owner``, ``args``, ``kwargs``), if any."""
@@ -41,6 +48,7 @@ class V1Jobs:
         self.ctx = ctx
         self.user = user
         self.group = group
+        self._group: tuple[float, int | None, float | None] | None = None
 
     # ---- helpers -----------------------------------------------------------------
     def _own(self, job_id: int) -> JobInfo | None:
@@ -50,16 +58,36 @@ class V1Jobs:
     def _touch(self, job_id: int, host: str) -> None:
         self.ctx.store.keepalive(job_id, host, owner_id=self.user.id)
 
+    def _touched(self, job_id: int, host: str) -> JobInfo | None:
+        """Read a v1 job, refreshing its keepalive first unless that was just done."""
+        job = self._own(job_id)
+        if job is None or job.state == JobState.DESTROYED:
+            return job
+        now = time.time()
+        if now - job.keepalive_time < KEEPALIVE_RESOLUTION and job.keepalive_host == host:
+            return job
+        self._touch(job_id, host)
+        return self._own(job_id)
+
+    def _group_and_quota(self) -> tuple[int | None, float | None]:
+        """The group v1 jobs are accounted to and its quota (read at most every second)."""
+        now = time.monotonic()
+        cached = self._group
+        if cached is None or now - cached[0] > GROUP_TTL:
+            try:
+                group_id, quota = self.ctx.store.group_for(self.user.id, self.group)
+            except LookupError:
+                raise V1Error(f"group {self.group} does not exist or has no v1 user") from None
+            cached = self._group = (now, group_id, quota)
+        return cached[1], cached[2]
+
     # ---- commands ----------------------------------------------------------------
     def create_job(self, call: V1Create, host: str) -> int:
         """Queue a job for the v1 user; return its id."""
         ctx = self.ctx
         if ctx.lifecycle.halted:
             raise V1Error("The Server has been stopped due to an emergency.")
-        try:
-            group_id, quota = ctx.store.group_for(self.user.id, self.group)
-        except LookupError:
-            raise V1Error(f"group {self.group} does not exist or has no v1 user") from None
+        group_id, quota = self._group_and_quota()
         if (
             group_id is not None
             and quota is not None
@@ -94,8 +122,7 @@ class V1Jobs:
 
     def get_job_state(self, job_id: int, host: str) -> dict[str, Any]:
         """State, power, keepalive interval, reason, start time and keepalive host."""
-        self._touch(job_id, host)
-        job = self._own(job_id)
+        job = self._touched(job_id, host)
         if job is None:
             return {"state": int(JobState.UNKNOWN), "power": None, "keepalive": None,
                     "reason": None, "start_time": None, "keepalivehost": None}  # fmt: skip
@@ -113,8 +140,7 @@ class V1Jobs:
 
     def get_job_machine_info(self, job_id: int, host: str) -> dict[str, Any]:
         """Size in chips, connections, machine and boards (all null before allocation)."""
-        self._touch(job_id, host)
-        job = self._own(job_id)
+        job = self._touched(job_id, host)
         found = None if job is None else connections(self.ctx, job)
         if job is None or found is None or job.width is None or job.height is None:
             return {"width": None, "height": None, "connections": None,
@@ -133,8 +159,7 @@ class V1Jobs:
 
     def set_power(self, job_id: int, on: bool, host: str) -> None:
         """Power a job's boards on (a reset if they are on) or off."""
-        self._touch(job_id, host)
-        job = self._own(job_id)
+        job = self._touched(job_id, host)
         if job is not None and job.root_id is not None and job.state != JobState.DESTROYED:
             self.ctx.lifecycle.set_power(job_id, on)
 

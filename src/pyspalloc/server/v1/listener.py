@@ -63,7 +63,8 @@ class V1Listener:
             V1Machines(ctx, user),
             self.notifier,
             self._executor,
-            options.max_args,
+            ctx.store.url.startswith("sqlite") if options.inline is None else options.inline,
+            options.command_timeout,
         )
         self._connections: set[V1Connection] = set()
         self._per_host: Counter[str] = Counter()

@@ -72,6 +72,10 @@ class V1Options:
     command_timeout: float = 60.0
     #: threads running database work for v1 commands
     workers: int = 4
+    #: run the one-job commands on the event loop rather than a worker thread (each is
+    #: a statement or two); None: when the database is SQLite (a local file, no round
+    #: trip), not on PostgreSQL
+    inline: bool | None = None
     networks: tuple[Network, ...] = field(init=False, default=())
 
     def __post_init__(self) -> None:
