@@ -7,6 +7,7 @@ read as unknown), as the old protocol has no authentication.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from typing import Any
@@ -66,8 +67,9 @@ class V1Jobs:
         now = time.time()
         if now - job.keepalive_time < KEEPALIVE_RESOLUTION and job.keepalive_host == host:
             return job
-        self._touch(job_id, host)
-        return self._own(job_id)
+        if self.ctx.store.keepalive(job_id, host, owner_id=self.user.id):
+            return dataclasses.replace(job, keepalive_time=now, keepalive_host=host)
+        return self._own(job_id)  # destroyed meanwhile
 
     def _group_and_quota(self) -> tuple[int | None, float | None]:
         """The group v1 jobs are accounted to and its quota (read at most every second)."""
