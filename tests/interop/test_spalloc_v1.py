@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ import pytest
 
 from pyspalloc.server.store import JobState
 from pyspalloc.server.v1 import V1Options
+from tests.reliability.support import wait_for
 
 pytestmark = [
     pytest.mark.interop,
@@ -208,3 +210,42 @@ def test_spalloc_where_is_machine_forms_break_in_the_old_client(
     done = tools.run("spalloc-where-is", *query)
     assert done.returncode != 0
     assert "unexpected keyword argument 'machine'" in done.stderr
+
+
+def test_spalloc_ps_watch_redraws_on_notifications(tools: OldTools, v1_service: Any) -> None:
+    """``spalloc-ps --watch`` subscribes with ``notify_job`` and redraws on each
+    ``jobs_changed`` line: the job appears when created and goes when destroyed."""
+    watch = subprocess.Popen(
+        [str(tools.bin / "spalloc-ps"), "--watch"],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd=tools.home,
+        env={"HOME": str(tools.home), "PATH": "/usr/bin:/bin", "TERM": "dumb",
+             "PYTHONUNBUFFERED": "1"},
+    )  # fmt: skip
+    seen: list[str] = []
+
+    def read() -> None:
+        assert watch.stdout is not None
+        for line in watch.stdout:
+            seen.append(line)
+
+    threading.Thread(target=read, daemon=True).start()
+
+    def shown(check: Callable[[str], bool], start: int) -> int:
+        """Wait until a line after ``start`` passes ``check``; return the count seen."""
+        wait_for(lambda: any(check(line) for line in seen[start:]), 30)
+        return len(seen)
+
+    try:
+        done = shown(lambda line: line.startswith("ID"), 0)  # the first (empty) table
+        tools.ok("spalloc", "--no-destroy", stdin="\n")
+        (job_id,) = _live_ids(v1_service)
+        done = shown(lambda line: line.split()[:2] == [str(job_id), "ready"], done)
+        tools.ok("spalloc-job", str(job_id), "--destroy")
+        shown(lambda line: line.startswith("ID") and "Created at  Keepalive" in line, done)
+    finally:
+        watch.kill()
+        watch.wait(10)
