@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from tests.reliability.support import login, wait_for
 from tests.server.v1.conftest import V1_USER, LineClient
+
+from pyspalloc.geometry import Direction, Triad, builtin_machine, dump_machine_definitions
 
 
 def test_version_is_one_the_old_client_accepts(client: LineClient) -> None:
@@ -213,3 +218,45 @@ def test_report_problem_and_login(client: LineClient, v1_service: Any) -> None:
     assert missing is not None and "no job" in missing["exception"]
     refused = client.call_raw("login", "user", "password")
     assert refused is not None and refused["exception"] == "upgrading security is not supported"
+
+
+def test_dead_boards_and_links_in_old_numbering(
+    make_v1: Callable[..., Any], tmp_path: Path
+) -> None:
+    machine = builtin_machine("spin24")
+    dead = Triad(2, 1, 1)
+    boards = dict(machine.boards)
+    boards[dead] = dataclasses.replace(boards[dead], functioning=False)
+    broken = dataclasses.replace(
+        machine, boards=boards, dead_links=frozenset({(Triad(0, 0, 0), Direction.NORTH_EAST)})
+    )
+    path = tmp_path / "machines.json"
+    path.write_text(json.dumps(dump_machine_definitions([broken])))
+    service = make_v1(machines=[str(path)])
+    client = LineClient(service.app.state.v1.port)
+    try:
+        (listed,) = client.call("list_machines")
+        assert listed["dead_boards"] == [[2, 1, 1]]
+        assert listed["dead_links"] == [[0, 0, 0, 1]]  # north_east is 1 in old Links
+        # the whole machine has a dead board: refused with max_dead_boards=0, given when
+        # it is null or absent (any number dead, as the old server)
+        refused = client.call_raw("create_job", 4, 2, owner="a", max_dead_boards=0)
+        assert refused is not None and "no machine" in refused["exception"]
+        whole = client.call("create_job", 4, 2, owner="a", max_dead_boards=None)
+        client.wait_ready(whole)
+        assert len(client.call("get_job_machine_info", whole)["boards"]) == 23
+    finally:
+        client.close()
+
+
+def test_any_dead_boards_never_means_busy_boards(client: LineClient) -> None:
+    """``max_dead_boards`` absent (as the old server: any number dead) on a machine with
+    no dead boards: a request for the whole machine waits for a busy board."""
+    one = client.call("create_job", owner="a")
+    client.wait_ready(one)
+    whole = client.call("create_job", 4, 2, owner="a")
+    time.sleep(1.5)  # three allocator periods
+    assert client.call("get_job_state", whole)["state"] == 1  # QUEUED
+    client.call("destroy_job", one)
+    client.wait_ready(whole)
+    assert len(client.call("get_job_machine_info", whole)["boards"]) == 24

@@ -30,6 +30,9 @@ class V1Create:
     #: what the client sent, as echoed back by ``list_jobs``
     args: list[int]
     kwargs: dict[str, Any]
+    #: ``max_dead_boards`` was null or absent: any number of dead boards (the request's
+    #: ``max_dead_boards`` is then the most the shape allows)
+    any_dead: bool = False
 
 
 def _printable(owner: str) -> bool:
@@ -55,7 +58,7 @@ def _keepalive(value: Any, low: float, high: float) -> float:
 
 
 def _any_dead(args: list[int]) -> int:
-    """``max_dead_boards=None`` (any number, as long as one board is alive) for a shape."""
+    """The most boards of a shape that may be dead with one alive."""
     if len(args) == 1:
         return max(args[0] - 1, 0)
     if len(args) == 2:
@@ -127,4 +130,4 @@ def parse_create(
         group=None,
     )
     echoed = {k: v for k, v in kwargs.items() if k in CREATE_KWARGS}
-    return V1Create(request, owner, numbers, echoed)
+    return V1Create(request, owner, numbers, echoed, any_dead=dead is None)

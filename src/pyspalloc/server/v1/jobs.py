@@ -96,17 +96,23 @@ class V1Jobs:
             and ctx.store.group_usage(group_id, time.time()) >= quota
         ):
             raise V1Error(f"quota exceeded in group {group_id}")
+        request = call.request
+        if call.any_dead:  # dead boards, not busy ones: at most as many as there are
+            dead = max((len(m.dead_boards) for m in ctx.machines.values()), default=0)
+            request = dataclasses.replace(
+                request, max_dead_boards=min(request.max_dead_boards, dead)
+            )
         try:
-            info, spec = select_machine(ctx, call.request)
+            info, spec = select_machine(ctx, request)
         except ApiError as error:
             raise V1Error(error.message) from None
-        original = call.request.original(self.user.name)
+        original = request.original(self.user.name)
         original["v1"] = {"owner": call.owner, "args": call.args, "kwargs": call.kwargs}
         job = ctx.store.create_job(
             machine_id=info.id,
             owner_id=self.user.id,
             group_id=group_id,
-            keepalive_interval=call.request.keepalive,
+            keepalive_interval=request.keepalive,
             keepalive_host=host,
             original_request=json.dumps(original),
             spec=spec,
