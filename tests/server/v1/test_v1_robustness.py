@@ -193,3 +193,18 @@ def test_connections_per_host_are_limited(make_v1: Callable[..., Any]) -> None:
     finally:
         for c in (first, second, third):
             c.close()
+
+
+def test_watches_per_connection_are_bounded(client: LineClient) -> None:
+    from pyspalloc.server.v1.notifications import MAX_WATCHES
+
+    lines = b"".join(
+        b'{"command": "notify_job", "args": [%d]}\n' % n for n in range(MAX_WATCHES + 1)
+    )
+    client.send_raw(lines)
+    replies = [client.reply() for _ in range(MAX_WATCHES + 1)]
+    assert all(r == {"return": None} for r in replies[:MAX_WATCHES])
+    assert "at most" in _exception(replies[-1])
+    assert client.call("notify_job") is None  # everything: allowed
+    assert client.call("no_notify_job") is None
+    assert client.call("notify_job", 1) is None  # the single watches were reset

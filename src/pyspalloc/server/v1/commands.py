@@ -23,7 +23,7 @@ from pyspalloc.server.v1.codec import Request, V1Error
 from pyspalloc.server.v1.create import parse_create
 from pyspalloc.server.v1.jobs import V1Jobs
 from pyspalloc.server.v1.machines import V1Machines
-from pyspalloc.server.v1.notifications import Notifier, Subscriber, watch
+from pyspalloc.server.v1.notifications import MAX_WATCHES, Notifier, Subscriber, Watches, watch
 
 #: commands about one job: short enough to run on the event loop (see V1Options.inline)
 SHORT = frozenset(
@@ -118,14 +118,14 @@ class Commands:
         if name in ("notify_job", "no_notify_job"):
             bound = bind(name, (("job_id", None),), args, kwargs)
             job_id = optional_integer(bound["job_id"], "job_id")
-            watches = self.notifier.watches(subscriber)
+            watches = self._watches(subscriber, name == "notify_job" and job_id is not None)
             watches.jobs = watch(watches.jobs, job_id, name == "notify_job")
             self.notifier.update(subscriber)
             return None
         if name in ("notify_machine", "no_notify_machine"):
             bound = bind(name, (("machine_name", None),), args, kwargs)
             machine = optional_text(bound["machine_name"], "machine_name", 128)
-            watches = self.notifier.watches(subscriber)
+            watches = self._watches(subscriber, name == "notify_machine" and machine is not None)
             watches.machines = watch(watches.machines, machine, name == "notify_machine")
             self.notifier.update(subscriber)
             return None
@@ -147,6 +147,12 @@ class Commands:
         if self.inline and name in SHORT:
             return handler(bound, host)
         return await self._off_loop(handler, bound, host)
+
+    def _watches(self, subscriber: Subscriber, adding_one: bool) -> Watches:
+        watches = self.notifier.watches(subscriber)
+        if adding_one and watches.size >= MAX_WATCHES:
+            raise V1Error(f"at most {MAX_WATCHES} single watches: watch everything instead")
+        return watches
 
     async def _off_loop(self, fn: Callable[..., Any], *args: Any) -> Any:
         """Run ``fn(*args)`` on a worker thread, within the command timeout."""

@@ -19,6 +19,9 @@ T = TypeVar("T")
 #: delay before pending changes are written, so a burst becomes one line (s)
 COALESCE = 0.02
 
+#: most job ids plus machine names one connection may watch one by one
+MAX_WATCHES = 4096
+
 
 class Subscriber(Protocol):
     """A connection that can be sent notifications."""
@@ -33,6 +36,11 @@ class Watches:
     def __init__(self) -> None:
         self.jobs: set[int] | None = set()
         self.machines: set[str] | None = set()
+
+    @property
+    def size(self) -> int:
+        """How many single jobs and machines are watched."""
+        return len(self.jobs or ()) + len(self.machines or ())
 
     @property
     def empty(self) -> bool:
