@@ -259,8 +259,10 @@ def start_service(
     database: str | None = None,
     tls: tuple[Path, Path] | None = None,
     overrides: dict[str, Any] | None = None,
+    v1_user: str | None = None,
 ) -> tuple[Worker, dict[str, Any]]:
-    """Start ``python -m bench._serve`` and return it with its ``{"url", "pid"}``."""
+    """Start ``python -m bench._serve`` and return it with its ``{"url", "pid"}``
+    (and ``"v1_port"``: the v1 listener for ``v1_user``, if given)."""
     settings = {
         "data_dir": str(workdir / "service"),
         "database": database,
@@ -269,6 +271,7 @@ def start_service(
         "controller": controller,
         "tls": [str(p) for p in tls] if tls else None,
         "overrides": overrides or {},
+        "v1_user": v1_user,
     }
     worker = Worker(
         [sys.executable, "-m", "bench._serve", json.dumps(settings)],

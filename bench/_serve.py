@@ -1,6 +1,7 @@
 """Run the pyspalloc service for a benchmark: ``python -m bench._serve SETTINGS_JSON``.
 
-Prints ``{"url": ..., "pid": ...}`` once the service answers, then serves until its
+Prints ``{"url": ..., "pid": ...}`` (and ``"v1_port"`` when ``v1_user`` is set: the
+v1 listener of the old clients, for that user) once the service answers, then serves until its
 stdin closes (or on a ``{"op": "stop"}`` line). The users of ``bench._common.USERS`` are
 created first; ``{"op": "token", "user": NAME}`` prints a fresh bearer token.
 """
@@ -23,6 +24,7 @@ def main(argv: list[str]) -> None:
     from pyspalloc.server.controller import InstantMachineController, MachineController
     from pyspalloc.server.runner import start_service
     from pyspalloc.server.store import Store, TrustLevel
+    from pyspalloc.server.v1 import V1Options
     from pyspalloc.transceiver.boot import boot_image
 
     settings: dict[str, Any] = json.loads(argv[0])
@@ -37,6 +39,7 @@ def main(argv: list[str]) -> None:
         virtual_address_base=settings["virtual_address_base"],
         controller="instant",
         create_admin=False,
+        v1=V1Options(port=0, user=settings["v1_user"]) if settings.get("v1_user") else None,
         **settings.get("overrides", {}),
     )
     if settings.get("tls"):
@@ -55,7 +58,10 @@ def main(argv: list[str]) -> None:
     else:
         controller = InstantMachineController()
     service = start_service(config, controller=controller)
-    print(json.dumps({"url": service.url, "pid": os.getpid()}), flush=True)
+    info: dict[str, Any] = {"url": service.url, "pid": os.getpid()}
+    if service.app.state.v1 is not None:
+        info["v1_port"] = service.app.state.v1.port
+    print(json.dumps(info), flush=True)
     try:
         for line in sys.stdin:
             command = json.loads(line)

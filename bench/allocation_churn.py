@@ -11,6 +11,9 @@ Both services manage a 20x20-triad (1,200-board) machine with instant power:
   (``pyspalloc.client.session.Session``: one logged-in ``requests`` session with CSRF,
   raw job URLs) rather than ``SpallocClient``, which would start a keepalive thread
   per job.
+* ours v1: the same service processes' v1 listener (JSON lines over TCP, the old
+  clients' protocol), driven by the same ``ProtocolClient`` as the old server, with
+  the same calls; every change is committed before the reply there too.
 * old: ``spalloc-server 1!7.0.0`` (own venv, own process, BMP controller replaced by a
   no-I/O stub, ``seconds_before_free=0``, state kept in memory and pickled only at a
   clean shutdown), driven by ``spalloc 1!7.4.1``'s ``ProtocolClient`` (own venv).
@@ -61,6 +64,8 @@ OLD_SERVER = ("spalloc-server==1!7.0.0",)
 OLD_CLIENT = ("spalloc==1!7.4.1",)
 OLD_MACHINE = "SpiNNaker1M"
 OUR_MACHINE = "spinnaker1m"
+#: the account our v1 jobs belong to
+V1_USER = "bench-v1"
 POSTGRES_ENV = "PYSPALLOC_TEST_POSTGRES_URL"
 
 #: the old server's configuration: a 20x20x3 machine, synthetic cabinet/frame/board slots
@@ -161,6 +166,31 @@ class Ours:
         return int(value or 0)
 
 
+def _protocol_client(
+    python: Path, port: int, machine: str, work: Path, name: str
+) -> tuple[Worker, str]:
+    """Start ``_old_client.py`` (spalloc 1!7.4.1's ``ProtocolClient``) on ``port``."""
+    here = Path(__file__).parent
+    client = Worker(
+        [str(python), "-u", str(here / "_old_client.py"), "127.0.0.1", str(port), machine],
+        stderr_path=work / f"{name}-client.log",
+    )
+    return client, str(client.read(60)["version"])
+
+
+def _protocol_batch(
+    client: Worker, timeout: float, on_created: Callable[[int], None] | None = None
+) -> Callable[[list[Spec]], dict[str, float]]:
+    def batch(specs: list[Spec]) -> dict[str, float]:
+        jobs = [[spec[0], {}] for spec in specs]
+        reply = client.ask({"jobs": jobs, "timeout": timeout}, timeout=600)
+        if on_created is not None:
+            on_created(int(reply["ids"]))
+        return {k: float(v) for k, v in reply.items()}
+
+    return batch
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     banner("allocation churn on a SpiNNaker1M-shaped machine (instant power)")
     sequences: dict[str, list[Spec]] = {"single": single_jobs(args.jobs)}
@@ -190,6 +220,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     controller="instant",
                     database=database,
                     overrides={"allocator_period": 1.0, "keepalive_max": 300.0},
+                    v1_user=None if args.skip_v1 else V1_USER,
                 )
                 workers.append(service)
                 print(f"# {label}: {info['url']} (pid {info['pid']})")
@@ -197,6 +228,20 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 ours.append(mine)
                 contenders[label] = functools.partial(mine.batch, timeout=args.timeout)
                 pids[label] = mine.pid
+                if not args.skip_v1:
+                    v1_label = label.replace("ours", "ours v1", 1)
+                    v1_client, _ = _protocol_client(
+                        peer_python(*OLD_CLIENT), int(info["v1_port"]), OUR_MACHINE, work,
+                        v1_label.split()[-1].strip("()"),
+                    )  # fmt: skip
+                    workers.append(v1_client)
+                    print(f"# {v1_label}: v1 listener on 127.0.0.1:{info['v1_port']}")
+
+                    def count(n: int, mine: Ours = mine) -> None:
+                        mine.created += n
+
+                    contenders[v1_label] = _protocol_batch(v1_client, args.timeout, count)
+                    pids[v1_label] = mine.pid
             if not args.skip_old:
                 server_python = peer_python(*OLD_SERVER)
                 client_python = peer_python(*OLD_CLIENT)
@@ -212,27 +257,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     cwd=work,
                 )
                 _wait_port(port, old_server)
-                old_client = Worker(
-                    [
-                        str(client_python),
-                        "-u",
-                        str(here / "_old_client.py"),
-                        "127.0.0.1",
-                        str(port),
-                        OLD_MACHINE,
-                    ],
-                    stderr_path=work / "old-client.log",
+                old_client, version = _protocol_client(
+                    client_python, port, OLD_MACHINE, work, "old"
                 )
                 workers.append(old_client)
-                version = old_client.read(60)["version"]
                 print(f"# old spalloc_server {version} on 127.0.0.1:{port} (pid {old_server.pid})")
-
-                def old_batch(specs: list[Spec]) -> dict[str, float]:
-                    jobs = [[spec[0], {}] for spec in specs]
-                    reply = old_client.ask({"jobs": jobs, "timeout": args.timeout}, timeout=600)
-                    return {k: float(v) for k, v in reply.items()}
-
-                contenders["old spalloc_server 1!7.0.0"] = old_batch
+                contenders["old spalloc_server 1!7.0.0"] = _protocol_batch(old_client, args.timeout)
                 pids["old spalloc_server 1!7.0.0"] = old_server.pid
             for name, specs in sequences.items():
                 rounds = args.single_rounds if name == "single" else args.rounds
@@ -335,6 +365,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, default=120.0, help="longest wait for READY (s)")
     p.add_argument("--no-mix", action="store_true", help="skip the rectangle/board mix")
     p.add_argument("--skip-old", action="store_true", help="no old spalloc_server")
+    p.add_argument(
+        "--skip-v1", action="store_true", help="no v1 contender (it needs spalloc 1!7.4.1)"
+    )
     p.add_argument("--no-postgres", action="store_true", help=f"ignore ${POSTGRES_ENV}")
     return p
 

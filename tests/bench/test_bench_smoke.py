@@ -88,6 +88,7 @@ def test_allocation_churn_ours_only(capsys: pytest.CaptureFixture[str]) -> None:
         "--single-rounds",
         "2",
         "--skip-old",
+        "--skip-v1",
         "--no-postgres",
     )
     assert results["single"]["jobs_s"]["ours (SQLite)"] > 0
@@ -108,11 +109,27 @@ def test_proxy_cpu_per_packet(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 @pytest.mark.interop
+def test_allocation_churn_v1_contender(capsys: pytest.CaptureFixture[str]) -> None:
+    _peers_or_skip(*allocation_churn.OLD_CLIENT)
+    results = _run(allocation_churn, "--jobs", "5", "--rounds", "1", "--skip-old", "--no-postgres")
+    for sequence in ("single", "mix"):
+        assert set(results[sequence]["jobs_s"]) == {"ours (SQLite)", "ours v1 (SQLite)"}
+        assert results[sequence]["jobs_s"]["ours v1 (SQLite)"] > 0
+    durable, created = results["durable ours (SQLite)"]
+    assert durable == created == 2 * (5 + len(allocation_churn.mixed_jobs()))
+    assert "NOT ALL DURABLE" not in capsys.readouterr().out
+
+
+@pytest.mark.interop
 def test_allocation_churn_against_old_server() -> None:
     _peers_or_skip(*allocation_churn.OLD_SERVER)
     _peers_or_skip(*allocation_churn.OLD_CLIENT)
     results = _run(allocation_churn, "--jobs", "5", "--rounds", "1", "--no-mix", "--no-postgres")
-    assert set(results["single"]["jobs_s"]) == {"ours (SQLite)", "old spalloc_server 1!7.0.0"}
+    assert set(results["single"]["jobs_s"]) == {
+        "ours (SQLite)",
+        "ours v1 (SQLite)",
+        "old spalloc_server 1!7.0.0",
+    }
 
 
 def test_service_load_tiny() -> None:

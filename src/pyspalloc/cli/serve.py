@@ -11,6 +11,7 @@ from types import FrameType
 import click
 
 from pyspalloc.server.config import ServiceConfig, default_data_dir
+from pyspalloc.server.v1.options import LOOPBACK, V1Options
 
 #: ``--proxy-limit`` names -> ServiceConfig fields
 PROXY_LIMITS = {
@@ -121,6 +122,17 @@ def _proxy_limits(given: tuple[str, ...]) -> dict[str, int]:
     metavar="NAME=N",
     help="A proxy limit: " + ", ".join(PROXY_LIMITS) + "; repeatable.",
 )
+@click.option(
+    "--v1-port", type=int, default=None, help="Also serve old spalloc clients (v1) on this port."
+)
+@click.option("--v1-user", default=None, help="Account that owns v1 jobs (needed with --v1-port).")
+@click.option("--v1-group", default=None, help="Group v1 jobs are accounted to.")
+@click.option("--v1-host", default=None, help="Address the v1 listener binds [default: --host].")
+@click.option(
+    "--v1-allow",
+    multiple=True,
+    help="Address or network v1 clients may come from; repeatable [default: loopback].",
+)
 @click.option("--debug", is_flag=True, help="Verbose logs and failure reasons.")
 def serve(
     host: str,
@@ -141,6 +153,11 @@ def serve(
     allowed_origins: tuple[str, ...],
     max_jobs_per_user: int | None,
     proxy_limits: tuple[str, ...],
+    v1_port: int | None,
+    v1_user: str | None,
+    v1_group: str | None,
+    v1_host: str | None,
+    v1_allow: tuple[str, ...],
     debug: bool,
 ) -> None:
     """Run the Spalloc web service until interrupted."""
@@ -153,6 +170,7 @@ def serve(
         raise click.UsageError("--tls-cert and --tls-key go together")
     if self_signed and tls_cert is not None:
         raise click.UsageError("use either --self-signed or --tls-cert/--tls-key")
+    v1 = _v1_options(host, v1_port, v1_user, v1_group, v1_host, v1_allow)
     logging.basicConfig(level=logging.DEBUG if debug else logging.INFO)
     config = ServiceConfig(
         host=host,
@@ -171,6 +189,7 @@ def serve(
         trusted_proxies=trusted_proxies,
         allowed_origins=list(allowed_origins),
         max_jobs_per_user=max_jobs_per_user,
+        v1=v1,
         debug=debug,
     )
     for name, value in _proxy_limits(proxy_limits).items():
@@ -196,6 +215,8 @@ def serve(
     console.print(f"Spalloc service at [bold]{service.url}[/bold]")
     for child in virtual.children:
         console.print(f"virtual machine {child.service_spec} (process {child.pid})")
+    if service.app.state.v1 is not None:
+        console.print(f"v1 (old spalloc clients) on port [bold]{service.app.state.v1.port}[/bold]")
     if service.cert_file:
         console.print(f"certificate: {service.cert_file}")
     if service.admin_password:
@@ -210,3 +231,30 @@ def serve(
         console.print("stopping")
         service.stop()
         virtual.stop()
+
+
+def _v1_options(
+    host: str,
+    port: int | None,
+    user: str | None,
+    group: str | None,
+    v1_host: str | None,
+    allow: tuple[str, ...],
+) -> V1Options | None:
+    """The v1 listener's settings from the ``--v1-*`` options (None: not enabled)."""
+    if port is None:
+        if user or group or v1_host or allow:
+            raise click.UsageError("the --v1-* options need --v1-port")
+        return None
+    if not user:
+        raise click.UsageError("--v1-port needs --v1-user (the account v1 jobs belong to)")
+    try:
+        return V1Options(
+            port=port,
+            user=user,
+            host=v1_host or host,
+            group=group,
+            allow=allow or LOOPBACK,
+        )
+    except ValueError as error:
+        raise click.UsageError(f"--v1-allow: {error}") from None

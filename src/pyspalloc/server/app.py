@@ -55,6 +55,7 @@ from pyspalloc.server.login_guard import Busy, SharedBasicCheck
 from pyspalloc.server.proxy import ProxyRegistry, channel_budget
 from pyspalloc.server.security_headers import SecurityHeadersMiddleware
 from pyspalloc.server.store import Store, TrustLevel
+from pyspalloc.server.v1 import start_v1
 from pyspalloc.server.web import pages, ui
 from pyspalloc.server.web.api_docs import install_api_docs
 
@@ -264,9 +265,13 @@ def create_app(
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         lifecycle.start()
+        v1 = None if config.v1 is None else await start_v1(ctx, config.v1)
+        app.state.v1 = v1
         try:
             yield
         finally:
+            if v1 is not None:
+                await v1.stop()
             registry.close_all()
             await run_in_threadpool(lifecycle.stop)
 

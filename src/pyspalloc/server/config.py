@@ -5,6 +5,10 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pyspalloc.server.v1 import V1Options
 
 
 def default_data_dir() -> Path:
@@ -129,6 +133,8 @@ class ServiceConfig:
     #: code that ``GET {srv}emergencyStop?commandCode=`` must give (None: disabled)
     emergency_code: str | None = None
     version: tuple[int, int, int] = (7, 4, 2)
+    #: the v1 (JSON lines over TCP) listener of the old clients; None: off
+    v1: V1Options | None = None
     debug: bool = False
 
     @property

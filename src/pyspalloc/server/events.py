@@ -23,6 +23,8 @@ class EventHub:
         self._seen: OrderedDict[tuple[Hashable, Hashable], Hashable] = OrderedDict()
         self.max_seen = 20000
         self._closed = False
+        #: called with the keys of every notification (see :meth:`add_listener`)
+        self._listeners: tuple[Callable[[tuple[Hashable, ...]], object], ...] = ()
 
     def close(self) -> None:
         """Wake every waiter, and make later waits return at once (the service is stopping).
@@ -34,6 +36,19 @@ class EventHub:
             self._closed = True
             targets = [w for waiters in self._waiters.values() for w in waiters]
         self._wake(targets)
+
+    def add_listener(self, listener: Callable[[tuple[Hashable, ...]], object]) -> None:
+        """Also call ``listener(keys)`` on every :meth:`notify`, in the notifying thread.
+
+        It must be quick and must not raise (e.g. hand the keys to an event loop).
+        """
+        with self._lock:
+            self._listeners = (*self._listeners, listener)
+
+    def remove_listener(self, listener: Callable[[tuple[Hashable, ...]], object]) -> None:
+        """Stop calling a listener added by :meth:`add_listener`."""
+        with self._lock:
+            self._listeners = tuple(x for x in self._listeners if x is not listener)
 
     def mark_seen(self, viewer: Hashable, key: Hashable, shown: Hashable) -> None:
         """Record that ``viewer`` has been shown ``key`` as ``shown`` (e.g. a job's state)."""
@@ -49,9 +64,12 @@ class EventHub:
             return self._seen.get((viewer, key))
 
     def notify(self, *keys: Hashable) -> None:
-        """Wake every waiter on any of ``keys``."""
+        """Wake every waiter on any of ``keys`` and tell the listeners."""
         with self._lock:
             targets = [w for k in keys for w in self._waiters.get(k, ())]
+            listeners = self._listeners
+        for listener in listeners:
+            listener(keys)
         self._wake(targets)
 
     @staticmethod
