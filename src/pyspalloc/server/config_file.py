@@ -161,17 +161,17 @@ def read_config_file(file: Path) -> dict[str, object]:
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
         raise ConfigFileError(f"{name}: not valid TOML: {error}") from None
     values: dict[str, object] = {}
+    known = ", ".join(f"[{t}]" for t in TABLES)
     for table, keys in document.items():
-        if table not in TABLES:
-            known = ", ".join(f"[{t}]" for t in TABLES)
-            raise ConfigFileError(f"{name}: [{table}]: unknown table (known: {known})")
         if not isinstance(keys, dict):
-            raise ConfigFileError(f"{name}: {table}: must be a table ([{table}]), not a value")
+            raise ConfigFileError(f"{name}: {table}: a key outside any table (tables: {known})")
+        if table not in TABLES:
+            raise ConfigFileError(f"{name}: [{table}]: unknown table (known: {known})")
         for key, raw in keys.items():
             setting = _BY_NAME.get((table, key))
             if setting is None:
-                known = ", ".join(s.key for s in SETTINGS if s.table == table)
-                raise ConfigFileError(f"{name}: [{table}] {key}: unknown key (known: {known})")
+                keys_known = ", ".join(s.key for s in SETTINGS if s.table == table)
+                raise ConfigFileError(f"{name}: [{table}] {key}: unknown key (known: {keys_known})")
             try:
                 value = setting.check(raw)
             except ValueError as error:
