@@ -147,8 +147,8 @@ WHOLE = "must be a whole number, 1 or more"
     [
         ("jobs", "keepalive_max", '"abc"', SECONDS),
         ("jobs", "keepalive_min", "-1", SECONDS),
-        ("jobs", "max_jobs_per_user", "0", WHOLE),
-        ("jobs", "max_jobs_per_user", "2.5", WHOLE),
+        ("jobs", "max_jobs_per_user", "0", WHOLE + ', or "unlimited"'),
+        ("jobs", "max_jobs_per_user", "2.5", WHOLE + ', or "unlimited"'),
         ("server", "port", "70000", "must be a port number (0 to 65535)"),
         ("server", "port", '"8080"', "must be a port number (0 to 65535)"),
         ("server", "debug", '"yes"', "must be true or false"),

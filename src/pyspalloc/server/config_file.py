@@ -31,6 +31,7 @@ from pyspalloc.server.config_values import (
     ipv4,
     networks,
     number,
+    or_none,
     path,
     port,
     seconds,
@@ -90,7 +91,7 @@ SETTINGS: tuple[Setting, ...] = (
     S("jobs", "keepalive_max", "keepalive_max", seconds, "Longest keepalive interval a job may ask for (s)."),
     S("jobs", "expiry_period", "expiry_period", seconds, "How often jobs are checked for keepalive expiry (s)."),
     S("jobs", "wait_timeout", "wait_timeout", seconds, "Longest long-poll wait for a change (s)."),
-    S("jobs", "max_jobs_per_user", "max_jobs_per_user", count(1), "Live jobs a user may have at once; unset: no limit."),
+    S("jobs", "max_jobs_per_user", "max_jobs_per_user", or_none(count(1), "unlimited"), "Live jobs a user may have at once (or \"unlimited\", the default)."),
     S("allocator", "period", "allocator_period", seconds, "How often the allocator runs when not woken (s)."),
     S("allocator", "importance_span", "importance_span", number, "Requests less important than the most important by more than this wait."),
     S("allocator", "priority_size", "priority_size", number, "Importance gained per board asked for."),
@@ -115,9 +116,24 @@ SETTINGS: tuple[Setting, ...] = (
     S("reports", "action_threshold", "report_action_threshold", count(1), "Reports of a board that take it out of service."),
     S("reports", "max_issue_length", "max_issue_length", count(1), "Longest report-issue text (characters)."),
     S("metrics", "allow", "metrics_allow", networks, "Networks that may read /spalloc/metrics without logging in (admins may from anywhere)."),
-    # [quotas] and [history]: the quota/history settings go here, one line each
-    # [v1]: the v1 listener (ServiceConfig.v1, a V1Options) goes here, e.g.
-    #   S("v1", "port", "v1.port", port, "..."), with a NESTED entry "v1" building V1Options
+    # ---- when branch quotas is merged (its ServiceConfig fields), uncomment:
+    # S("quotas", "default_user_quota", "default_user_quota", or_none(seconds, "unlimited"), "Quota (board-seconds) of each new user's personal group."),
+    # S("quotas", "default_collab_quota", "default_collab_quota", or_none(seconds, "unlimited"), "Quota (board-seconds) of a collab's group made on first use of nmpi-collab."),
+    # S("history", "grace_period", "grace_period", seconds, "Jobs that ended longer ago than this move to the history tables (s)."),
+    # S("history", "period", "history_period", seconds, "How often jobs are moved to history (s)."),
+    # S("history", "retention", "history_retention", or_none(seconds, "forever"), "Historical jobs that ended longer ago than this are deleted (s)."),
+    # S("reports", "email_to", "report_email_to", text, "Address each new board report is mailed to; unset: no mail."),
+    # S("reports", "email_from", "report_email_from", text, "Sender address of those mails."),
+    # S("reports", "smtp_host", "smtp_host", text, "SMTP server the mails go through."),
+    # S("reports", "smtp_port", "smtp_port", port, "Its port."),
+    # S("reports", "smtp_timeout", "smtp_timeout", seconds, "Longest wait for the SMTP server (s)."),
+    # ---- when branch v1 is merged (ServiceConfig.v1, a V1Options), uncomment these and
+    # the "v1" entry of NESTED:
+    # S("v1", "port", "v1.port", port, "Serve old spalloc clients (v1 protocol) on this TCP port; unset: off."),
+    # S("v1", "user", "v1.user", text, "Account that owns v1 jobs (needed with port)."),
+    # S("v1", "group", "v1.group", text, "Group v1 jobs are accounted to; unset: the user's only group."),
+    # S("v1", "host", "v1.host", text, "Address the v1 listener binds; unset: [server] host."),
+    # S("v1", "allow", "v1.allow", networks, "Addresses or networks v1 clients may come from; unset: loopback."),
 )  # fmt: skip
 del S
 
@@ -127,8 +143,19 @@ NOT_IN_FILE: dict[str, str] = {
     "v1": "set by the [v1] table's keys (ServiceConfig.v1.*)",
 }
 
+# when branch v1 is merged:
+# def _v1_options(config: ServiceConfig, values: dict[str, object]) -> V1Options:
+#     if "port" not in values or "user" not in values:
+#         raise ValueError("[v1] needs both port and user")
+#     return V1Options(**{"host": config.host, **values})  # type: ignore[arg-type]
+
+
 #: nested options field -> builder(config, the file's values for it) -> the options object
-NESTED: dict[str, Callable[[ServiceConfig, dict[str, object]], object]] = {}
+#: (raising ValueError naming the keys when they do not make one)
+NESTED: dict[str, Callable[[ServiceConfig, dict[str, object]], object]] = {
+    # "v1": _v1_options,  (when branch v1 is merged; see above)
+}
+
 
 TABLES: tuple[str, ...] = tuple(dict.fromkeys(s.table for s in SETTINGS))
 _BY_NAME = {(s.table, s.key): s for s in SETTINGS}

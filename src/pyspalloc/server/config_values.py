@@ -121,6 +121,20 @@ def networks(value: object) -> tuple[str, ...]:
     return tuple(str(item) for item in items)
 
 
+def or_none(check: Checker, word: str) -> Checker:
+    """What ``check`` accepts, or the string ``word`` (TOML has no null) meaning None."""
+
+    def either(value: object) -> object:
+        if value == word:
+            return None
+        try:
+            return check(value)
+        except ValueError as error:
+            raise ValueError(f'{error}, or "{word}"') from None
+
+    return either
+
+
 def shown(value: object) -> str:
     """A value as TOML would spell it, for messages and ``config show``."""
     if value is None:
