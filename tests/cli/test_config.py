@@ -275,3 +275,12 @@ def test_serve_uses_the_file(tmp_path: Path) -> None:
         assert requests.get(process.url + "metrics", timeout=30).status_code == 401
     finally:
         process.stop()
+
+
+def test_operator_guide_documents_every_key() -> None:
+    guide = (Path(__file__).parents[2] / "docs" / "operator.md").read_text(encoding="utf-8")
+    for setting in SETTINGS:
+        heading = f"\n### [{setting.table}]\n"
+        assert heading in guide, setting.table
+        section = guide.split(heading, 1)[1].split("\n#", 1)[0]
+        assert f"| `{setting.key}` |" in section, setting.name
