@@ -12,19 +12,8 @@ from types import FrameType
 import click
 from click.core import ParameterSource
 
-from pyspalloc.cli.config_show import FORMATS, print_settings
+from pyspalloc.cli.config_show import FORMATS
 from pyspalloc.server.config import ServiceConfig, default_data_dir
-from pyspalloc.server.config_file import (
-    COMMAND_LINE,
-    ENVIRONMENT,
-    check_config,
-    effective,
-    overlay,
-    read_config_file,
-)
-
-#: the machine ``serve`` runs when none is configured
-DEFAULT_MACHINES = ["virtual:spin24"]
 
 #: ``--proxy-limit`` names -> ServiceConfig fields
 PROXY_LIMITS = {
@@ -49,8 +38,14 @@ def _proxy_limits(given: tuple[str, ...]) -> dict[str, int]:
     return limits
 
 
+#: the machine ``serve`` runs when none is configured
+DEFAULT_MACHINES = ["virtual:spin24"]
+
+
 def _given(ctx: click.Context) -> dict[str, str]:
     """ServiceConfig fields the command line (or an option's environment variable) set."""
+    from pyspalloc.server.config_file import COMMAND_LINE, ENVIRONMENT
+
     fields = {f.name for f in dataclasses.fields(ServiceConfig)}
     given: dict[str, str] = {}
     for name, value in ctx.params.items():
@@ -196,15 +191,23 @@ def serve(
     """Run the Spalloc web service until interrupted."""
     from rich.console import Console
 
+    from pyspalloc.cli.config_show import print_settings
     from pyspalloc.cli.virtual_child import VirtualChildren
+    from pyspalloc.server.config_file import check_config, effective, overlay, read_config_file
     from pyspalloc.server.runner import start_service
 
+    if (tls_cert is None) != (tls_key is None):
+        raise click.UsageError("--tls-cert and --tls-key go together")
+    if self_signed and tls_cert is not None:
+        raise click.UsageError("use either --self-signed or --tls-cert/--tls-key")
+    logging.basicConfig(level=logging.DEBUG if debug else logging.INFO)
     config = ServiceConfig(
         host=host,
         port=port,
         data_dir=data_dir or default_data_dir(),
         database=database,
         machines=list(machines) or list(DEFAULT_MACHINES),
+        virtual_memory_mib=virtual_memory_mib,
         controller=controller,
         boot_image=boot_image,
         off_wait_time=off_wait_time,
@@ -216,7 +219,6 @@ def serve(
         trusted_proxies=trusted_proxies,
         allowed_origins=list(allowed_origins),
         max_jobs_per_user=max_jobs_per_user,
-        virtual_memory_mib=virtual_memory_mib,
         debug=debug,
     )
     for name, value in _proxy_limits(proxy_limits).items():
@@ -231,7 +233,8 @@ def serve(
         defaults = ServiceConfig(machines=list(DEFAULT_MACHINES))
         print_settings(effective(config, defaults, sources), print_config)
         return
-    logging.basicConfig(level=logging.DEBUG if config.debug else logging.INFO)
+    if config.debug:  # from the file
+        logging.getLogger().setLevel(logging.DEBUG)
     console = Console()
     try:
         virtual = VirtualChildren(config.machines, config.virtual_memory_mib)
