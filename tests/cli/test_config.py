@@ -111,7 +111,7 @@ def test_every_service_setting_has_a_key() -> None:
 
 def test_every_table_and_key_loads(tmp_path: Path) -> None:
     values = read_config_file(write(tmp_path, toml(SAMPLES)))
-    assert set(TABLES) == {table for table, _ in SAMPLES}
+    assert {table for table, _ in SAMPLES} <= set(TABLES)
     for setting in SETTINGS:
         sample = SAMPLES.get((setting.table, setting.key))
         if sample is None:  # a key added since: its checker is tested below
