@@ -143,18 +143,17 @@ class MetricsMiddleware:
             ).observe(time.perf_counter() - started)
 
 
-def _allowed(address: str, networks: Iterable[str]) -> bool:
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def _allowed(address: str, networks: tuple[Network, ...]) -> bool:
     try:
         ip = ipaddress.ip_address(address.split("%", 1)[0])
     except ValueError:
         return False
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         ip = ip.ipv4_mapped
-    for spec in networks:
-        network = ipaddress.ip_network(spec, strict=False)
-        if ip.version == network.version and ip in network:
-            return True
-    return False
+    return any(ip.version == n.version and ip in n for n in networks)
 
 
 def install_metrics(
@@ -166,14 +165,14 @@ def install_metrics(
     metrics = ServiceMetrics(store, proxies)
     lifecycle.pass_listeners.append(metrics.allocator_seconds.observe)
     lifecycle.power_failure_listeners.append(metrics.power_failed)
-    for network in config.metrics_allow:  # refuse a bad network at start, not at a scrape
-        ipaddress.ip_network(network, strict=False)
+    # a bad network is refused (ValueError) at start, not at a scrape
+    allowed = tuple(ipaddress.ip_network(n, strict=False) for n in config.metrics_allow)
 
     @app.get(METRICS_PATH, responses=responses(*AUTH), tags=["operations"])
     def read_metrics(request: Request) -> Response:
         """The service's metrics (Prometheus text format): ADMIN, or anyone from a
         network of ``metrics_allow``."""
-        if not _allowed(client_address(request, config.trusted_proxies), config.metrics_allow):
+        if not _allowed(client_address(request, config.trusted_proxies), allowed):
             caller_of(request, TrustLevel.ADMIN)
         return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
