@@ -206,7 +206,7 @@ def test_command_line_overrides_the_file(tmp_path: Path) -> None:
         ("jobs", "keepalive_min"): (30.0, 30.0, "default"),
         ("proxy", "max_channels"): (20, 64, "command line"),
         ("proxy", "max_websockets_per_job"): (3, 8, "file"),
-        ("server", "emergency_code"): ("stop-it", None, "environment"),
+        ("server", "emergency_code"): ("(hidden)", None, "environment"),
         ("machines", "specs"): (["virtual:spin24"], ["virtual:spin24"], "default"),
     }
     for name, (value, default, source) in expect.items():
@@ -214,6 +214,17 @@ def test_command_line_overrides_the_file(tmp_path: Path) -> None:
         assert (row["value"], row["default"], row["source"]) == (value, default, source), name
     assert rows[("jobs", "keepalive_max")]["meaning"].startswith("Longest keepalive")
     assert set(rows) == {(s.table, s.key) for s in SETTINGS}
+
+
+def test_config_show_hides_secrets(tmp_path: Path) -> None:
+    path = write(tmp_path, '[database]\nurl = "postgresql+psycopg://spalloc:s3cret@db/spalloc"\n'
+                 '[server]\nemergency_code = "big-red-button"\n')  # fmt: skip
+    for args in (["--json"], []):
+        result = run("config", "show", "--config", str(path), *args)
+        assert result.exit_code == 0, result.output
+        assert "s3cret" not in result.output and "big-red-button" not in result.output
+        assert "postgresql+psycopg://spalloc:***@db/spalloc" in result.output
+        assert "(hidden)" in result.output
 
 
 def test_config_show_prints_toml_with_defaults_and_sources(tmp_path: Path) -> None:

@@ -28,6 +28,7 @@ from pyspalloc.server.config_values import (
     choice,
     count,
     flag,
+    hidden,
     ipv4,
     networks,
     number,
@@ -39,6 +40,7 @@ from pyspalloc.server.config_values import (
     text,
     text_tuple,
     texts,
+    without_password,
 )
 
 #: where an effective value came from
@@ -55,6 +57,8 @@ class Setting:
     field: str
     check: Checker
     meaning: str
+    #: how ``config show`` prints a value that is a secret (None: as it is)
+    redact: Callable[[object], object] | None = None
 
     @property
     def name(self) -> str:
@@ -72,10 +76,10 @@ SETTINGS: tuple[Setting, ...] = (
     S("server", "allowed_origins", "allowed_origins", texts, "Other origins (scheme://host[:port]) whose pages may open the proxy websocket."),
     S("server", "trusted_proxies", "trusted_proxies", text_tuple, "Reverse proxies whose X-Forwarded-For names the client."),
     S("server", "session_timeout", "session_timeout", seconds, "Idle time after which a web login session ends (s)."),
-    S("server", "emergency_code", "emergency_code", text, "Code GET emergencyStop?commandCode= must give (ADMIN only); unset: disabled."),
+    S("server", "emergency_code", "emergency_code", text, "Code GET emergencyStop?commandCode= must give (ADMIN only); unset: disabled.", hidden),
     S("server", "create_admin", "create_admin", flag, "Create user admin with a random password on first start when there are no users."),
     S("server", "debug", "debug", flag, "Verbose logs and failure reasons."),
-    S("database", "url", "database", text, "SQLAlchemy URL; unset: SQLite in data_dir."),
+    S("database", "url", "database", text, "SQLAlchemy URL; unset: SQLite in data_dir.", without_password),
     S("tls", "cert", "tls_cert", path, "PEM certificate to serve HTTPS with (with key)."),
     S("tls", "key", "tls_key", path, "PEM private key of cert."),
     S("tls", "self_signed", "self_signed", flag, "Serve HTTPS with a generated certificate kept in data_dir."),
@@ -283,5 +287,8 @@ def effective(
         if attribute:
             value = getattr(value, attribute, None)
             default = getattr(default, attribute, None)
+        if setting.redact is not None:
+            value = None if value is None else setting.redact(value)
+            default = None if default is None else setting.redact(default)
         rows.append(Shown(setting, value, default, sources.get(field, DEFAULT)))
     return rows

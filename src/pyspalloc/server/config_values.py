@@ -135,6 +135,22 @@ def or_none(check: Checker, word: str) -> Checker:
     return either
 
 
+def hidden(_: object) -> str:
+    """A secret, as ``config show`` prints it."""
+    return "(hidden)"
+
+
+def without_password(value: object) -> str:
+    """A database URL with its password hidden."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        return make_url(str(value)).render_as_string(hide_password=True)
+    except ArgumentError:
+        return str(value)
+
+
 def shown(value: object) -> str:
     """A value as TOML would spell it, for messages and ``config show``."""
     if value is None:
