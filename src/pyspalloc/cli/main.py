@@ -15,6 +15,7 @@ import click
 COMMANDS: dict[str, str] = {
     "virtual": "pyspalloc.cli.virtual:virtual",
     "serve": "pyspalloc.cli.serve:serve",
+    "config": "pyspalloc.cli.config:config",
     "user": "pyspalloc.cli.user:user",
     "demo": "pyspalloc.cli.demo:demo",
     "machines": "pyspalloc.cli.machines:machines",

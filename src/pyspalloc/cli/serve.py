@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import signal
 import threading
@@ -9,7 +10,9 @@ from pathlib import Path
 from types import FrameType
 
 import click
+from click.core import ParameterSource
 
+from pyspalloc.cli.config_show import FORMATS
 from pyspalloc.server.config import ServiceConfig, default_data_dir
 from pyspalloc.server.v1.options import LOOPBACK, V1Options
 
@@ -36,7 +39,45 @@ def _proxy_limits(given: tuple[str, ...]) -> dict[str, int]:
     return limits
 
 
+#: the machine ``serve`` runs when none is configured
+DEFAULT_MACHINES = ["virtual:spin24"]
+
+
+def _given(ctx: click.Context) -> dict[str, str]:
+    """ServiceConfig fields the command line (or an option's environment variable) set."""
+    from pyspalloc.server.config_file import COMMAND_LINE, ENVIRONMENT
+
+    fields = {f.name for f in dataclasses.fields(ServiceConfig)}
+    given: dict[str, str] = {}
+    for name, value in ctx.params.items():
+        source = ctx.get_parameter_source(name)
+        if source not in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT):
+            continue
+        label = COMMAND_LINE if source == ParameterSource.COMMANDLINE else ENVIRONMENT
+        if name == "proxy_limits":
+            targets = list(_proxy_limits(value))
+        elif name.startswith("v1_"):
+            targets = ["v1"]
+        else:
+            targets = [name] if name in fields else []
+        given.update(dict.fromkeys(targets, label))
+    return given
+
+
 @click.command()
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="TOML file of settings (docs/operator.md); options given here override it.",
+)
+@click.option(
+    "--print-config",
+    type=click.Choice(FORMATS),
+    default=None,
+    help="Print the effective settings, their defaults and sources, and exit.",
+)
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8080, show_default=True, type=int, help="TCP port (0: any).")
 @click.option(
@@ -134,7 +175,11 @@ def _proxy_limits(given: tuple[str, ...]) -> dict[str, int]:
     help="Address or network v1 clients may come from; repeatable [default: loopback].",
 )
 @click.option("--debug", is_flag=True, help="Verbose logs and failure reasons.")
+@click.pass_context
 def serve(
+    ctx: click.Context,
+    config_file: Path | None,
+    print_config: str | None,
     host: str,
     port: int,
     data_dir: Path | None,
@@ -163,7 +208,9 @@ def serve(
     """Run the Spalloc web service until interrupted."""
     from rich.console import Console
 
+    from pyspalloc.cli.config_show import print_settings
     from pyspalloc.cli.virtual_child import VirtualChildren
+    from pyspalloc.server.config_file import check_config, effective, overlay, read_config_file
     from pyspalloc.server.runner import start_service
 
     if (tls_cert is None) != (tls_key is None):
@@ -177,7 +224,8 @@ def serve(
         port=port,
         data_dir=data_dir or default_data_dir(),
         database=database,
-        machines=list(machines) or ["virtual:spin24"],
+        machines=list(machines) or list(DEFAULT_MACHINES),
+        virtual_memory_mib=virtual_memory_mib,
         controller=controller,
         boot_image=boot_image,
         off_wait_time=off_wait_time,
@@ -194,9 +242,21 @@ def serve(
     )
     for name, value in _proxy_limits(proxy_limits).items():
         setattr(config, name, value)
+    try:
+        file_values = read_config_file(config_file) if config_file else {}
+        sources = overlay(config, file_values, _given(ctx))
+        check_config(config)
+    except ValueError as error:
+        raise click.ClickException(str(error)) from None
+    if print_config:
+        defaults = ServiceConfig(machines=list(DEFAULT_MACHINES))
+        print_settings(effective(config, defaults, sources), print_config)
+        return
+    if config.debug:  # from the file
+        logging.getLogger().setLevel(logging.DEBUG)
     console = Console()
     try:
-        virtual = VirtualChildren(config.machines, virtual_memory_mib)
+        virtual = VirtualChildren(config.machines, config.virtual_memory_mib)
     except ValueError as error:
         raise click.BadParameter(str(error), param_hint="--machine") from error
     try:

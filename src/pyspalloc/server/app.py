@@ -52,6 +52,7 @@ from pyspalloc.server.events import EventHub
 from pyspalloc.server.hardware import make_controller, make_job_operations
 from pyspalloc.server.lifecycle import Lifecycle
 from pyspalloc.server.login_guard import Busy, SharedBasicCheck
+from pyspalloc.server.metrics import install_metrics
 from pyspalloc.server.proxy import ProxyRegistry, channel_budget
 from pyspalloc.server.security_headers import SecurityHeadersMiddleware
 from pyspalloc.server.store import Store, TrustLevel
@@ -308,4 +309,5 @@ def create_app(
     app.add_middleware(
         AllowedHostsMiddleware, names=allowed_names(config.host, config.allowed_hosts)
     )
+    install_metrics(app, config, store, registry, lifecycle)  # outermost: times the rest
     return app

@@ -68,6 +68,8 @@ class ServiceConfig:
     database: str | None = None
     machines: list[str] = field(default_factory=lambda: ["spin24"])
     virtual_address_base: str = "127.1.0.0"
+    #: chip memory (MiB) each virtual machine ``serve`` starts may hold (None: 256)
+    virtual_memory_mib: int | None = None
     controller: str = "auto"
     boot_image: Path | None = None
     off_wait_time: float | None = None
@@ -105,6 +107,8 @@ class ServiceConfig:
     verified_ttl: float = 120.0
     #: reverse proxies whose ``X-Forwarded-For`` names the client (for login limits, logs)
     trusted_proxies: tuple[str, ...] = ()
+    #: networks that may read ``/spalloc/metrics`` without logging in (ADMINs may anywhere)
+    metrics_allow: tuple[str, ...] = ("127.0.0.0/8", "::1/128")
     proxy_enable: bool = True
     proxy_local_host: str = ""
     #: proxy limits: channels per websocket (at least twice the job's boards are allowed),

@@ -103,6 +103,10 @@ class Lifecycle:
         self._index_lock = threading.Lock()
         #: called with a job id when the job is destroyed or loses its boards
         self.job_end_listeners: list[Callable[[int], object]] = []
+        #: told how long (s) each allocator pass took, and of each failed power change
+        #: (machine name, "on"/"off"): the metrics' seams
+        self.pass_listeners: list[Callable[[float], object]] = []
+        self.power_failure_listeners: list[Callable[[str, str], object]] = []
         #: seconds each machine's boards rest between power-off and power-on (by name)
         self.off_wait: dict[str, float] = {}
         #: per job, the timer of a power-on waiting for its boards to rest (at most one
@@ -224,6 +228,8 @@ class Lifecycle:
             try:
                 if woken or now >= next_alloc:
                     self.allocate_pass()
+                    for listener in self.pass_listeners:
+                        listener(time.monotonic() - now)
                     next_alloc = now + self.config.allocator_period
                 if now >= next_expiry:
                     self.expire_pass()
@@ -368,6 +374,7 @@ class Lifecycle:
                     self.controller.power_off(machine, triads)
             except Exception as error:
                 log.warning("power change of job %d failed: %s", job_id, error)
+                self._power_change_failed(machine.name, job.power_target)
                 if isinstance(error, BoardsFailed):
                     self._out_of_service(job_id, machine.name, held, error)
                 self._power_failed(job, machine, [b.id for b in held], triads)
@@ -411,6 +418,13 @@ class Lifecycle:
         log.error("boards %s of %s taken out of service: %s", sorted(failed), name, error)
         self.events.notify(("machine", name))
 
+    def _power_change_failed(self, name: str, on: bool) -> None:
+        for listener in self.power_failure_listeners:
+            try:
+                listener(name, "on" if on else "off")
+            except Exception:
+                log.exception("power failure listener failed")
+
     def _power_failed(
         self, job: JobInfo, machine: MachineDefinition, board_ids: list[int], triads: list[Triad]
     ) -> None:
@@ -424,6 +438,7 @@ class Lifecycle:
                 self.controller.power_off(machine, triads)
             except Exception as error:
                 log.warning("power off after failure of job %d failed: %s", job.id, error)
+                self._power_change_failed(machine.name, False)
             when = self.store.release_boards(job.id, board_ids)
             self._released(job.machine_id, board_ids, when)
             self.store.requeue(job.id)
@@ -463,6 +478,7 @@ class Lifecycle:
                 except Exception as error:
                     # the boards are freed anyway: a later power-on resets them
                     log.warning("power off of job %d failed: %s", job_id, error)
+                    self._power_change_failed(name, False)
                     if isinstance(error, BoardsFailed):
                         self._out_of_service(job_id, name, held, error)
                 board_ids = [b.id for b in held]
