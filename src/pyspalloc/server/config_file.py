@@ -42,6 +42,7 @@ from pyspalloc.server.config_values import (
     texts,
     without_password,
 )
+from pyspalloc.server.v1.options import V1Options
 
 #: where an effective value came from
 DEFAULT, FILE, COMMAND_LINE, ENVIRONMENT = "default", "file", "command line", "environment"
@@ -131,13 +132,11 @@ SETTINGS: tuple[Setting, ...] = (
     # S("reports", "smtp_host", "smtp_host", text, "SMTP server the mails go through."),
     # S("reports", "smtp_port", "smtp_port", port, "Its port."),
     # S("reports", "smtp_timeout", "smtp_timeout", seconds, "Longest wait for the SMTP server (s)."),
-    # ---- when branch v1 is merged (ServiceConfig.v1, a V1Options), uncomment these and
-    # the "v1" entry of NESTED:
-    # S("v1", "port", "v1.port", port, "Serve old spalloc clients (v1 protocol) on this TCP port; unset: off."),
-    # S("v1", "user", "v1.user", text, "Account that owns v1 jobs (needed with port)."),
-    # S("v1", "group", "v1.group", text, "Group v1 jobs are accounted to; unset: the user's only group."),
-    # S("v1", "host", "v1.host", text, "Address the v1 listener binds; unset: [server] host."),
-    # S("v1", "allow", "v1.allow", networks, "Addresses or networks v1 clients may come from; unset: loopback."),
+    S("v1", "port", "v1.port", port, "Serve old spalloc clients (v1 protocol) on this TCP port; unset: off."),
+    S("v1", "user", "v1.user", text, "Account that owns v1 jobs (needed with port)."),
+    S("v1", "group", "v1.group", text, "Group v1 jobs are accounted to; unset: the user's only group."),
+    S("v1", "host", "v1.host", text, "Address the v1 listener binds; unset: [server] host."),
+    S("v1", "allow", "v1.allow", networks, "Addresses or networks v1 clients may come from; unset: loopback."),
 )  # fmt: skip
 del S
 
@@ -147,17 +146,17 @@ NOT_IN_FILE: dict[str, str] = {
     "v1": "set by the [v1] table's keys (ServiceConfig.v1.*)",
 }
 
-# when branch v1 is merged:
-# def _v1_options(config: ServiceConfig, values: dict[str, object]) -> V1Options:
-#     if "port" not in values or "user" not in values:
-#         raise ValueError("[v1] needs both port and user")
-#     return V1Options(**{"host": config.host, **values})  # type: ignore[arg-type]
+
+def _v1_options(config: ServiceConfig, values: dict[str, object]) -> V1Options:
+    if "port" not in values or "user" not in values:
+        raise ValueError("[v1] needs both port and user")
+    return V1Options(**{"host": config.host, **values})  # type: ignore[arg-type]
 
 
 #: nested options field -> builder(config, the file's values for it) -> the options object
 #: (raising ValueError naming the keys when they do not make one)
 NESTED: dict[str, Callable[[ServiceConfig, dict[str, object]], object]] = {
-    # "v1": _v1_options,  (when branch v1 is merged; see above)
+    "v1": _v1_options,
 }
 
 
