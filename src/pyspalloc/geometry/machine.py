@@ -221,3 +221,20 @@ class MachineDefinition:
             and (triad, direction) not in dead
             and (other, (direction + 3) % 6) not in dead
         )
+
+    def live_links(self) -> list[tuple[Triad, Direction, Triad]]:
+        """Every live board-to-board link once, as ``(board, direction, other board)``.
+
+        A link is listed from the end with the smaller (triad, direction); on a small
+        torus two boards may be joined by several links, each listed.
+        """
+        links: list[tuple[Triad, Direction, Triad]] = []
+        for triad in sorted(self.functioning_boards):
+            for direction in Direction:
+                if not self.live_link(triad, direction):
+                    continue
+                other = self.neighbour(triad, direction)
+                if (other, direction.opposite) < (triad, direction):
+                    continue
+                links.append((triad, direction, other))
+        return links
