@@ -9,7 +9,8 @@ from types import FrameType
 
 import click
 
-from pyspalloc.geometry import machine_from_spec
+from pyspalloc.geometry import MachineDefinitionError, machine_from_spec
+from pyspalloc.geometry.chip_description import ChipDescription, load_chip_description
 from pyspalloc.virtual import VirtualMachine
 
 
@@ -34,6 +35,14 @@ from pyspalloc.virtual import VirtualMachine
 @click.option(
     "--netinit", default=0.0, show_default=True, help="Seconds VER says 255,255 after boot."
 )
+@click.option(
+    "--chips",
+    "chips_file",
+    default=None,
+    metavar="FILE",
+    help="A recorded machine (Java's chip-level JSON) for the boards to reproduce: "
+    "missing chips, core counts, dead links.",
+)
 def virtual(
     spec: str,
     address_base: str,
@@ -42,6 +51,7 @@ def virtual(
     latency_ms: float,
     loss: float,
     netinit: float,
+    chips_file: str | None,
 ) -> None:
     """Run virtual SpiNN-5 boards and BMPs until SIGINT or SIGTERM.
 
@@ -53,6 +63,12 @@ def virtual(
         raise click.BadParameter(str(error), param_hint="--machine") from error
     if not 0.0 <= loss <= 1.0 or latency_ms < 0:
         raise click.BadParameter("need latency >= 0 and 0 <= loss <= 1")
+    chips: ChipDescription | None = None
+    if chips_file is not None:
+        try:
+            chips = load_chip_description(chips_file)
+        except MachineDefinitionError as error:
+            raise click.BadParameter(str(error), param_hint="--chips") from error
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -60,17 +76,21 @@ def virtual(
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
-    machines = [
-        VirtualMachine(
-            definition,
-            booted=booted,
-            powered=powered,
-            latency_ms=latency_ms,
-            loss=loss,
-            netinit=netinit,
-        )
-        for definition in definitions
-    ]
+    try:
+        machines = [
+            VirtualMachine(
+                definition,
+                booted=booted,
+                powered=powered,
+                latency_ms=latency_ms,
+                loss=loss,
+                netinit=netinit,
+                chips=chips,
+            )
+            for definition in definitions
+        ]
+    except MachineDefinitionError as error:
+        raise click.BadParameter(str(error), param_hint="--chips") from error
     try:
         for machine in machines:
             try:

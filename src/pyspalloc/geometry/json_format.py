@@ -141,7 +141,7 @@ def _mapping(obj: Mapping[str, Any], key: str, where: str) -> Mapping[str, Any]:
     return value
 
 
-def _parse_machine(obj: Any, where: str) -> MachineDefinition:
+def _parse_machine(obj: Any, where: str, base: Path | None) -> MachineDefinition:
     if not isinstance(obj, Mapping):
         raise MachineDefinitionError(where, "a machine must be a JSON object")
     name = _check_name(obj.get("name"), f"{where}.name")
@@ -243,7 +243,14 @@ def _parse_machine(obj: Any, where: str) -> MachineDefinition:
         boards[triad] = BoardDefinition(triad, physical, ips.get(triad, ""), bmp_ip, functioning)
     if not boards:
         raise MachineDefinitionError(f"{where}.board-locations", "the machine has no boards")
-    return MachineDefinition(name, tags, width, height, boards, frozenset(dead_links), bmp_ips)
+    chips = obj.get("chips", "")
+    if not isinstance(chips, str):
+        raise MachineDefinitionError(f"{where}.chips", "expected the path of a chip description")
+    if chips and base is not None:
+        chips = str(base / chips)
+    return MachineDefinition(
+        name, tags, width, height, boards, frozenset(dead_links), bmp_ips, chips
+    )
 
 
 def _check_top_level(obj: Mapping[str, Any]) -> None:
@@ -268,14 +275,16 @@ def _check_top_level(obj: Mapping[str, Any]) -> None:
                 raise MachineDefinitionError(name, f"out of range: {value!r}")
 
 
-def parse_machine_definitions(obj: Any) -> list[MachineDefinition]:
+def parse_machine_definitions(obj: Any, base: Path | None = None) -> list[MachineDefinition]:
     """Build machine definitions from parsed JSON.
 
     Parameters
     ----------
     obj:
-        ``{"machines": [...]}`` (other top-level keys are ignored), a list of machines,
-        or a single machine object.
+        ``{"machines": [...]}`` (with only Java's settings beside it), a list of
+        machines, or a single machine object.
+    base:
+        Directory that relative ``chips`` paths are taken from.
 
     Raises
     ------
@@ -291,7 +300,7 @@ def parse_machine_definitions(obj: Any) -> list[MachineDefinition]:
         items = obj
     if not isinstance(items, list):
         raise MachineDefinitionError("machines", "expected a list of machines")
-    machines = [_parse_machine(item, f"machines[{i}]") for i, item in enumerate(items)]
+    machines = [_parse_machine(item, f"machines[{i}]", base) for i, item in enumerate(items)]
     names: set[str] = set()
     ips: dict[str, str] = {}
     for machine in machines:
@@ -314,7 +323,7 @@ def load_machine_definitions(path: str | PathLike[str]) -> list[MachineDefinitio
         obj = json.loads(Path(path).read_text(encoding="utf-8"))
     except json.JSONDecodeError as e:
         raise MachineDefinitionError("json", f"{path}: {e}") from None
-    return parse_machine_definitions(obj)
+    return parse_machine_definitions(obj, Path(path).parent)
 
 
 def java_link_name(direction: Direction) -> str:
@@ -328,6 +337,7 @@ def _dump_machine(machine: MachineDefinition) -> dict[str, Any]:
     for triad, direction in machine.dead_links:
         links.setdefault(triad, []).append(direction)
     boards = sorted(machine.boards.values(), key=lambda b: b.triad)
+    extra = {"chips": machine.chips} if machine.chips else {}
     return {
         "name": machine.name,
         "tags": list(machine.tags),
@@ -343,6 +353,7 @@ def _dump_machine(machine: MachineDefinition) -> dict[str, Any]:
         },
         "bmp-ips": {_frame_key(k): ip for k, ip in sorted(machine.bmp_ips.items())},
         "spinnaker-ips": {triad_key(b.triad): b.ip for b in boards if b.ip},
+        **extra,
     }
 
 

@@ -12,7 +12,8 @@ from collections.abc import Callable
 from functools import partial
 from typing import TYPE_CHECKING
 
-from pyspalloc.geometry import BoardDefinition, Chip
+from pyspalloc.geometry import BOARD_CHIP_SET, BoardDefinition, Chip
+from pyspalloc.geometry.chip_description import BoardLayout
 from pyspalloc.virtual.chip import CORES, ChipState
 from pyspalloc.virtual.net import UdpEndpoint
 from pyspalloc.virtual.scamp import Call, handle_sark, handle_scamp, needs_state, version_payload
@@ -73,6 +74,9 @@ class VirtualBoard:
         SDP messages delivered to cores through reverse IP tags (data = the UDP payload).
     core_packets:
         SDP messages sent to application cores on port 17893 (no reply is made).
+    layout:
+        The board's chips as recorded on real hardware (missing chips, fewer cores,
+        dead links), or None for a perfect board.
     """
 
     def __init__(self, vm: VirtualMachine, definition: BoardDefinition) -> None:
@@ -91,6 +95,7 @@ class VirtualBoard:
         self.loss = 0.0
         self.reverse_tag_packets: deque[SDPMessage] = deque(maxlen=KEPT_PACKETS)
         self.core_packets: deque[SDPMessage] = deque(maxlen=KEPT_PACKETS)
+        self.layout: BoardLayout | None = None
         self._scp: UdpEndpoint | None = None
         self._boot: UdpEndpoint | None = None
         self._reverse: dict[int, UdpEndpoint] = {}
@@ -105,6 +110,18 @@ class VirtualBoard:
     def booted(self) -> bool:
         """Whether the board runs (virtual) SC&MP."""
         return self.machine is not None
+
+    def chip_cores(self, local: Chip) -> int:
+        """Cores (monitor included) of board-local chip ``local``; 0 if it is missing."""
+        if self.layout is None:
+            return CORES if local in BOARD_CHIP_SET else 0
+        return self.layout.cores.get(local, 0)
+
+    def dead_links(self, local: Chip) -> frozenset[int]:
+        """The chip links of board-local chip ``local`` that do not work."""
+        if self.layout is None:
+            return frozenset()
+        return self.layout.dead_links.get(local, frozenset())
 
     # -- sockets --------------------------------------------------------------------
 
