@@ -12,6 +12,7 @@ import click
 from pyspalloc.geometry import MachineDefinitionError, machine_from_spec
 from pyspalloc.geometry.chip_description import ChipDescription, load_chip_description
 from pyspalloc.virtual import VirtualMachine
+from pyspalloc.virtual.sdp_buffers import DEFAULT_SDP_BUFFERS
 
 
 @click.command()
@@ -43,6 +44,13 @@ from pyspalloc.virtual import VirtualMachine
     help="A recorded machine (Java's chip-level JSON) for the boards to reproduce: "
     "missing chips, core counts, dead links.",
 )
+@click.option(
+    "--sdp-buffers",
+    default=DEFAULT_SDP_BUFFERS,
+    show_default=True,
+    type=click.IntRange(min=0),
+    help="SDP messages a board's SC&MP holds at once; a burst beyond is dropped (0: no limit).",
+)
 def virtual(
     spec: str,
     address_base: str,
@@ -52,6 +60,7 @@ def virtual(
     loss: float,
     netinit: float,
     chips_file: str | None,
+    sdp_buffers: int,
 ) -> None:
     """Run virtual SpiNN-5 boards and BMPs until SIGINT or SIGTERM.
 
@@ -86,6 +95,7 @@ def virtual(
                 loss=loss,
                 netinit=netinit,
                 chips=chips,
+                sdp_buffers=sdp_buffers,
             )
             for definition in definitions
         ]

@@ -17,6 +17,7 @@ from pyspalloc.geometry.chip_description import BoardLayout
 from pyspalloc.virtual.chip import CORES, ChipState
 from pyspalloc.virtual.net import UdpEndpoint
 from pyspalloc.virtual.scamp import Call, handle_sark, handle_scamp, needs_state, version_payload
+from pyspalloc.virtual.sdp_buffers import SdpBuffers
 from pyspalloc.virtual.tags import TagTable
 from pyspalloc.wire.boot import BOOT_PORT, BootMessage, BootOpCode
 from pyspalloc.wire.errors import WireFormatError
@@ -77,6 +78,8 @@ class VirtualBoard:
     layout:
         The board's chips as recorded on real hardware (missing chips, fewer cores,
         dead links), or None for a perfect board.
+    sdp:
+        SC&MP's SDP buffers: requests on port 17893 beyond them are dropped.
     """
 
     def __init__(self, vm: VirtualMachine, definition: BoardDefinition) -> None:
@@ -96,6 +99,7 @@ class VirtualBoard:
         self.reverse_tag_packets: deque[SDPMessage] = deque(maxlen=KEPT_PACKETS)
         self.core_packets: deque[SDPMessage] = deque(maxlen=KEPT_PACKETS)
         self.layout: BoardLayout | None = None
+        self.sdp = SdpBuffers(vm.sdp_buffers, vm.sdp_service_s)
         self._scp: UdpEndpoint | None = None
         self._boot: UdpEndpoint | None = None
         self._reverse: dict[int, UdpEndpoint] = {}
@@ -128,6 +132,7 @@ class VirtualBoard:
     def open(self, loop: asyncio.AbstractEventLoop) -> None:
         """Bind the SCP and boot sockets (called in the event loop)."""
         self._scp = UdpEndpoint(loop, self.ip, SCP_PORT, self._on_scp)
+        self._scp.after_batch = self._replies_sent
         self._boot = UdpEndpoint(loop, self.ip, BOOT_PORT, self._on_boot)
 
     def close(self) -> None:
@@ -212,6 +217,7 @@ class VirtualBoard:
         self.fpga_registers = {}
         self._boot_blocks = None
         self._boot_seen = set()
+        self.sdp.clear()
 
     def power_on(self) -> None:
         """Power on (or reset): the board comes up unbooted with cleared memory."""
@@ -303,10 +309,26 @@ class VirtualBoard:
         else:
             self._scp_packet(data, sender)
 
+    def _replies_sent(self) -> None:
+        self.sdp.sent(self.vm.loop.time())
+
     def _scp_packet(self, data: bytes, sender: tuple[str, int]) -> None:
         machine = self.machine
         if machine is None or len(data) < _SDP_MIN or len(data) > _MAX_UDP:
             return
+        if self.sdp.capacity:
+            if self.sdp.admit(self.vm.loop.time()) is None:
+                return  # every SDP buffer is taken: dropped, as SC&MP would
+            scp = self._scp
+            if scp is not None and not scp.in_batch:  # a delayed packet: replied at once
+                try:
+                    self._handle_scp(machine, data, sender)
+                finally:
+                    self._replies_sent()
+                return
+        self._handle_scp(machine, data, sender)
+
+    def _handle_scp(self, machine: BootedMachine, data: bytes, sender: tuple[str, int]) -> None:
         try:
             request: SCPRequest | None = SCPRequest.from_bytes(data)
         except WireFormatError:

@@ -15,6 +15,7 @@ from pyspalloc.geometry import Chip, Direction, MachineDefinition, MachineDefini
 from pyspalloc.geometry.chip_description import ChipDescription, load_chip_description
 from pyspalloc.virtual.bmp import VirtualBMP
 from pyspalloc.virtual.board import VirtualBoard
+from pyspalloc.virtual.sdp_buffers import DEFAULT_SDP_BUFFERS, DEFAULT_SERVICE_S
 from pyspalloc.virtual.topology import BootedMachine
 
 __all__ = ["VirtualMachine"]
@@ -56,6 +57,11 @@ class VirtualMachine:
     chips:
         A recorded machine for the boards to reproduce (missing chips, core counts,
         dead links); by default the one the definition's ``chips`` names, if any.
+    sdp_buffers:
+        SDP messages each board's SC&MP holds at once (as a real board's, about 8);
+        more arriving faster than it handles them are dropped. 0: no limit.
+    sdp_service_s:
+        Seconds SC&MP spends per message in that model.
 
     Raises
     ------
@@ -74,8 +80,12 @@ class VirtualMachine:
         netinit: float = 0.0,
         power_on_delay: float = 0.0,
         chips: ChipDescription | None = None,
+        sdp_buffers: int = DEFAULT_SDP_BUFFERS,
+        sdp_service_s: float = DEFAULT_SERVICE_S,
     ) -> None:
         self.definition = definition
+        self.sdp_buffers = sdp_buffers
+        self.sdp_service_s = sdp_service_s
         self.netinit = netinit
         self.power_on_delay = power_on_delay
         self.boards: dict[Triad, VirtualBoard] = {}

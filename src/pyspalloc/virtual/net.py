@@ -25,7 +25,7 @@ class UdpEndpoint:
     dropped, as UDP may.
     """
 
-    __slots__ = ("_loop", "_outbox", "address", "handler", "sock")
+    __slots__ = ("_loop", "_outbox", "address", "after_batch", "handler", "sock")
 
     def __init__(
         self, loop: asyncio.AbstractEventLoop, ip: str, port: int, handler: Handler
@@ -44,6 +44,8 @@ class UdpEndpoint:
         # While a batch of received datagrams is handled, replies are queued here and
         # sent together afterwards, so the peer is not woken once per reply.
         self._outbox: list[tuple[bytes, tuple[str, int]]] | None = None
+        #: Called once the replies to a batch of datagrams have been sent.
+        self.after_batch: Callable[[], None] | None = None
         loop.add_reader(sock.fileno(), self._ready)
 
     def _ready(self) -> None:
@@ -68,6 +70,13 @@ class UdpEndpoint:
                     send(data, address)
                 except OSError:
                     pass
+            if self.after_batch is not None:
+                self.after_batch()
+
+    @property
+    def in_batch(self) -> bool:
+        """Whether a batch of received datagrams is being handled (replies wait)."""
+        return self._outbox is not None
 
     def send(self, data: bytes, address: tuple[str, int]) -> None:
         """Send one datagram (dropped silently if it cannot be sent)."""
