@@ -134,5 +134,5 @@ def test_model_frees_buffers_when_replies_leave() -> None:
     assert buffers.admit(0.0) == 2.0
     assert buffers.admit(0.1) is None  # both held: SC&MP has not finished either
     buffers.sent(0.2)  # but both replies have left: the sender may send again
-    assert buffers.admit(0.3) == 3.0
+    assert buffers.admit(0.3) == 1.3  # and SC&MP, having answered all, is idle
     assert buffers.dropped == 1

@@ -7,6 +7,7 @@ import logging
 import random
 import socket
 import struct
+import time
 from collections import deque
 from collections.abc import Callable
 from functools import partial
@@ -131,8 +132,8 @@ class VirtualBoard:
 
     def open(self, loop: asyncio.AbstractEventLoop) -> None:
         """Bind the SCP and boot sockets (called in the event loop)."""
-        self._scp = UdpEndpoint(loop, self.ip, SCP_PORT, self._on_scp)
-        self._scp.after_batch = self._replies_sent
+        self._scp = UdpEndpoint(loop, self.ip, SCP_PORT, self._on_scp, timestamps=True)
+        self._scp.replying = self._replies_sent
         self._boot = UdpEndpoint(loop, self.ip, BOOT_PORT, self._on_boot)
 
     def close(self) -> None:
@@ -310,21 +311,22 @@ class VirtualBoard:
             self._scp_packet(data, sender)
 
     def _replies_sent(self) -> None:
-        self.sdp.sent(self.vm.loop.time())
+        self.sdp.sent(time.time())
 
     def _scp_packet(self, data: bytes, sender: tuple[str, int]) -> None:
         machine = self.machine
         if machine is None or len(data) < _SDP_MIN or len(data) > _MAX_UDP:
             return
         if self.sdp.capacity:
-            if self.sdp.admit(self.vm.loop.time()) is None:
-                return  # every SDP buffer is taken: dropped, as SC&MP would
+            # SC&MP's buffers fill as packets arrive (the kernel's arrival time), not as
+            # this thread gets round to them.
             scp = self._scp
-            if scp is not None and not scp.in_batch:  # a delayed packet: replied at once
-                try:
-                    self._handle_scp(machine, data, sender)
-                finally:
-                    self._replies_sent()
+            batch = scp is not None and scp.in_batch
+            if self.sdp.admit(scp.arrival if batch and scp else time.time()) is None:
+                return  # every SDP buffer is taken: dropped, as SC&MP would
+            if not batch:  # a packet delayed by injected latency: replied at once
+                self._replies_sent()
+                self._handle_scp(machine, data, sender)
                 return
         self._handle_scp(machine, data, sender)
 

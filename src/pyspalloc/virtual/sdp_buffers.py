@@ -82,6 +82,8 @@ class SdpBuffers:
             if held[index] > now:
                 held[index] = now
         self._unsent = 0
+        # everything received has been answered: SC&MP is idle from now on
+        self._busy_until = min(self._busy_until, now)
 
     def clear(self) -> None:
         """Forget held messages (power off or reboot)."""

@@ -15,8 +15,8 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
 from pyspalloc.geometry import (
-    BOARD_CHIP_SET,
     BOARD_CHIPS,
+    BOARD_EDGE_LINKS,
     BOARD_LINK_CHIP_DELTAS,
     CHIP_LINK_DELTAS,
     TRIAD_CHIPS,
@@ -37,24 +37,7 @@ ROOT_LINK = 7
 _NO_ROUTE_WORD = 0xDB6DB6  # eight 3-bit entries of 6 ("no route")
 
 
-def _edges() -> dict[tuple[Chip, int], tuple[Direction, Chip]]:
-    """For each chip link leaving a board: the board direction and the chip reached."""
-    table: dict[tuple[Chip, int], tuple[Direction, Chip]] = {}
-    for chip in BOARD_CHIPS:
-        for link, (dx, dy) in enumerate(CHIP_LINK_DELTAS):
-            nx, ny = chip.x + dx, chip.y + dy
-            if Chip(nx, ny) in BOARD_CHIP_SET:
-                continue
-            for direction in Direction:
-                bx, by = BOARD_LINK_CHIP_DELTAS[direction]
-                local = Chip(nx - bx, ny - by)
-                if local in BOARD_CHIP_SET:
-                    table[(chip, link)] = (direction, local)
-                    break
-    return table
-
-
-EDGES = _edges()
+EDGES = BOARD_EDGE_LINKS
 
 
 class BootedMachine:

@@ -18,7 +18,7 @@ __all__ = ["BOARD_WINDOW", "HOLD_S", "BoardPacer", "pacer_for", "release_pacer"]
 #: Requests expecting a reply outstanding at one board (SC&MP's SDP buffers).
 BOARD_WINDOW = 8
 #: Seconds after which an unanswered request stops counting.
-HOLD_S = 0.02
+HOLD_S = 0.1
 #: Requests waiting at the service per board; more are dropped, as UDP would.
 MAX_WAITING = 8192
 _REPLY_EXPECTED = 0x80
@@ -40,7 +40,16 @@ class BoardPacer:
         Requests held back at most; more are dropped.
     """
 
-    __slots__ = ("_out", "_timer", "_waiting", "dropped", "hold_s", "loop", "users", "window")
+    __slots__ = (
+        "_out",
+        "_timer",
+        "_waiting",
+        "dropped",
+        "hold_s",
+        "loop",
+        "users",
+        "window",
+    )
 
     def __init__(
         self,
@@ -72,8 +81,9 @@ class BoardPacer:
             transport.sendto(data)  # no reply will free a buffer: not paced
             return
         waiting = self._waiting
-        if not waiting and self._room(self.loop.time()):
-            self._out.append(self.loop.time())
+        now = self.loop.time()
+        if not waiting and self._room(now):
+            self._sent(now)
             transport.sendto(data)
             return
         if len(waiting) == waiting.maxlen:
@@ -95,20 +105,24 @@ class BoardPacer:
             out.popleft()
         return len(out) < self.window
 
+    def _sent(self, now: float) -> None:
+        self._out.append(now)
+
     def _release(self) -> None:
-        waiting, out = self._waiting, self._out
+        waiting = self._waiting
         now = self.loop.time()
         while waiting and self._room(now):
             transport, data = waiting.popleft()
             if transport.is_closing():
                 continue
-            out.append(now)
+            self._sent(now)
             transport.sendto(data)
         if waiting:
             self._arm()
 
     def _arm(self) -> None:
         if self._timer is None and self._out:
+            # when the oldest unanswered request stops counting
             self._timer = self.loop.call_at(self._out[0] + self.hold_s, self._expired)
 
     def _expired(self) -> None:
