@@ -41,6 +41,11 @@ def test_pacer_holds_back_beyond_the_window_and_releases_on_replies() -> None:
         for data in _requests(5, reply=False):  # no reply expected: not paced
             pacer.send(transport, data)
         assert len(transport.sent) == 16
+        pacer.send(transport, datagrams[20])  # a resend of a waiting request
+        assert pacer.duplicates == 1 and pacer.waiting == 17
+        other: Any = FakeTransport()
+        pacer.send(other, datagrams[20])  # the same bytes from another channel: not a resend
+        assert pacer.duplicates == 1 and pacer.waiting == 18
 
     asyncio.run(run())
 

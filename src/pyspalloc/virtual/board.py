@@ -132,7 +132,9 @@ class VirtualBoard:
 
     def open(self, loop: asyncio.AbstractEventLoop) -> None:
         """Bind the SCP and boot sockets (called in the event loop)."""
-        self._scp = UdpEndpoint(loop, self.ip, SCP_PORT, self._on_scp, timestamps=True)
+        self._scp = UdpEndpoint(
+            loop, self.ip, SCP_PORT, self._on_scp, timestamps=self.sdp.capacity > 0
+        )
         self._scp.replying = self._replies_sent
         self._boot = UdpEndpoint(loop, self.ip, BOOT_PORT, self._on_boot)
 

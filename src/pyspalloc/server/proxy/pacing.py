@@ -42,9 +42,11 @@ class BoardPacer:
 
     __slots__ = (
         "_out",
+        "_queued",
         "_timer",
         "_waiting",
         "dropped",
+        "duplicates",
         "hold_s",
         "loop",
         "users",
@@ -62,6 +64,10 @@ class BoardPacer:
         self.window = window
         self.hold_s = hold_s
         self._waiting: deque[tuple[asyncio.DatagramTransport, bytes]] = deque(maxlen=max_waiting)
+        #: (transport id, datagram) of every waiting request, to spot resends
+        self._queued: set[tuple[int, bytes]] = set()
+        #: resends dropped because the same request was still waiting
+        self.duplicates = 0
         #: send times of the requests the board has not answered
         self._out: deque[float] = deque()
         self._timer: asyncio.TimerHandle | None = None
@@ -86,10 +92,15 @@ class BoardPacer:
             self._sent(now)
             transport.sendto(data)
             return
+        key = (id(transport), data)
+        if key in self._queued:
+            self.duplicates += 1
+            return
         if len(waiting) == waiting.maxlen:
             self.dropped += 1
             return
         waiting.append((transport, data))
+        self._queued.add(key)
         self._arm()
 
     def answered(self) -> None:
@@ -113,6 +124,7 @@ class BoardPacer:
         now = self.loop.time()
         while waiting and self._room(now):
             transport, data = waiting.popleft()
+            self._queued.discard((id(transport), data))
             if transport.is_closing():
                 continue
             self._sent(now)
@@ -132,6 +144,7 @@ class BoardPacer:
     def close(self) -> None:
         """Drop everything held back and stop the timer."""
         self._waiting.clear()
+        self._queued.clear()
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
