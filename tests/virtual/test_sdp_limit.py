@@ -55,7 +55,7 @@ def _burst(vm: VirtualMachine, ip: str, count: int, *, hold_loop: bool = True) -
 
 def test_a_burst_beyond_the_buffers_is_dropped() -> None:
     # SC&MP slow enough that none of the burst is handled before it has all arrived
-    with start_vm("spin5", booted=True, sdp_service_s=0.05) as vm:
+    with start_vm("spin5", booted=True, sdp_service_s=1.0) as vm:
         board = next(iter(vm.boards.values()))
         answered = _burst(vm, board.ip, 32)
         assert answered == set(range(1, DEFAULT_SDP_BUFFERS + 1))  # the first 8, in order
