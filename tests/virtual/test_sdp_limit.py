@@ -136,3 +136,19 @@ def test_model_frees_buffers_when_replies_leave() -> None:
     buffers.sent(0.2)  # but both replies have left: the sender may send again
     assert buffers.admit(0.3) == 1.3  # and SC&MP, having answered all, is idle
     assert buffers.dropped == 1
+
+
+@pytest.mark.parametrize("window", [8, 32])
+def test_a_board_far_away_is_overrun_by_a_wide_window(window: int) -> None:
+    """20 ms to the board: 32 requests arrive there together and overrun it; 8 do not."""
+    with start_vm("spin5", booted=True, latency_ms=20.0) as vm:
+        board = next(iter(vm.boards.values()))
+        data = os.urandom(32 * 1024)
+        with create_transceiver(board.ip, timeout=0.5, window=window) as txrx:
+            txrx.write_memory(1, 1, SDRAM, data)
+            assert txrx.read_memory(1, 1, SDRAM, len(data)) == data
+        requests = 2 * len(data) // 256
+        if window == 8:  # only when a reply comes just after its resend timer (RTT ~ RTO)
+            assert board.sdp.dropped <= requests // 10
+        else:  # about a third of all requests
+            assert board.sdp.dropped >= requests // 8

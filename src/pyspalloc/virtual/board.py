@@ -324,12 +324,14 @@ class VirtualBoard:
             # this thread gets round to them.
             scp = self._scp
             batch = scp is not None and scp.in_batch
-            if self.sdp.admit(scp.arrival if batch and scp else time.time()) is None:
+            due = self.sdp.admit(scp.arrival if batch and scp else time.time())
+            if due is None:
                 return  # every SDP buffer is taken: dropped, as SC&MP would
-            if not batch:  # a packet delayed by injected latency: replied at once
-                self._replies_sent()
-                self._handle_scp(machine, data, sender)
-                return
+            if not batch:
+                # Delayed by injected latency, so handled on its own: its reply takes
+                # that latency to reach the sender, who cannot answer before SC&MP would
+                # have finished, so the buffer stays held until then.
+                self.sdp.sent(due)
         self._handle_scp(machine, data, sender)
 
     def _handle_scp(self, machine: BootedMachine, data: bytes, sender: tuple[str, int]) -> None:
