@@ -5,7 +5,12 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from pyspalloc.server.proxy.pacing import BoardPacer, pacer_for, release_pacer
+from pyspalloc.server.proxy.pacing import (
+    MAX_WAITING_BYTES,
+    BoardPacer,
+    pacer_for,
+    release_pacer,
+)
 from pyspalloc.wire.scp import scp_request
 
 
@@ -46,6 +51,20 @@ def test_pacer_holds_back_beyond_the_window_and_releases_on_replies() -> None:
         other: Any = FakeTransport()
         pacer.send(other, datagrams[20])  # the same bytes from another channel: not a resend
         assert pacer.duplicates == 1 and pacer.waiting == 18
+
+    asyncio.run(run())
+
+
+def test_waiting_bytes_are_bounded() -> None:
+    async def run() -> None:
+        pacer = BoardPacer(asyncio.get_running_loop(), window=1, hold_s=10.0)
+        transport: Any = FakeTransport()
+        big = [bytes([0, 0, 0x87]) + i.to_bytes(4, "little") + bytes(60000) for i in range(200)]
+        for data in big:
+            pacer.send(transport, data)
+        assert len(transport.sent) == 1
+        assert pacer.waiting * 60007 <= MAX_WAITING_BYTES < (pacer.waiting + 1) * 60007
+        assert pacer.dropped == 199 - pacer.waiting
 
     asyncio.run(run())
 

@@ -21,6 +21,8 @@ BOARD_WINDOW = 8
 HOLD_S = 0.1
 #: Requests waiting at the service per board; more are dropped, as UDP would.
 MAX_WAITING = 8192
+#: Bytes of requests waiting at the service per board; more are dropped.
+MAX_WAITING_BYTES = 4 << 20
 _REPLY_EXPECTED = 0x80
 _FLAGS = 2  # the SDP flags byte, after the two pad bytes
 
@@ -37,12 +39,14 @@ class BoardPacer:
     hold_s:
         Seconds after which an unanswered request stops counting.
     max_waiting:
-        Requests held back at most; more are dropped.
+        Requests held back at most (and :data:`MAX_WAITING_BYTES` of them); more are
+        dropped.
     """
 
     __slots__ = (
         "_out",
         "_queued",
+        "_queued_bytes",
         "_timer",
         "_waiting",
         "dropped",
@@ -66,6 +70,7 @@ class BoardPacer:
         self._waiting: deque[tuple[asyncio.DatagramTransport, bytes]] = deque(maxlen=max_waiting)
         #: (transport id, datagram) of every waiting request, to spot resends
         self._queued: set[tuple[int, bytes]] = set()
+        self._queued_bytes = 0
         #: resends dropped because the same request was still waiting
         self.duplicates = 0
         #: send times of the requests the board has not answered
@@ -96,11 +101,12 @@ class BoardPacer:
         if key in self._queued:
             self.duplicates += 1
             return
-        if len(waiting) == waiting.maxlen:
+        if len(waiting) == waiting.maxlen or self._queued_bytes + len(data) > MAX_WAITING_BYTES:
             self.dropped += 1
             return
         waiting.append((transport, data))
         self._queued.add(key)
+        self._queued_bytes += len(data)
         self._arm()
 
     def answered(self) -> None:
@@ -125,6 +131,7 @@ class BoardPacer:
         while waiting and self._room(now):
             transport, data = waiting.popleft()
             self._queued.discard((id(transport), data))
+            self._queued_bytes -= len(data)
             if transport.is_closing():
                 continue
             self._sent(now)
@@ -145,6 +152,7 @@ class BoardPacer:
         """Drop everything held back and stop the timer."""
         self._waiting.clear()
         self._queued.clear()
+        self._queued_bytes = 0
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
