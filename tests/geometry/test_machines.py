@@ -137,7 +137,7 @@ def test_round_trip_with_dead_boards_and_links(tmp_path: Path) -> None:
     assert not m.live_link(Triad(1, 0, 0), Direction.NORTH_EAST)  # to dead (1,0,1)
     dumped = dump_machine_definitions([m])
     assert parse_machine_definitions(json.loads(json.dumps(dumped))) == [m]
-    assert dumped["machines"][0]["dead-links"]["[x:0,y:0,z:0]"] == ["north", "south_west"]
+    assert dumped["machines"][0]["dead-links"]["[x:0,y:0,z:0]"] == ["north", "southWest"]
 
 
 def test_alternative_key_forms() -> None:

@@ -12,9 +12,11 @@ from types import FrameType
 
 import click
 
-from pyspalloc.geometry import machine_from_spec, parse_machine_spec
+from pyspalloc.geometry import MachineDefinitionError, machine_from_spec, parse_machine_spec
+from pyspalloc.geometry.chip_description import ChipDescription, load_chip_description
 from pyspalloc.virtual import VirtualMachine
 from pyspalloc.virtual.memory import DEFAULT_BUDGET
+from pyspalloc.virtual.sdp_buffers import DEFAULT_SDP_BUFFERS
 
 #: ``--address-base`` value asking for the first free base
 AUTO = "auto"
@@ -123,6 +125,21 @@ def _watch_stdin(stop: threading.Event) -> None:
     is_flag=True,
     help="Also stop when standard input ends (for a parent process that owns this one).",
 )
+@click.option(
+    "--chips",
+    "chips_file",
+    default=None,
+    metavar="FILE",
+    help="A recorded machine (Java's chip-level JSON) for the boards to reproduce: "
+    "missing chips, core counts, dead links.",
+)
+@click.option(
+    "--sdp-buffers",
+    default=DEFAULT_SDP_BUFFERS,
+    show_default=True,
+    type=click.IntRange(min=0),
+    help="SDP messages a board's SC&MP holds at once; a burst beyond is dropped (0: no limit).",
+)
 def virtual(
     spec: str,
     address_base: str,
@@ -133,6 +150,8 @@ def virtual(
     netinit: float,
     memory_mib: int,
     exit_on_eof: bool,
+    chips_file: str | None,
+    sdp_buffers: int,
 ) -> None:
     """Run virtual SpiNN-5 boards and BMPs until SIGINT or SIGTERM.
 
@@ -145,6 +164,12 @@ def virtual(
         raise click.BadParameter(str(error), param_hint="--machine/--address-base") from error
     if not 0.0 <= loss <= 1.0 or latency_ms < 0:
         raise click.BadParameter("need latency >= 0 and 0 <= loss <= 1")
+    chips: ChipDescription | None = None
+    if chips_file is not None:
+        try:
+            chips = load_chip_description(chips_file)
+        except MachineDefinitionError as error:
+            raise click.BadParameter(str(error), param_hint="--chips") from error
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -154,16 +179,21 @@ def virtual(
     signal.signal(signal.SIGTERM, on_signal)
     if exit_on_eof:
         _watch_stdin(stop)
-    machines = _start(
-        spec,
-        bases,
-        booted=booted,
-        powered=powered,
-        latency_ms=latency_ms,
-        loss=loss,
-        netinit=netinit,
-        memory_budget=memory_mib << 20,
-    )
+    try:
+        machines = _start(
+            spec,
+            bases,
+            booted=booted,
+            powered=powered,
+            latency_ms=latency_ms,
+            loss=loss,
+            netinit=netinit,
+            memory_budget=memory_mib << 20,
+            chips=chips,
+            sdp_buffers=sdp_buffers,
+        )
+    except MachineDefinitionError as error:
+        raise click.BadParameter(str(error), param_hint="--chips") from error
     try:
         for machine in machines:
             _board_lines(machine)

@@ -15,6 +15,7 @@ from pyspalloc.geometry.builtin import (
 from pyspalloc.geometry.chips import (
     BOARD_CHIP_SET,
     BOARD_CHIPS,
+    BOARD_EDGE_LINKS,
     ETHERNET_OFFSETS,
     allocation_chip_size,
     board_chip_to_machine,
@@ -55,6 +56,7 @@ from pyspalloc.geometry.machine import (
 __all__ = [
     "BOARD_CHIPS",
     "BOARD_CHIP_SET",
+    "BOARD_EDGE_LINKS",
     "BOARD_LINK_CHIP_DELTAS",
     "BUILTIN_MACHINES",
     "CHIP_LINK_DELTAS",

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from pyspalloc.geometry.coords import TRIAD_CHIPS, Chip, Triad
+from pyspalloc.geometry.coords import (
+    BOARD_LINK_CHIP_DELTAS,
+    CHIP_LINK_DELTAS,
+    TRIAD_CHIPS,
+    Chip,
+    Direction,
+    Triad,
+)
 
 __all__ = [
     "allocation_chip_size",
@@ -10,6 +17,7 @@ __all__ = [
     "machine_chip_to_job",
     "BOARD_CHIPS",
     "BOARD_CHIP_SET",
+    "BOARD_EDGE_LINKS",
     "ETHERNET_OFFSETS",
     "board_chip_to_machine",
     "chip_to_board",
@@ -26,6 +34,27 @@ BOARD_CHIPS: tuple[Chip, ...] = tuple(
 )
 #: :data:`BOARD_CHIPS` as a frozenset, for membership tests.
 BOARD_CHIP_SET: frozenset[Chip] = frozenset(BOARD_CHIPS)
+
+
+def _edge_links() -> dict[tuple[Chip, int], tuple[Direction, Chip]]:
+    table: dict[tuple[Chip, int], tuple[Direction, Chip]] = {}
+    for chip in BOARD_CHIPS:
+        for link, (dx, dy) in enumerate(CHIP_LINK_DELTAS):
+            nx, ny = chip.x + dx, chip.y + dy
+            if Chip(nx, ny) in BOARD_CHIP_SET:
+                continue
+            for direction in Direction:
+                bx, by = BOARD_LINK_CHIP_DELTAS[direction]
+                local = Chip(nx - bx, ny - by)
+                if local in BOARD_CHIP_SET:
+                    table[(chip, link)] = (direction, local)
+                    break
+    return table
+
+
+#: For each chip link that leaves a board, ``(board chip, chip link)``: the board-to-board
+#: direction it crosses and the chip it reaches on the neighbouring board.
+BOARD_EDGE_LINKS: dict[tuple[Chip, int], tuple[Direction, Chip]] = _edge_links()
 
 #: Ethernet chip of board z within its triad's 12 x 12 tile.
 ETHERNET_OFFSETS: tuple[Chip, ...] = (Chip(0, 0), Chip(8, 4), Chip(4, 8))

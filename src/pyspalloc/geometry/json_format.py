@@ -4,10 +4,19 @@ The format has a top-level ``machines`` list; each machine has ``name``, ``tags`
 ``width``, ``height`` (triads), ``dead-boards``, ``dead-links``, ``board-locations``,
 ``bmp-ips`` and ``spinnaker-ips``. Triads are keyed as ``"[x:0,y:0,z:0]"`` (also
 ``"[3,2,1]"`` or ``{"x": 3, "y": 2, "z": 1}``) and frames as ``"[c:0,f:0]"``.
+
+As the Java loader does, every address must be a dotted-quad IPv4 address (the message
+says "'...' is a bad IPv4 address"), and the top level may hold only ``machines`` and the
+settings Java reads and ignores (``port``, ``ip``, ``timeout-check-interval``,
+``max-retired-jobs``, ``seconds-before-free``). Dead links are written with Java's link
+names (``east``, ``northEast``, ``north``, ``west``, ``southWest``, ``south``); any common
+spelling is read. A machine may carry ``chips``: the path of a chip-level description
+(:mod:`pyspalloc.geometry.chip_description`) that virtual boards then reproduce.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 from collections.abc import Iterable, Mapping
@@ -19,7 +28,10 @@ from pyspalloc.geometry.coords import Direction, Physical, Triad
 from pyspalloc.geometry.machine import BoardDefinition, MachineDefinition, MachineDefinitionError
 
 __all__ = [
+    "TOP_LEVEL_SETTINGS",
+    "check_ip",
     "dump_machine_definitions",
+    "java_link_name",
     "load_machine_definitions",
     "parse_machine_definitions",
     "triad_key",
@@ -27,6 +39,15 @@ __all__ = [
 
 _BAD_NAME = re.compile(r"[{}\x00\s]")
 _ALIASES = {"cabinet": "c", "frame": "f", "board": "b"}
+#: Top-level keys of the Java format besides ``machines`` (read, checked and ignored).
+TOP_LEVEL_SETTINGS = (
+    "port",
+    "ip",
+    "timeout-check-interval",
+    "max-retired-jobs",
+    "seconds-before-free",
+)
+_DOTTED_QUAD = re.compile(r"\d{1,3}(\.\d{1,3}){3}")
 
 
 def triad_key(triad: Triad) -> str:
@@ -76,6 +97,26 @@ def _coords(value: Any, names: str, where: str) -> tuple[int, ...]:
     raise MachineDefinitionError(where, f"bad coordinates {value!r}")
 
 
+def check_ip(value: Any, where: str, *, empty_ok: bool = False) -> str:
+    """Return ``value`` if it is a dotted-quad IPv4 address (or empty, if allowed).
+
+    Raises
+    ------
+    MachineDefinitionError
+        ``"<where>: '<value>' is a bad IPv4 address"`` otherwise, as Java words it.
+    """
+    if isinstance(value, str) and (value == "" and empty_ok):
+        return value
+    if isinstance(value, str) and _DOTTED_QUAD.fullmatch(value):
+        try:
+            ipaddress.IPv4Address(value)
+        except ValueError:
+            pass
+        else:
+            return value
+    raise MachineDefinitionError(where, f"{value!r} is a bad IPv4 address")
+
+
 def _check_name(value: Any, where: str) -> str:
     if not isinstance(value, str) or not value or _BAD_NAME.search(value):
         raise MachineDefinitionError(
@@ -100,7 +141,7 @@ def _mapping(obj: Mapping[str, Any], key: str, where: str) -> Mapping[str, Any]:
     return value
 
 
-def _parse_machine(obj: Any, where: str) -> MachineDefinition:
+def _parse_machine(obj: Any, where: str, base: Path | None) -> MachineDefinition:
     if not isinstance(obj, Mapping):
         raise MachineDefinitionError(where, "a machine must be a JSON object")
     name = _check_name(obj.get("name"), f"{where}.name")
@@ -170,8 +211,7 @@ def _parse_machine(obj: Any, where: str) -> MachineDefinition:
     for key, ip in _mapping(obj, "bmp-ips", where).items():
         fld = f"{where}.bmp-ips"
         c, f = _coords(key, "cf", fld)
-        if not isinstance(ip, str) or not ip:
-            raise MachineDefinitionError(fld, f"bad address {ip!r} for frame {key}")
+        check_ip(ip, f"{fld}[{key}]")
         if ip in seen_bmp:
             raise MachineDefinitionError(fld, f"address {ip} used by two frames")
         seen_bmp[ip] = (c, f)
@@ -182,8 +222,7 @@ def _parse_machine(obj: Any, where: str) -> MachineDefinition:
     for key, ip in _mapping(obj, "spinnaker-ips", where).items():
         fld = f"{where}.spinnaker-ips"
         triad = in_bounds(Triad(*_coords(key, "xyz", fld)), "spinnaker-ips")
-        if not isinstance(ip, str) or not ip:
-            raise MachineDefinitionError(fld, f"bad address {ip!r} for board {key}")
+        check_ip(ip, f"{fld}[{key}]")
         if ip in seen_ip:
             raise MachineDefinitionError(fld, f"address {ip} used by {seen_ip[ip]} and {triad}")
         if triad not in locations:
@@ -204,17 +243,48 @@ def _parse_machine(obj: Any, where: str) -> MachineDefinition:
         boards[triad] = BoardDefinition(triad, physical, ips.get(triad, ""), bmp_ip, functioning)
     if not boards:
         raise MachineDefinitionError(f"{where}.board-locations", "the machine has no boards")
-    return MachineDefinition(name, tags, width, height, boards, frozenset(dead_links), bmp_ips)
+    chips = obj.get("chips", "")
+    if not isinstance(chips, str):
+        raise MachineDefinitionError(f"{where}.chips", "expected the path of a chip description")
+    if chips and base is not None:
+        chips = str(base / chips)
+    return MachineDefinition(
+        name, tags, width, height, boards, frozenset(dead_links), bmp_ips, chips
+    )
 
 
-def parse_machine_definitions(obj: Any) -> list[MachineDefinition]:
+def _check_top_level(obj: Mapping[str, Any]) -> None:
+    """Refuse unknown top-level keys and badly typed Java settings."""
+    for key, value in obj.items():
+        if key == "machines":
+            continue
+        name = key.replace("_", "-")
+        if name not in TOP_LEVEL_SETTINGS:
+            raise MachineDefinitionError(
+                str(key),
+                "unknown top-level key; expected machines, " + ", ".join(TOP_LEVEL_SETTINGS),
+            )
+        if name == "ip":
+            check_ip(value, "ip", empty_ok=True)
+        elif name == "timeout-check-interval":
+            if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+                raise MachineDefinitionError(name, f"expected a positive number, got {value!r}")
+        else:
+            number = _int(value, name)
+            if number < 0 or (name == "port" and number > 65535):
+                raise MachineDefinitionError(name, f"out of range: {value!r}")
+
+
+def parse_machine_definitions(obj: Any, base: Path | None = None) -> list[MachineDefinition]:
     """Build machine definitions from parsed JSON.
 
     Parameters
     ----------
     obj:
-        ``{"machines": [...]}`` (other top-level keys are ignored), a list of machines,
-        or a single machine object.
+        ``{"machines": [...]}`` (with only Java's settings beside it), a list of
+        machines, or a single machine object.
+    base:
+        Directory that relative ``chips`` paths are taken from.
 
     Raises
     ------
@@ -222,6 +292,7 @@ def parse_machine_definitions(obj: Any) -> list[MachineDefinition]:
         Naming the offending field, if anything is malformed or inconsistent.
     """
     if isinstance(obj, Mapping) and "machines" in obj:
+        _check_top_level(obj)
         items = obj["machines"]
     elif isinstance(obj, Mapping) and "name" in obj:
         items = [obj]
@@ -229,7 +300,7 @@ def parse_machine_definitions(obj: Any) -> list[MachineDefinition]:
         items = obj
     if not isinstance(items, list):
         raise MachineDefinitionError("machines", "expected a list of machines")
-    machines = [_parse_machine(item, f"machines[{i}]") for i, item in enumerate(items)]
+    machines = [_parse_machine(item, f"machines[{i}]", base) for i, item in enumerate(items)]
     names: set[str] = set()
     ips: dict[str, str] = {}
     for machine in machines:
@@ -252,7 +323,13 @@ def load_machine_definitions(path: str | PathLike[str]) -> list[MachineDefinitio
         obj = json.loads(Path(path).read_text(encoding="utf-8"))
     except json.JSONDecodeError as e:
         raise MachineDefinitionError("json", f"{path}: {e}") from None
-    return parse_machine_definitions(obj)
+    return parse_machine_definitions(obj, Path(path).parent)
+
+
+def java_link_name(direction: Direction) -> str:
+    """The Java loader's name of a dead link (its ``Link`` enum): ``"southWest"``, ..."""
+    first, _, rest = direction.old_name.partition("_")
+    return first + rest.capitalize()
 
 
 def _dump_machine(machine: MachineDefinition) -> dict[str, Any]:
@@ -260,6 +337,7 @@ def _dump_machine(machine: MachineDefinition) -> dict[str, Any]:
     for triad, direction in machine.dead_links:
         links.setdefault(triad, []).append(direction)
     boards = sorted(machine.boards.values(), key=lambda b: b.triad)
+    extra = {"chips": machine.chips} if machine.chips else {}
     return {
         "name": machine.name,
         "tags": list(machine.tags),
@@ -267,7 +345,7 @@ def _dump_machine(machine: MachineDefinition) -> dict[str, Any]:
         "height": machine.height,
         "dead-boards": [{"x": t.x, "y": t.y, "z": t.z} for t in sorted(machine.dead_boards)],
         "dead-links": {
-            triad_key(t): [d.old_name for d in sorted(ds)] for t, ds in sorted(links.items())
+            triad_key(t): [java_link_name(d) for d in sorted(ds)] for t, ds in sorted(links.items())
         },
         "board-locations": {
             triad_key(b.triad): {"c": b.physical[0], "f": b.physical[1], "b": b.physical[2]}
@@ -275,6 +353,7 @@ def _dump_machine(machine: MachineDefinition) -> dict[str, Any]:
         },
         "bmp-ips": {_frame_key(k): ip for k, ip in sorted(machine.bmp_ips.items())},
         "spinnaker-ips": {triad_key(b.triad): b.ip for b in boards if b.ip},
+        **extra,
     }
 
 
@@ -286,7 +365,7 @@ def dump_machine_definitions(machines: Iterable[MachineDefinition]) -> dict[str,
     return {
         "machines": [_dump_machine(m) for m in machines],
         "port": 22244,
-        "ip": "",
+        "ip": "0.0.0.0",
         "timeout-check-interval": 5.0,
         "max-retired-jobs": 1200,
         "seconds-before-free": 30,

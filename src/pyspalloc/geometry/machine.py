@@ -81,6 +81,10 @@ class MachineDefinition:
         Links listed as dead, as (board, direction) seen from one end.
     bmp_ips:
         BMP address per ``(cabinet, frame)``.
+    chips:
+        Path of a chip-level description of the real machine (see
+        :mod:`pyspalloc.geometry.chip_description`) for virtual boards to reproduce;
+        empty for perfect boards.
 
     Treat an instance as immutable: lookups are indexed when it is created.
     """
@@ -92,6 +96,7 @@ class MachineDefinition:
     boards: dict[Triad, BoardDefinition]
     dead_links: frozenset[tuple[Triad, Direction]] = frozenset()
     bmp_ips: dict[tuple[int, int], str] = field(default_factory=dict)
+    chips: str = ""
     _by_ip: dict[str, BoardDefinition] = field(init=False, repr=False, compare=False)
     _by_physical: dict[Physical, BoardDefinition] = field(init=False, repr=False, compare=False)
 
@@ -221,3 +226,20 @@ class MachineDefinition:
             and (triad, direction) not in dead
             and (other, (direction + 3) % 6) not in dead
         )
+
+    def live_links(self) -> list[tuple[Triad, Direction, Triad]]:
+        """Every live board-to-board link once, as ``(board, direction, other board)``.
+
+        A link is listed from the end with the smaller (triad, direction); on a small
+        torus two boards may be joined by several links, each listed.
+        """
+        links: list[tuple[Triad, Direction, Triad]] = []
+        for triad in sorted(self.functioning_boards):
+            for direction in Direction:
+                if not self.live_link(triad, direction):
+                    continue
+                other = self.neighbour(triad, direction)
+                if (other, direction.opposite) < (triad, direction):
+                    continue
+                links.append((triad, direction, other))
+        return links

@@ -7,16 +7,19 @@ import logging
 import random
 import socket
 import struct
+import time
 from collections import deque
 from collections.abc import Callable
 from functools import partial
 from typing import TYPE_CHECKING
 
-from pyspalloc.geometry import BoardDefinition, Chip
+from pyspalloc.geometry import BOARD_CHIP_SET, BoardDefinition, Chip
+from pyspalloc.geometry.chip_description import BoardLayout
 from pyspalloc.virtual.chip import CORES, ChipState
 from pyspalloc.virtual.memory import MemoryBudgetExceeded
 from pyspalloc.virtual.net import UdpEndpoint
 from pyspalloc.virtual.scamp import Call, handle_sark, handle_scamp, needs_state, version_payload
+from pyspalloc.virtual.sdp_buffers import SdpBuffers
 from pyspalloc.virtual.tags import TagTable
 from pyspalloc.wire.boot import BOOT_PORT, BootMessage, BootOpCode
 from pyspalloc.wire.errors import WireFormatError
@@ -74,6 +77,11 @@ class VirtualBoard:
         SDP messages delivered to cores through reverse IP tags (data = the UDP payload).
     core_packets:
         SDP messages sent to application cores on port 17893 (no reply is made).
+    layout:
+        The board's chips as recorded on real hardware (missing chips, fewer cores,
+        dead links), or None for a perfect board.
+    sdp:
+        SC&MP's SDP buffers: requests on port 17893 beyond them are dropped.
     """
 
     def __init__(self, vm: VirtualMachine, definition: BoardDefinition) -> None:
@@ -92,6 +100,8 @@ class VirtualBoard:
         self.loss = 0.0
         self.reverse_tag_packets: deque[SDPMessage] = deque(maxlen=KEPT_PACKETS)
         self.core_packets: deque[SDPMessage] = deque(maxlen=KEPT_PACKETS)
+        self.layout: BoardLayout | None = None
+        self.sdp = SdpBuffers(vm.sdp_buffers, vm.sdp_service_s)
         self._scp: UdpEndpoint | None = None
         self._boot: UdpEndpoint | None = None
         self._reverse: dict[int, UdpEndpoint] = {}
@@ -107,11 +117,26 @@ class VirtualBoard:
         """Whether the board runs (virtual) SC&MP."""
         return self.machine is not None
 
+    def chip_cores(self, local: Chip) -> int:
+        """Cores (monitor included) of board-local chip ``local``; 0 if it is missing."""
+        if self.layout is None:
+            return CORES if local in BOARD_CHIP_SET else 0
+        return self.layout.cores.get(local, 0)
+
+    def dead_links(self, local: Chip) -> frozenset[int]:
+        """The chip links of board-local chip ``local`` that do not work."""
+        if self.layout is None:
+            return frozenset()
+        return self.layout.dead_links.get(local, frozenset())
+
     # -- sockets --------------------------------------------------------------------
 
     def open(self, loop: asyncio.AbstractEventLoop) -> None:
         """Bind the SCP and boot sockets (called in the event loop)."""
-        self._scp = UdpEndpoint(loop, self.ip, SCP_PORT, self._on_scp)
+        self._scp = UdpEndpoint(
+            loop, self.ip, SCP_PORT, self._on_scp, timestamps=self.sdp.capacity > 0
+        )
+        self._scp.replying = self._replies_sent
         self._boot = UdpEndpoint(loop, self.ip, BOOT_PORT, self._on_boot)
 
     def close(self) -> None:
@@ -198,6 +223,7 @@ class VirtualBoard:
         self.fpga_registers = {}
         self._boot_blocks = None
         self._boot_seen = set()
+        self.sdp.clear()
 
     def power_on(self) -> None:
         """Power on (or reset): the board comes up unbooted with cleared memory."""
@@ -289,10 +315,29 @@ class VirtualBoard:
         else:
             self._scp_packet(data, sender)
 
+    def _replies_sent(self) -> None:
+        self.sdp.sent(time.time())
+
     def _scp_packet(self, data: bytes, sender: tuple[str, int]) -> None:
         machine = self.machine
         if machine is None or len(data) < _SDP_MIN or len(data) > _MAX_UDP:
             return
+        if self.sdp.capacity:
+            # SC&MP's buffers fill as packets arrive (the kernel's arrival time), not as
+            # this thread gets round to them.
+            scp = self._scp
+            batch = scp is not None and scp.in_batch
+            due = self.sdp.admit(scp.arrival if batch and scp else time.time())
+            if due is None:
+                return  # every SDP buffer is taken: dropped, as SC&MP would
+            if not batch:
+                # Delayed by injected latency, so handled on its own: its reply takes
+                # that latency to reach the sender, who cannot answer before SC&MP would
+                # have finished, so the buffer stays held until then.
+                self.sdp.sent(due)
+        self._handle_scp(machine, data, sender)
+
+    def _handle_scp(self, machine: BootedMachine, data: bytes, sender: tuple[str, int]) -> None:
         try:
             request: SCPRequest | None = SCPRequest.from_bytes(data)
         except WireFormatError:

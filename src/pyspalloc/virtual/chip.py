@@ -68,6 +68,7 @@ class ChipInfo:
     height: int
     root: bool
     boot_time: int
+    cores: int = CORES
 
     @property
     def is_ethernet(self) -> bool:
@@ -89,10 +90,10 @@ def _sv(info: ChipInfo) -> bytearray:
     struct.pack_into("<IIIIII", sv, 0x48, 0xE5000100, 0x60240000, 16384, 0x60000000, 32768, 0)
     sv[0x5C:0x60] = struct.pack("<I", info.boot_time)
     sv[0x65] = info.links
-    cores = bytes(range(CORES)) + b"\xff\xff"
+    cores = bytes(range(info.cores)).ljust(20, b"\xff")
     sv[0x94:0xA8] = cores
     sv[0xA8:0xBC] = cores
-    sv[0xBC] = CORES
+    sv[0xBC] = info.cores
     struct.pack_into(
         "<6I", sv, 0xC0, 0x60240000, 0xE5000100, SDRAM_SYS, 0xE5007000, 0x67840000, RTR_COPY
     )
@@ -102,8 +103,8 @@ def _sv(info: ChipInfo) -> bytearray:
     return sv
 
 
-def _vcpu_page(index: int, boot_time: int) -> bytearray:
-    """Page ``index`` (256 bytes) of the VCPU area: two VCPU blocks."""
+def _vcpu_page(index: int, boot_time: int, cores: int) -> bytearray:
+    """Page ``index`` (256 bytes) of the VCPU area: two VCPU blocks (absent cores DEAD)."""
     page = bytearray(256)
     for half in range(2):
         core = (index - (VCPU_OFFSET >> SYSRAM_PAGE_BITS)) * 2 + half
@@ -115,7 +116,7 @@ def _vcpu_page(index: int, boot_time: int) -> bytearray:
             page[base + 46] = CpuState.RUNNING
             struct.pack_into("<I", page, base + 68, boot_time)
             page[base + 72 : base + 79] = b"scamp-3"
-        else:
+        elif core < cores:
             page[base + 46] = CpuState.IDLE
         struct.pack_into("<I", page, base + 92, 0x00040000)
     return page
@@ -157,7 +158,7 @@ class ChipState:
             return _sv(self.info)
         first = VCPU_OFFSET >> SYSRAM_PAGE_BITS
         if first <= index < first + (CORES * VCPU_SIZE >> SYSRAM_PAGE_BITS):
-            return _vcpu_page(index, self.info.boot_time)
+            return _vcpu_page(index, self.info.boot_time, self.info.cores)
         return None
 
     # -- memory ---------------------------------------------------------------------
@@ -261,7 +262,7 @@ class ChipState:
         """Start an application on the cores in ``mask`` (bit p = core p)."""
         state = CpuState.READY if wait else CpuState.RUNNING
         now = int(time.time())
-        for p in range(1, CORES):
+        for p in range(1, self.info.cores):
             if mask & (1 << p):
                 self.set_core(p, state, app_id)
                 base = VCPU_OFFSET + VCPU_SIZE * p
@@ -273,4 +274,4 @@ class ChipState:
 
     def count(self, app_id: int, state: int) -> int:
         """Cores 1..17 of ``app_id`` in ``state``."""
-        return sum(1 for p in range(1, CORES) if self.core(p) == (state, app_id))
+        return sum(1 for p in range(1, self.info.cores) if self.core(p) == (state, app_id))

@@ -11,10 +11,12 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Any, TypeVar
 
-from pyspalloc.geometry import Direction, MachineDefinition, Triad
+from pyspalloc.geometry import Chip, Direction, MachineDefinition, MachineDefinitionError, Triad
+from pyspalloc.geometry.chip_description import ChipDescription, load_chip_description
 from pyspalloc.virtual.bmp import VirtualBMP
 from pyspalloc.virtual.board import VirtualBoard
 from pyspalloc.virtual.memory import DEFAULT_BUDGET, MemoryBudget
+from pyspalloc.virtual.sdp_buffers import DEFAULT_SDP_BUFFERS, DEFAULT_SERVICE_S
 from pyspalloc.virtual.topology import BootedMachine
 
 __all__ = ["VirtualMachine"]
@@ -56,6 +58,19 @@ class VirtualMachine:
     memory_budget:
         Most bytes of chip memory (written pages and fill runs) the whole machine holds;
         a request needing more is answered ``RC_BUF``. Unwritten memory costs nothing.
+    chips:
+        A recorded machine for the boards to reproduce (missing chips, core counts,
+        dead links); by default the one the definition's ``chips`` names, if any.
+    sdp_buffers:
+        SDP messages each board's SC&MP holds at once (as a real board's, about 8);
+        more arriving faster than it handles them are dropped. 0: no limit.
+    sdp_service_s:
+        Seconds SC&MP spends per message in that model.
+
+    Raises
+    ------
+    MachineDefinitionError
+        If the description cannot be read, or names a board the definition lacks.
     """
 
     def __init__(
@@ -69,10 +84,15 @@ class VirtualMachine:
         netinit: float = 0.0,
         power_on_delay: float = 0.0,
         memory_budget: int = DEFAULT_BUDGET,
+        chips: ChipDescription | None = None,
+        sdp_buffers: int = DEFAULT_SDP_BUFFERS,
+        sdp_service_s: float = DEFAULT_SERVICE_S,
     ) -> None:
         self.definition = definition
         #: what the chips of every board hold between them, charged as they store it
         self.memory_budget = MemoryBudget(memory_budget)
+        self.sdp_buffers = sdp_buffers
+        self.sdp_service_s = sdp_service_s
         self.netinit = netinit
         self.power_on_delay = power_on_delay
         self.boards: dict[Triad, VirtualBoard] = {}
@@ -82,6 +102,12 @@ class VirtualMachine:
                 board.set_fault(latency_ms, loss)
                 self.boards[triad] = board
         self._by_ip = {b.ip: b for b in self.boards.values()}
+        if chips is None and definition.chips:
+            chips = load_chip_description(definition.chips)
+        self.chip_description = chips
+        self._recorded_root: Triad | None = None
+        if chips is not None:
+            self._apply_description(chips)
         self.bmps: dict[tuple[int, int], VirtualBMP] = {}
         for key, frame in definition.frames.items():
             if frame.bmp_ip:
@@ -95,6 +121,20 @@ class VirtualMachine:
         self._initially_powered = powered or booted
         self.loop = asyncio.new_event_loop()
         self._thread: threading.Thread | None = None
+
+    def _apply_description(self, chips: ChipDescription) -> None:
+        for (ex, ey), layout in chips.boards().items():
+            triad, local = self.definition.locate_chip(Chip(ex, ey))
+            board = self.boards.get(triad)
+            if board is None or local != (0, 0):
+                raise MachineDefinitionError(
+                    "chips",
+                    f"the recorded board with Ethernet chip ({ex}, {ey}) is not a live board "
+                    f"of machine {self.definition.name!r}",
+                )
+            board.layout = layout
+            if chips.root == (0, 0) == (ex, ey):
+                self._recorded_root = triad
 
     # -- life cycle -----------------------------------------------------------------
 
@@ -216,12 +256,17 @@ class VirtualMachine:
                     members[other.triad] = other
                     queue.append(other)
         ready_at = self.loop.time() + self.netinit if self.netinit > 0 else 0.0
+        recorded = self.chip_description
+        size = None
+        if recorded is not None and root.triad == self._recorded_root:
+            size = (recorded.width, recorded.height)
         machine = BootedMachine(
             root,
             members.values(),
             self.usable_link,
             (self.definition.width, self.definition.height),
             ready_at,
+            size,
         )
         for board in members.values():
             board.machine = machine

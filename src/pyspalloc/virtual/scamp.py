@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from pyspalloc.geometry import BOARD_CHIPS
-from pyspalloc.virtual.chip import CORES, SDRAM_SYS, ChipState, CpuState
+from pyspalloc.virtual.chip import SDRAM_SYS, ChipState, CpuState
 from pyspalloc.virtual.tags import (
     FLAG_REVERSE,
     FLAG_STRIP,
@@ -36,8 +36,6 @@ CMD_COUNT = 15
 _BUILD_DATE = 1_700_000_000
 _SCAMP_VERSION = b"SC&MP/SpiNNaker\0" + b"4.0.0\0"
 _SARK_VERSION = b"SARK/SpiNNaker\0" + b"4.0.0\0"
-#: Cores 1-17 of a chip nobody touched: all idle, app 0.
-_IDLE_COUNT = CORES - 1
 
 
 @dataclass(slots=True)
@@ -94,7 +92,7 @@ def _fill(call: Call) -> Reply:
 def _info(call: Call) -> Reply:
     info = call.chip.info
     chip = call.chip
-    flags = CORES | (info.links << 8) | (chip.router.largest_free() << 14)
+    flags = info.cores | (info.links << 8) | (chip.router.largest_free() << 14)
     if info.is_ethernet:
         flags |= 1 << 25
     payload = struct.pack(
@@ -235,11 +233,12 @@ def _count(call: Call) -> Reply:
     board = call.target
     total = 0
     for local in BOARD_CHIPS:
+        cores = board.chip_cores(local)
         chip = board.chips.get(local)
         if chip is not None:
             total += chip.count(app_id, state)
-        elif app_id == 0 and state == CpuState.IDLE:
-            total += _IDLE_COUNT
+        elif cores and app_id == 0 and state == CpuState.IDLE:
+            total += cores - 1
     return SCPResult.RC_OK, _U32.pack(total)
 
 
@@ -256,7 +255,7 @@ def apply_signal(machine: BootedMachine, signal: int, app_id: int, mask: int) ->
     stop = signal in (0, 2)
     for chip in machine.live_states():
         touched = False
-        for p in range(1, CORES):
+        for p in range(1, chip.info.cores):
             state, core_app = chip.core(p)
             if state == CpuState.IDLE or (core_app & mask) != app_id:
                 continue

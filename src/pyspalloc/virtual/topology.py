@@ -15,8 +15,8 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
 from pyspalloc.geometry import (
-    BOARD_CHIP_SET,
     BOARD_CHIPS,
+    BOARD_EDGE_LINKS,
     BOARD_LINK_CHIP_DELTAS,
     CHIP_LINK_DELTAS,
     TRIAD_CHIPS,
@@ -37,24 +37,7 @@ ROOT_LINK = 7
 _NO_ROUTE_WORD = 0xDB6DB6  # eight 3-bit entries of 6 ("no route")
 
 
-def _edges() -> dict[tuple[Chip, int], tuple[Direction, Chip]]:
-    """For each chip link leaving a board: the board direction and the chip reached."""
-    table: dict[tuple[Chip, int], tuple[Direction, Chip]] = {}
-    for chip in BOARD_CHIPS:
-        for link, (dx, dy) in enumerate(CHIP_LINK_DELTAS):
-            nx, ny = chip.x + dx, chip.y + dy
-            if Chip(nx, ny) in BOARD_CHIP_SET:
-                continue
-            for direction in Direction:
-                bx, by = BOARD_LINK_CHIP_DELTAS[direction]
-                local = Chip(nx - bx, ny - by)
-                if local in BOARD_CHIP_SET:
-                    table[(chip, link)] = (direction, local)
-                    break
-    return table
-
-
-EDGES = _edges()
+EDGES = BOARD_EDGE_LINKS
 
 
 class BootedMachine:
@@ -72,6 +55,9 @@ class BootedMachine:
         ``(width, height)`` of the whole machine in triads.
     ready_at:
         Event-loop time from which the boards report real coordinates.
+    size:
+        ``(width, height)`` in chips of a recorded machine whose layout the boards
+        reproduce (chip coordinates then wrap at this size, as on that hardware).
     """
 
     def __init__(
@@ -81,13 +67,15 @@ class BootedMachine:
         usable: Callable[[VirtualBoard, Direction], VirtualBoard | None],
         torus: tuple[int, int],
         ready_at: float = 0.0,
+        size: tuple[int, int] | None = None,
     ) -> None:
         self.root = root
         self.boards: dict[Triad, VirtualBoard] = {b.triad: b for b in members}
         self.ready_at = ready_at
         self.boot_time = int(time.time())
         tw, th = TRIAD_CHIPS * torus[0], TRIAD_CHIPS * torus[1]
-        self._torus = (tw, th)
+        self._recorded = size
+        self._torus = size or (tw, th)
         rx, ry = ethernet_chip(root.triad)
         self.eth: dict[Triad, tuple[int, int]] = {}
         for triad in self.boards:
@@ -103,10 +91,12 @@ class BootedMachine:
                     links[direction] = other
             self.board_links[triad] = links
         self.chips: dict[tuple[int, int], tuple[VirtualBoard, Chip]] = {}
+        cw, ch = self._torus
         for triad, board in self.boards.items():
             ex, ey = self.eth[triad]
             for local in BOARD_CHIPS:
-                self.chips[((ex + local.x) % tw, (ey + local.y) % th)] = (board, local)
+                if board.chip_cores(local):
+                    self.chips[((ex + local.x) % cw, (ey + local.y) % ch)] = (board, local)
         self.width, self.wrap_x = self._size(0, torus[0], tw)
         self.height, self.wrap_y = self._size(1, torus[1], th)
         self.links: dict[tuple[int, int], int] = {}
@@ -115,6 +105,8 @@ class BootedMachine:
         self.p2p_table = self._routes()
 
     def _size(self, axis: int, triads: int, torus: int) -> tuple[int, bool]:
+        if self._recorded is not None:
+            return self._recorded[axis], self._recorded[axis] % TRIAD_CHIPS == 0
         if len(self.boards) == 1:
             return 8, False
         columns = {self.eth[t][axis] // TRIAD_CHIPS for t in self.boards}
@@ -132,7 +124,10 @@ class BootedMachine:
         width, height = self.width, self.height
         for (x, y), (board, local) in self.chips.items():
             bits = 0
+            dead = board.dead_links(local)
             for link, (dx, dy) in enumerate(CHIP_LINK_DELTAS):
+                if link in dead:
+                    continue
                 nx, ny = x + dx, y + dy
                 if self.wrap_x:
                     nx %= width
@@ -213,6 +208,7 @@ class BootedMachine:
             height=self.height,
             root=(x, y) == (0, 0),
             boot_time=self.boot_time,
+            cores=board.chip_cores(local),
         )
 
     def state(self, x: int, y: int, create: bool = True) -> ChipState | None:

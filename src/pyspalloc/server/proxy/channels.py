@@ -11,6 +11,8 @@ import threading
 from collections.abc import Callable
 from typing import cast
 
+from pyspalloc.server.proxy.pacing import BoardPacer, pacer_for, release_pacer
+
 log = logging.getLogger(__name__)
 
 #: the first two words of every server -> client MSG frame
@@ -19,6 +21,8 @@ _MSG = 2
 _U32_MAX = 0xFFFFFFFF
 #: the largest UDP payload over IPv4
 MAX_DATAGRAM = 65507
+#: SC&MP's UDP port: channels to it are paced per board
+SCP_PORT = 17893
 
 
 class ChannelIds:
@@ -56,9 +60,11 @@ class ChannelProtocol(asyncio.DatagramProtocol):
         for a connected channel (the kernel already filters by peer address).
     lost:
         Called with the channel id if the socket fails and closes by itself.
+    pacer:
+        The board's pacer, told of every datagram from the board (SCP channels).
     """
 
-    __slots__ = ("_deliver", "_header", "_id", "_lost", "_sources", "transport")
+    __slots__ = ("_deliver", "_header", "_id", "_lost", "_pacer", "_sources", "transport")
 
     def __init__(
         self,
@@ -66,8 +72,10 @@ class ChannelProtocol(asyncio.DatagramProtocol):
         deliver: Callable[[bytes], None],
         sources: frozenset[str] | None = None,
         lost: Callable[[int], None] | None = None,
+        pacer: BoardPacer | None = None,
     ) -> None:
         self._id = channel_id
+        self._pacer = pacer
         self._header = _MSG_HEADER.pack(_MSG, channel_id)
         self._deliver = deliver
         self._sources = sources
@@ -83,6 +91,8 @@ class ChannelProtocol(asyncio.DatagramProtocol):
         sources = self._sources
         if sources is not None and addr[0] not in sources:
             return
+        if self._pacer is not None:
+            self._pacer.answered()
         self._deliver(self._header + data)
 
     def error_received(self, exc: Exception) -> None:
@@ -97,18 +107,37 @@ class ChannelProtocol(asyncio.DatagramProtocol):
 
 
 class Channel:
-    """One open channel: its transport and whether it is connected to a board."""
+    """One open channel: its transport, whether it is connected to a board, its pacer."""
 
-    __slots__ = ("bound", "id", "transport")
+    __slots__ = ("bound", "id", "ip", "pacer", "transport")
 
-    def __init__(self, channel_id: int, transport: asyncio.DatagramTransport, bound: bool) -> None:
+    def __init__(
+        self,
+        channel_id: int,
+        transport: asyncio.DatagramTransport,
+        bound: bool,
+        pacer: BoardPacer | None = None,
+        ip: str = "",
+    ) -> None:
         self.id = channel_id
         self.transport = transport
         self.bound = bound
+        self.pacer = pacer
+        self.ip = ip
+
+    def send(self, data: bytes) -> None:
+        """Send a datagram to the connected board (paced on an SCP channel)."""
+        if self.pacer is not None:
+            self.pacer.send(self.transport, data)
+        else:
+            self.transport.sendto(data)
 
     def close(self) -> None:
         """Close the socket (idempotent)."""
         self.transport.close()
+        pacer, self.pacer = self.pacer, None
+        if pacer is not None:
+            release_pacer(self.ip, pacer)
 
 
 async def open_bound(
@@ -118,7 +147,7 @@ async def open_bound(
     deliver: Callable[[bytes], None],
     lost: Callable[[int], None] | None = None,
 ) -> Channel:
-    """Open a channel connected to ``(ip, port)``.
+    """Open a channel connected to ``(ip, port)`` (paced per board if port is SC&MP's).
 
     Raises
     ------
@@ -126,12 +155,18 @@ async def open_bound(
         If the socket cannot be made.
     """
     loop = asyncio.get_running_loop()
-    transport, _ = await loop.create_datagram_endpoint(
-        lambda: ChannelProtocol(channel_id, deliver, None, lost),
-        remote_addr=(ip, port),
-        family=socket.AF_INET,
-    )
-    return Channel(channel_id, transport, bound=True)
+    pacer = pacer_for(ip) if port == SCP_PORT else None
+    try:
+        transport, _ = await loop.create_datagram_endpoint(
+            lambda: ChannelProtocol(channel_id, deliver, None, lost, pacer),
+            remote_addr=(ip, port),
+            family=socket.AF_INET,
+        )
+    except BaseException:
+        if pacer is not None:
+            release_pacer(ip, pacer)
+        raise
+    return Channel(channel_id, transport, bound=True, pacer=pacer, ip=ip)
 
 
 async def open_unbound(

@@ -278,7 +278,7 @@ class ProxySession:
                 if opcode == _MSG:  # the data path: no decoding, no objects
                     channel = channels.get(channel_id)
                     if channel is not None and channel.bound and len(data) <= _MAX_MSG:
-                        channel.transport.sendto(data[8:])
+                        channel.send(data[8:])
                     continue
                 if opcode == _MSG_TO and len(data) >= 20:
                     self._message_to(data)
@@ -373,7 +373,9 @@ class ProxySession:
 
     def _channel_lost(self, channel_id: int) -> None:
         """Forget a channel whose socket failed; later MSGs to it are dropped."""
-        self._forget_channel(channel_id)
+        channel = self._forget_channel(channel_id)
+        if channel is not None:
+            channel.close()  # releases its board pacer
 
     def _close_channel(self, request: CloseRequest) -> None:
         channel = self._forget_channel(request.channel_id)
