@@ -68,11 +68,18 @@ def test_usage_and_remaining_over_rest(service: Any) -> None:
     after = _groups(alice)["alice"]
     assert after["used"] > 0
     assert after["remaining"] == round(100_000.0 - after["used"], 3)
+    home = alice.get(service.url + "system").text
+    row = home.split('data-group="alice"', 1)[1].split("</tr>", 1)[0]
+    assert "27.778" in row  # the quota in board-hours
+    assert f"{after['used'] / 3600:.3f}" in row and f"{after['remaining'] / 3600:.3f}" in row
     assert alice.get("groups?all=true").status_code == 403
     root = login(service, "root")
     everything = {g["name"] for g in root.get("groups?all=true").json()["groups"]}
     assert {"alice", "bob", "root"} <= everything
     assert [g["name"] for g in root.get("groups?user=alice").json()["groups"]] == ["alice"]
+    admin_page = root.get(service.url + "system/admin/groups").text
+    row = admin_page.split('data-group="alice"', 1)[1].split("</tr>", 1)[0]
+    assert f"{after['used'] / 3600:.3f}" in row and f"{after['remaining'] / 3600:.3f}" in row
 
 
 def test_running_job_is_stopped_when_group_has_nothing_left(
