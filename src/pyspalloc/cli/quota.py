@@ -1,0 +1,52 @@
+"""``pyspalloc quota``: your groups' quotas, usage and what is left (``GET srv/groups``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from pyspalloc.cli.common import client_errors, connect, get_json, json_option, service_options
+from pyspalloc.cli.output import print_json, print_table
+
+
+def _hours(value: Any) -> str:
+    return "unlimited" if value is None else f"{float(value) / 3600:.3f}"
+
+
+@click.command()
+@click.option("--all", "everything", is_flag=True, help="Every group (admins only).")
+@click.option("--of", "of_user", metavar="USER", help="USER's groups (admins only).")
+@service_options
+@json_option
+def quota(
+    everything: bool,
+    of_user: str | None,
+    url: str | None,
+    username: str | None,
+    password: str | None,
+    token: str | None,
+    as_json: bool,
+) -> None:
+    """Show each group's quota, usage and what is left, in board-hours.
+
+    With --json the amounts are board-seconds, as the service gives them (null quota
+    and remaining: unlimited).
+    """
+    query: dict[str, str] = {}
+    if everything:
+        query["all"] = "true"
+    if of_user is not None:
+        query["user"] = of_user
+    client, settings = connect(url, username, password, token)
+    with client, client_errors(settings.url):
+        found = get_json(client.session, client.session.srv_url + "groups", **query)
+    groups: list[dict[str, Any]] = list((found or {}).get("groups", []))
+    if as_json:
+        print_json(groups)
+        return
+    rows = [
+        [g["name"], g["type"], _hours(g["quota"]), _hours(g["used"]), _hours(g["remaining"])]
+        for g in groups
+    ]
+    print_table("Quotas (board-hours)", ["Group", "Type", "Quota", "Used", "Left"], rows)
