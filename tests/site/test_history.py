@@ -40,6 +40,11 @@ def test_ended_jobs_move_to_history(make_service: Callable[..., Any]) -> None:
     assert state["state"] == "DESTROYED" and state["reason"] == "done"
     assert old in alice.get("jobs?deleted=true").json()["jobs"]
     assert old not in alice.get("jobs").json()["jobs"]
+    for sub in ("machine", "machine/power", "chip?x=0&y=0"):
+        assert alice.get(f"{old}/{sub}").status_code < 500, sub
+    assert alice.put(old + "/keepalive").status_code < 500
+    assert alice.delete(old).status_code == 204
+    assert alice.get(service.url + f"system/job_info/{old_id}").status_code == 200
     assert old not in bob.get("jobs?deleted=true").json()["jobs"]
     assert bob.get(old).status_code == 404
     assert alice.get("admin/history").status_code == 403

@@ -144,6 +144,8 @@ def test_nmpi_collab_and_job_id(service: Any) -> None:
     mine = alice.create(group="alice", **{"nmpi-job-id": 7})
     assert mine.status_code == 201, mine.text
     assert alice.create(**{"nmpi-job-id": "x"}).status_code == 400
+    for name in ("", " ", "<b>", "x" * 129, "a\nb"):
+        assert root.create(owner="alice", **{"nmpi-collab": name}).status_code == 400, name
     # a personal group is not a collab
     bad = root.create(owner="alice", **{"nmpi-collab": "bob"})
     assert bad.status_code == 400 and "not a collab" in bad.text

@@ -15,6 +15,8 @@ _FIELDS = frozenset(
     }
 )  # fmt: skip
 _INT_MAX = 2**31 - 1
+#: a collab's name, which becomes a group name (as the admin pages allow them)
+_COLLAB = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@+-]{0,127}$")
 _DURATION = re.compile(
     r"^P(?:(?P<d>\d+(?:\.\d+)?)D)?"
     r"(?:T(?:(?P<h>\d+(?:\.\d+)?)H)?(?:(?P<m>\d+(?:\.\d+)?)M)?(?:(?P<s>\d+(?:\.\d+)?)S)?)?$",
@@ -203,8 +205,8 @@ def parse_create_job(
         raise bad("Only admin and NMPI users can specify an owner")
     group = _string(body, "group")
     collab = _string(body, "nmpi-collab")
-    if collab is not None and (not collab.strip() or len(collab) > 128):
-        raise bad("nmpi-collab, if given, must be 1 to 128 characters")
+    if collab is not None and not _COLLAB.match(collab.strip()):
+        raise bad("nmpi-collab must be 1 to 128 letters, digits or _.@+- (a letter or digit first)")
     nmpi_job = _int(body, "nmpi-job-id", "nmpi-job-id", 0, None)
     if num_boards is None and width is None and board is None:
         num_boards = 1
