@@ -4,6 +4,7 @@ URL, ``jobs?deleted=true``, admin history, group usage) and are purged after ret
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -82,3 +83,31 @@ def test_history_is_purged_after_retention(make_service: Callable[..., Any]) -> 
     wait_for(lambda: store.count_history() == 0 or None, 30.0)
     assert _count(store, JobHistoryRow.__table__) == 0
     assert alice.get(first).status_code == 404
+
+
+def test_a_reported_job_stays_until_its_reports_are_cleared(
+    make_service: Callable[..., Any],
+) -> None:
+    service = make_service(grace_period=0.5, history_period=0.2)
+    store: Store = service.app.state.ctx.store
+    alice, root = login(service, "alice"), login(service, "root")
+    url, _ = alice.ready_job(board={"x": 0, "y": 0, "z": 0})
+    report = alice.post(
+        url + "/report-issue", json={"issue": "flaky", "boards": [{"x": 0, "y": 0, "z": 0}]}
+    )
+    assert report.status_code == 200, report.text
+    assert alice.delete(url).status_code == 204
+    alice.ready_job()
+    first, second = url, alice.create()
+    assert second.status_code == 201
+    assert alice.delete(second.headers["location"]).status_code == 204
+    alice.ready_job()  # the newest job, never moved
+    wait_for(lambda: store.count_history() == 1 or None, 30.0)  # the unreported one
+    time.sleep(1.0)
+    assert store.count_history() == 1
+    (entry,) = root.get("admin/history").json()["jobs"]
+    assert entry["id"] == second.json()["job-id"]
+    board_id = root.get("admin/board-reports").json()["reports"][0]["board-id"]
+    assert root.delete(f"admin/board-reports/{board_id}").status_code == 200
+    wait_for(lambda: store.count_history() == 2 or None, 30.0)
+    assert alice.get(first).json()["state"] == "DESTROYED"
