@@ -25,6 +25,7 @@ COMMANDS: dict[str, str] = {
     "job": "pyspalloc.cli.job:job",
     "where-is": "pyspalloc.cli.where_is:where_is",
     "machine": "pyspalloc.cli.machine_check:machine",
+    "quota": "pyspalloc.cli.quota:quota",
 }
 
 

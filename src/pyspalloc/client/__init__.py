@@ -6,7 +6,7 @@ websocket: :mod:`pyspalloc.client.proxy`.
 """
 
 from pyspalloc.client.client import AbstractSpallocClient, SpallocClient
-from pyspalloc.client.description import JobAllocation, JobDescription
+from pyspalloc.client.description import GroupQuota, JobAllocation, JobDescription
 from pyspalloc.client.environment import AllocationSettings, allocate_job
 from pyspalloc.client.job import SpallocJob
 from pyspalloc.client.machine import SpallocMachine
@@ -20,6 +20,7 @@ from pyspalloc.client.utils import ServiceVersion, is_server_address
 __all__ = [
     "AbstractSpallocClient",
     "AllocationSettings",
+    "GroupQuota",
     "JobAllocation",
     "JobDescription",
     "ServiceVersion",

@@ -8,6 +8,7 @@ from collections.abc import Iterable, Mapping
 from types import TracebackType
 from typing import Any
 
+from pyspalloc.client.description import GroupQuota
 from pyspalloc.client.job import QUEUE_TIME, SpallocJob, _SpallocJob
 from pyspalloc.client.machine import SpallocMachine, _SpallocMachine
 from pyspalloc.client.session import Session
@@ -231,6 +232,19 @@ class SpallocClient(AbstractSpallocClient):
     def get_machine(self, name: str) -> SpallocMachine | None:
         """Get the machine called ``name``; ``None`` if there is none (visible to this user)."""
         return self.list_machines().get(name)
+
+    def list_groups(self, everything: bool = False, user: str | None = None) -> list[GroupQuota]:
+        """Get the caller's accounting groups with their quotas, usage and what is left.
+
+        Admins may ask for ``everything`` or for another ``user``'s groups.
+        """
+        query: dict[str, Any] = {}
+        if everything:
+            query["all"] = "true"
+        if user is not None:
+            query["user"] = user
+        reply = self._session.get(join_url(self._session.srv_url, "groups"), **query)
+        return [GroupQuota.from_json(g) for g in reply.json().get("groups") or ()]
 
     def get_job(self, job_id: str | int) -> SpallocJob:
         """Get a job by its id (it is not kept alive by this client)."""

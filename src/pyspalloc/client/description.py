@@ -129,3 +129,32 @@ class JobDescription:
             connections=allocation.connections,
             triads=allocation.triads,
         )
+
+
+@dataclass(frozen=True)
+class GroupQuota:
+    """An accounting group's quota, usage and what is left, in board-seconds
+    (``quota`` and ``remaining`` are ``None`` when the group is unlimited)."""
+
+    id: int
+    name: str
+    type: str
+    quota: float | None
+    used: float
+    remaining: float | None
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> GroupQuota:
+        """Parse one entry of the service's ``groups`` list."""
+
+        def amount(value: Any) -> float | None:
+            return None if value is None else float(value)
+
+        return cls(
+            id=int(data["id"]),
+            name=str(data["name"]),
+            type=str(data.get("type", "group")),
+            quota=amount(data.get("quota")),
+            used=float(data.get("used") or 0.0),
+            remaining=amount(data.get("remaining")),
+        )

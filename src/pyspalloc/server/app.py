@@ -30,7 +30,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from pyspalloc.exceptions import SpinnmanException, SpinnmanInvalidParameterException
 from pyspalloc.geometry import MachineDefinition
 from pyspalloc.server.allowed_hosts import AllowedHostsMiddleware, allowed_names
-from pyspalloc.server.api import board_reports, job_resources, jobs, root
+from pyspalloc.server.api import admin_history, board_reports, job_resources, jobs, quotas, root
 from pyspalloc.server.api import machines as machines_api
 from pyspalloc.server.api.common import ApiError, document_statuses, text_response
 from pyspalloc.server.api.proxy_route import install_proxy_route
@@ -50,10 +50,12 @@ from pyspalloc.server.context import ServiceContext
 from pyspalloc.server.controller import BoardNotBooted, MachineController
 from pyspalloc.server.events import EventHub
 from pyspalloc.server.hardware import make_controller, make_job_operations
+from pyspalloc.server.history_worker import HistoryWorker
 from pyspalloc.server.lifecycle import Lifecycle
 from pyspalloc.server.login_guard import Busy, SharedBasicCheck
 from pyspalloc.server.metrics import install_metrics
 from pyspalloc.server.proxy import ProxyRegistry, channel_budget
+from pyspalloc.server.report_mail import ReportMailer
 from pyspalloc.server.security_headers import SecurityHeadersMiddleware
 from pyspalloc.server.store import Store, TrustLevel
 from pyspalloc.server.v1 import start_v1
@@ -263,17 +265,27 @@ def create_app(
         operations=make_job_operations(),
     )
 
+    store.default_user_quota = config.default_user_quota
+    store.default_collab_quota = config.default_collab_quota
+    history = HistoryWorker(store, config)
+    mailer = ReportMailer(store, config)
+
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         lifecycle.start()
         v1 = None if config.v1 is None else await start_v1(ctx, config.v1)
         app.state.v1 = v1
+        history.start()
+        if config.report_email_to is not None:
+            mailer.start()
         try:
             yield
         finally:
             if v1 is not None:
                 await v1.stop()
             registry.close_all()
+            await run_in_threadpool(mailer.stop)
+            await run_in_threadpool(history.stop)
             await run_in_threadpool(lifecycle.stop)
 
     app = FastAPI(
@@ -286,12 +298,15 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.ctx = ctx
+    app.state.history, app.state.mailer = history, mailer
     for module in (
         root,
         machines_api,
         jobs,
         job_resources,
         board_reports,
+        quotas,
+        admin_history,
         ui,
         pages,
     ):  # ui before pages

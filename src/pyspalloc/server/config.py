@@ -136,6 +136,25 @@ class ServiceConfig:
     create_admin: bool = True
     #: code that ``GET {srv}emergencyStop?commandCode=`` must give (None: disabled)
     emergency_code: str | None = None
+    #: quota (board-seconds) of each new user's personal group; None: unlimited (the
+    #: Java server ships 130)
+    default_user_quota: float | None = None
+    #: quota (board-seconds) of a collab's group made on first use of ``nmpi-collab``
+    default_collab_quota: float | None = 3_600_000.0
+    #: jobs that ended longer ago than this (s) move to the history tables ...
+    grace_period: float = 14 * 86400.0
+    #: ... checked this often (s) ...
+    history_period: float = 3600.0
+    #: ... and historical jobs that ended longer ago than this (s) are deleted (None: kept)
+    history_retention: float | None = None
+    #: address each new board report is mailed to (None: no mail)
+    report_email_to: str | None = None
+    #: sender address of those mails
+    report_email_from: str = "spalloc@localhost"
+    #: SMTP server that mails go through (plain SMTP; ``smtp_timeout`` bounds each wait)
+    smtp_host: str = "localhost"
+    smtp_port: int = 25
+    smtp_timeout: float = 10.0
     version: tuple[int, int, int] = (7, 4, 2)
     #: the v1 (JSON lines over TCP) listener of the old clients; None: off
     v1: V1Options | None = None

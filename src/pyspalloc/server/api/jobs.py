@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends
@@ -13,6 +12,7 @@ from starlette.responses import PlainTextResponse, Response
 
 from pyspalloc.geometry import MachineDefinition, Physical, Triad
 from pyspalloc.server.allocator import AllocationRequest
+from pyspalloc.server.api.accounting import accounting_group
 from pyspalloc.server.api.common import (
     AUTH,
     SRV,
@@ -175,16 +175,7 @@ def _create(request: Request, body: bytes) -> Response:
         if found is None:
             raise bad(f"no such user: {req.owner}")
         owner = found
-    try:
-        group_id, quota = ctx.store.group_for(owner.id, req.group)
-    except LookupError:
-        raise bad(f"group {req.group} does not exist or {owner.name} is not a member") from None
-    if (
-        group_id is not None
-        and quota is not None
-        and ctx.store.group_usage(group_id, time.time()) >= quota
-    ):
-        raise bad(f"quota exceeded in group {group_id}")
+    group_id = accounting_group(ctx, caller, owner, req)
     info, spec = select_machine(ctx, req)
     try:
         job = ctx.store.create_job(

@@ -31,8 +31,11 @@ def parse_job_id(text: str) -> int:
 
 
 def visible_job(ctx: ServiceContext, caller: Caller, job_id: int) -> JobInfo:
-    """Return the job if the caller owns it or is an admin; else 404 ``no such job``."""
-    job = ctx.store.get_job(job_id)
+    """Return the job if the caller owns it or is an admin; else 404 ``no such job``.
+
+    A job moved to history is returned as DESTROYED (with no machine or boards).
+    """
+    job = ctx.store.get_job(job_id) or ctx.store.historic_job(job_id)
     if job is None or (job.owner_id != caller.user.id and not caller.user.is_admin):
         raise no_such_job()
     return job

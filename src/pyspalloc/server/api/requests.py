@@ -15,6 +15,8 @@ _FIELDS = frozenset(
     }
 )  # fmt: skip
 _INT_MAX = 2**31 - 1
+#: a collab's name, which becomes a group name (as the admin pages allow them)
+_COLLAB = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@+-]{0,127}$")
 _DURATION = re.compile(
     r"^P(?:(?P<d>\d+(?:\.\d+)?)D)?"
     r"(?:T(?:(?P<h>\d+(?:\.\d+)?)H)?(?:(?P<m>\d+(?:\.\d+)?)M)?(?:(?P<s>\d+(?:\.\d+)?)S)?)?$",
@@ -53,14 +55,16 @@ class CreateJob:
     max_dead_boards: int
     owner: str | None
     group: str | None
+    nmpi_collab: str | None = None
+    nmpi_job_id: int | None = None
 
     def original(self, owner: str) -> dict[str, Any]:
         """Return the request as stored and echoed (defaults applied)."""
         return {
             "owner": owner,
             "group": self.group,
-            "nmpi-collab": None,
-            "nmpi-job-id": None,
+            "nmpi-collab": self.nmpi_collab,
+            "nmpi-job-id": self.nmpi_job_id,
             "keepalive-interval": self.keepalive,
             "num-boards": self.num_boards,
             "dimensions": None
@@ -200,9 +204,10 @@ def parse_create_job(
     if owner is not None and owner.strip() and not may_set_owner:
         raise bad("Only admin and NMPI users can specify an owner")
     group = _string(body, "group")
-    for key in ("nmpi-collab", "nmpi-job-id"):
-        if body.get(key) is not None:
-            raise bad(f"{key} is not supported by this server")
+    collab = _string(body, "nmpi-collab")
+    if collab is not None and not _COLLAB.match(collab.strip()):
+        raise bad("nmpi-collab must be 1 to 128 letters, digits or _.@+- (a letter or digit first)")
+    nmpi_job = _int(body, "nmpi-job-id", "nmpi-job-id", 0, None)
     if num_boards is None and width is None and board is None:
         num_boards = 1
     return CreateJob(
@@ -216,4 +221,6 @@ def parse_create_job(
         max_dead_boards=max_dead,
         owner=owner.strip() if owner and owner.strip() else None,
         group=group,
+        nmpi_collab=None if collab is None else collab.strip(),
+        nmpi_job_id=nmpi_job,
     )

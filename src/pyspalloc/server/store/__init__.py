@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pyspalloc.server.store.accounts import AccountsMixin, SessionInfo, TokenInfo, UserInfo
+from pyspalloc.server.store.history import HistoricJob, HistoryMixin
 from pyspalloc.server.store.jobs import (
     JobInfo,
     JobsMixin,
@@ -12,10 +13,10 @@ from pyspalloc.server.store.jobs import (
 )
 from pyspalloc.server.store.machines import BoardInfo, BoardReport, MachineInfo, MachinesMixin
 from pyspalloc.server.store.models import JobState, TrustLevel
-from pyspalloc.server.store.quotas import QuotasMixin
+from pyspalloc.server.store.quotas import GroupQuota, NoSuchGroup, QuotasMixin
 
 
-class Store(AccountsMixin, MachinesMixin, JobsMixin, QuotasMixin):
+class Store(AccountsMixin, MachinesMixin, JobsMixin, QuotasMixin, HistoryMixin):
     """The service database: one engine URL, SQLite (WAL) or PostgreSQL.
 
     Parameters
@@ -29,9 +30,12 @@ class Store(AccountsMixin, MachinesMixin, JobsMixin, QuotasMixin):
 __all__ = [
     "BoardInfo",
     "BoardReport",
+    "GroupQuota",
+    "HistoricJob",
     "JobInfo",
     "JobState",
     "MachineInfo",
+    "NoSuchGroup",
     "QueuedRequest",
     "RequestSpec",
     "SessionInfo",

@@ -124,7 +124,7 @@ class AccountsMixin(StoreBase):
             s.add(row)
             group = s.scalar(select(GroupRow).where(GroupRow.name == name))
             if group is None:
-                group = GroupRow(name=name, quota=None)
+                group = GroupRow(name=name, quota=self.default_user_quota)
                 s.add(group)
             s.flush()
             s.add(MembershipRow(user_id=row.id, group_id=group.id))

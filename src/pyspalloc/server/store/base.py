@@ -68,6 +68,11 @@ class StoreBase:
     sequences such as allocation never race each other, on either database.
     """
 
+    #: quota (board-seconds, None: unlimited) of the personal group of a new user ...
+    default_user_quota: float | None = None
+    #: ... and of a collab's group made on first use (Java's defaults)
+    default_collab_quota: float | None = 3_600_000.0
+
     def __init__(self, url: str) -> None:
         self.url = url
         self.engine = make_engine(url)

@@ -6,7 +6,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import bindparam, func, select, union_all, update
 
 from pyspalloc.server.store import statements as q
 from pyspalloc.server.store.base import StoreBase
@@ -14,6 +14,7 @@ from pyspalloc.server.store.machines import BoardInfo, _from_row, board_info
 from pyspalloc.server.store.models import (
     BoardAllocationRow,
     BoardRow,
+    JobHistoryRow,
     JobRequestRow,
     JobRow,
     JobState,
@@ -178,12 +179,23 @@ class JobsMixin(StoreBase):
     def list_jobs(
         self, *, deleted: bool, limit: int, start: int, owner_id: int | None = None
     ) -> list[int]:
-        """Return job ids, newest first (only ``owner_id``'s when given)."""
-        query = select(JobRow.id).order_by(JobRow.id.desc()).limit(limit).offset(start)
-        if not deleted:
+        """Return job ids, newest first (only ``owner_id``'s when given).
+
+        With ``deleted`` the jobs moved to history are included.
+        """
+        if deleted:
+            live = select(JobRow.id.label("id"))
+            old = select(JobHistoryRow.id.label("id"))
+            if owner_id is not None:
+                live = live.where(JobRow.owner_id == owner_id)
+                old = old.where(JobHistoryRow.owner_id == owner_id)
+            both = union_all(live, old).subquery()
+            query = select(both.c.id).order_by(both.c.id.desc()).limit(limit).offset(start)
+        else:
+            query = select(JobRow.id).order_by(JobRow.id.desc()).limit(limit).offset(start)
             query = query.where(JobRow.state != int(JobState.DESTROYED))
-        if owner_id is not None:
-            query = query.where(JobRow.owner_id == owner_id)
+            if owner_id is not None:
+                query = query.where(JobRow.owner_id == owner_id)
         with self._read() as s:
             return list(s.scalars(query))
 

@@ -338,8 +338,22 @@ class MachinesMixin(StoreBase):
 
     def board_reports(self) -> list[BoardReport]:
         """Return every board report, newest first."""
+        return self._board_reports()
+
+    def board_reports_after(self, after_id: int, limit: int) -> list[BoardReport]:
+        """Return up to ``limit`` reports with ids above ``after_id``, oldest first."""
+        return self._board_reports(after_id, limit)
+
+    def newest_board_report_id(self) -> int:
+        """Return the highest board report id (0 when there are none)."""
         with self._read() as s:
-            rows = s.execute(
+            return int(s.scalar(select(func.max(BoardReportRow.id))) or 0)
+
+    def _board_reports(
+        self, after_id: int | None = None, limit: int | None = None
+    ) -> list[BoardReport]:
+        with self._read() as s:
+            query = (
                 select(
                     BoardReportRow.id, BoardReportRow.board_id, MachineRow.name, BoardRow.x,
                     BoardRow.y, BoardRow.z, BoardReportRow.job_id, UserRow.name,
@@ -348,8 +362,13 @@ class MachinesMixin(StoreBase):
                 .join(BoardRow, BoardRow.id == BoardReportRow.board_id)
                 .join(MachineRow, MachineRow.id == BoardRow.machine_id)
                 .outerjoin(UserRow, UserRow.id == BoardReportRow.reporter_id)
-                .order_by(BoardReportRow.time.desc(), BoardReportRow.id.desc())
-            ).all()  # fmt: skip
+            )  # fmt: skip
+            if after_id is not None:
+                query = query.where(BoardReportRow.id > after_id)
+                query = query.order_by(BoardReportRow.id).limit(limit)
+            else:
+                query = query.order_by(BoardReportRow.time.desc(), BoardReportRow.id.desc())
+            rows = s.execute(query).all()
         return [
             BoardReport(
                 int(i), int(b), str(m), (int(x), int(y), int(z)), j, u, str(t), float(w), bool(f)

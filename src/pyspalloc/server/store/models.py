@@ -224,3 +224,65 @@ class BoardReportRow(Base):
     reporter_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
     issue: Mapped[str] = mapped_column(Text)
     time: Mapped[float] = mapped_column(Float)
+
+
+class CollabGroupRow(Base):
+    """Marks a group as the accounting group of an NMPI collab (``nmpi-collab``).
+
+    Its own table (not a column of ``groups``), so older databases gain it unchanged;
+    no foreign key, so deleting a group is never blocked by it.
+    """
+
+    __tablename__ = "collab_groups"
+    group_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+
+
+class GroupUsageRow(Base):
+    """Board-seconds used by a group's jobs that have been moved to history."""
+
+    __tablename__ = "group_usage_moved"
+    group_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    board_seconds: Mapped[float] = mapped_column(Float, default=0.0)
+
+
+class JobHistoryRow(Base):
+    """A job that ended more than the grace period ago, moved out of ``jobs``.
+
+    Names are copied, not referenced, so history outlives users, groups and machines.
+    """
+
+    __tablename__ = "job_history"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    machine: Mapped[str] = mapped_column(String(128))
+    owner_id: Mapped[int | None] = mapped_column(Integer, nullable=True, index=True)
+    owner: Mapped[str] = mapped_column(String(128))
+    group_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    group_name: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    create_time: Mapped[float] = mapped_column(Float)
+    allocation_time: Mapped[float | None] = mapped_column(Float, nullable=True)
+    finish_time: Mapped[float | None] = mapped_column(Float, nullable=True, index=True)
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    original_request: Mapped[str] = mapped_column(Text, default="{}")
+    width: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    height: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    depth: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    num_boards: Mapped[int] = mapped_column(Integer, default=0)
+    board_seconds: Mapped[float] = mapped_column(Float, default=0.0)
+    moved: Mapped[float] = mapped_column(Float)
+
+
+class AllocationHistoryRow(Base):
+    """A board a historical job was given (copied from ``board_allocations``)."""
+
+    __tablename__ = "board_allocation_history"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("job_history.id"), index=True)
+    board_id: Mapped[int] = mapped_column(Integer)
+    x: Mapped[int] = mapped_column(Integer)
+    y: Mapped[int] = mapped_column(Integer)
+    z: Mapped[int] = mapped_column(Integer)
+    cabinet: Mapped[int] = mapped_column(Integer)
+    frame: Mapped[int] = mapped_column(Integer)
+    board_num: Mapped[int] = mapped_column(Integer)
+    address: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    time: Mapped[float] = mapped_column(Float)

@@ -6,6 +6,7 @@ Every route needs the ADMIN role (others get 403); every form is CSRF-checked fi
 from __future__ import annotations
 
 import re
+import time
 
 from fastapi import APIRouter
 from starlette.concurrency import run_in_threadpool
@@ -180,7 +181,10 @@ def _groups_page(
     request: Request, who: Viewer, status: int = 200, error: str | None = None
 ) -> Response:
     groups = wq.list_groups(who.ctx.store)
-    return render(request, who, "admin_groups.html", status, error=error, groups=groups)
+    usage = {g.id: g for g in who.ctx.store.group_quotas(time.time())}
+    return render(
+        request, who, "admin_groups.html", status, error=error, groups=groups, usage=usage
+    )
 
 
 @router.get(ADMIN + "/groups")
@@ -238,6 +242,7 @@ def _group_page(
         group=group,
         members=members,
         others=others,
+        usage=next((g for g in store.group_quotas(time.time()) if g.id == group_id), None),
     )
 
 

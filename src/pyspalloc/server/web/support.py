@@ -47,6 +47,7 @@ NOTICES: dict[str, str] = {
     "member-removed": "Member removed.",
     "board-enabled": "Board taken into service.",
     "board-disabled": "Board taken out of service; it will not be allocated again.",
+    "reports-cleared": "The board's reports have been cleared.",
 }
 
 _HERE = Path(__file__).parent
