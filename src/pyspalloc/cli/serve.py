@@ -14,7 +14,8 @@ from click.core import ParameterSource
 
 from pyspalloc.cli.config_show import FORMATS
 from pyspalloc.server.config import ServiceConfig, default_data_dir
-from pyspalloc.server.v1.options import LOOPBACK, V1Options
+from pyspalloc.server.networks import LOOPBACK
+from pyspalloc.server.v1.options import V1Options
 
 #: ``--proxy-limit`` names -> ServiceConfig fields
 PROXY_LIMITS = {

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from pyspalloc.server.networks import LOOPBACK
+
 if TYPE_CHECKING:
     from pyspalloc.server.v1 import V1Options
 
@@ -108,7 +110,7 @@ class ServiceConfig:
     #: reverse proxies whose ``X-Forwarded-For`` names the client (for login limits, logs)
     trusted_proxies: tuple[str, ...] = ()
     #: networks that may read ``/spalloc/metrics`` without logging in (ADMINs may anywhere)
-    metrics_allow: tuple[str, ...] = ("127.0.0.0/8", "::1/128")
+    metrics_allow: tuple[str, ...] = LOOPBACK
     proxy_enable: bool = True
     proxy_local_host: str = ""
     #: proxy limits: channels per websocket (at least twice the job's boards are allowed),

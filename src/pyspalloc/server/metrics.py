@@ -13,7 +13,6 @@ anyone else must be an ADMIN (401 without credentials, 403 for other users).
 
 from __future__ import annotations
 
-import ipaddress
 import time
 from collections.abc import Iterable
 
@@ -30,6 +29,7 @@ from pyspalloc.server.api.common import AUTH, caller_of, responses
 from pyspalloc.server.config import ServiceConfig
 from pyspalloc.server.lifecycle import Lifecycle
 from pyspalloc.server.login_guard import client_address
+from pyspalloc.server.networks import address_in, parse_networks
 from pyspalloc.server.proxy import ProxyRegistry
 from pyspalloc.server.store import Store, TrustLevel
 from pyspalloc.server.store.counts import boards_by_machine, jobs_by_state
@@ -143,19 +143,6 @@ class MetricsMiddleware:
             ).observe(time.perf_counter() - started)
 
 
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
-
-
-def _allowed(address: str, networks: tuple[Network, ...]) -> bool:
-    try:
-        ip = ipaddress.ip_address(address.split("%", 1)[0])
-    except ValueError:
-        return False
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return any(ip.version == n.version and ip in n for n in networks)
-
-
 def install_metrics(
     app: FastAPI, config: ServiceConfig, store: Store, proxies: ProxyRegistry, lifecycle: Lifecycle
 ) -> ServiceMetrics:
@@ -166,13 +153,13 @@ def install_metrics(
     lifecycle.pass_listeners.append(metrics.allocator_seconds.observe)
     lifecycle.power_failure_listeners.append(metrics.power_failed)
     # a bad network is refused (ValueError) at start, not at a scrape
-    allowed = tuple(ipaddress.ip_network(n, strict=False) for n in config.metrics_allow)
+    allowed = parse_networks(config.metrics_allow)
 
     @app.get(METRICS_PATH, responses=responses(*AUTH), tags=["operations"])
     def read_metrics(request: Request) -> Response:
         """The service's metrics (Prometheus text format): ADMIN, or anyone from a
         network of ``metrics_allow``."""
-        if not _allowed(client_address(request, config.trusted_proxies), allowed):
+        if not address_in(client_address(request, config.trusted_proxies), allowed):
             caller_of(request, TrustLevel.ADMIN)
         return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 

@@ -2,30 +2,9 @@
 
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass, field
 
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
-
-#: what the listener accepts when no network is configured: this host only
-LOOPBACK = ("127.0.0.0/8", "::1/128")
-
-
-def parse_networks(specs: tuple[str, ...] | list[str]) -> tuple[Network, ...]:
-    """Parse addresses or networks (``10.0.0.0/8``, ``192.168.1.7``, ``::1``).
-
-    Raises
-    ------
-    ValueError
-        Naming the first entry that is not an address or network.
-    """
-    found: list[Network] = []
-    for spec in specs:
-        try:
-            found.append(ipaddress.ip_network(spec.strip(), strict=False))
-        except ValueError:
-            raise ValueError(f"not an address or network: {spec!r}") from None
-    return tuple(found)
+from pyspalloc.server.networks import LOOPBACK, Network, address_in, parse_networks
 
 
 @dataclass
@@ -85,10 +64,4 @@ class V1Options:
 
     def accepts(self, address: str) -> bool:
         """Whether a client at ``address`` may connect."""
-        try:
-            ip = ipaddress.ip_address(address.split("%", 1)[0])
-        except ValueError:
-            return False
-        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-            ip = ip.ipv4_mapped
-        return any(ip.version == n.version and ip in n for n in self.networks)
+        return address_in(address, self.networks)
