@@ -11,7 +11,8 @@ import pytest
 from pyspalloc.geometry import MachineDefinition, builtin_machine
 from pyspalloc.server.bmp_control import BMPMachineController
 from pyspalloc.virtual import VirtualMachine
-from tests.reliability.support import FAST_BMP, free_virtual_base
+from tests.reliability.support import FAST_BMP
+from tests.support.addresses import free_virtual_base
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from pyspalloc.cli.main import main
 from pyspalloc.server.auth import digest
 from pyspalloc.server.store import Store, TrustLevel
-from tests.reliability.support import PASSWORDS, TIMEOUT, Http, login
+from tests.support.http_client import PASSWORDS, TIMEOUT, Http, login
 
 SYSTEM = "system/"
 

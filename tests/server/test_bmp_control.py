@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import random
-import socket
 import time
 from collections.abc import Iterator
 
@@ -22,26 +20,13 @@ from pyspalloc.transceiver import Transceiver, UDPConnection
 from pyspalloc.transceiver.boot import boot_image
 from pyspalloc.virtual import VirtualMachine
 from pyspalloc.wire.scp import SCPCommand, SCPRequest
+from tests.support.addresses import free_virtual_base
 
 # the service boots jobs' boards with our synthetic image (boots virtual boards only)
 FAST = BMPControlOptions(
     retry_delay=0.05, power_timeout=1.0, boot_timeout=10.0, boot_image=boot_image()
 )
 JOB = [Triad(0, 0, 0), Triad(0, 0, 1), Triad(0, 0, 2)]
-
-
-def free_virtual_base() -> str:
-    """A ``127.1.N.0`` base whose BMP and first board addresses are free right now."""
-    for _ in range(50):
-        net = random.randrange(100, 250)
-        try:
-            for host in (f"127.1.{net}.0", f"127.1.{net}.1"):
-                with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-                    probe.bind((host, 17893))
-        except OSError:
-            continue
-        return f"127.1.{net}.0"
-    raise RuntimeError("no free 127.1.N.0 address range for a virtual machine")
 
 
 @pytest.fixture

@@ -9,8 +9,7 @@ machine's loop thread), so tests can reach the boards; the machine gets a random
 from __future__ import annotations
 
 import random
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -156,17 +155,3 @@ def fresh_job(proxy_client: SpallocClient) -> Iterator[SpallocJob]:
             made.destroy("test over")
         except Exception:
             pass
-
-
-def eventually(check: Callable[[], bool], timeout: float = 10.0, what: str = "") -> None:
-    """Wait until ``check()`` is true, failing after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, f"timed out waiting for {what or check}"
-        time.sleep(0.02)
-
-
-def test_fixture_job_is_ready_with_one_board(job: SpallocJob, proxy_service: Any) -> None:
-    connections = job.get_connections()
-    assert list(connections) == [(0, 0)]
-    assert virtual_board(proxy_service, connections[0, 0]).booted
