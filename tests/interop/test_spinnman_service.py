@@ -13,18 +13,18 @@ import os
 import select
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from pyspalloc.geometry import MachineDefinition, builtin_machine
+from pyspalloc.geometry import MachineDefinition
 from pyspalloc.server.bmp_control import BMPControlOptions, BMPMachineController
 from pyspalloc.transceiver.boot import boot_image
 from pyspalloc.virtual import VirtualMachine
 from pyspalloc.wire.eieio import EIEIODataMessage, EIEIOType
-from tests.support.addresses import free_virtual_base
+from tests.support import virtual_machines
 from tests.support.certificates import make_test_ca
 
 pytestmark = [
@@ -141,11 +141,7 @@ os._exit(0)
 )
 
 
-@pytest.fixture
-def machine() -> Iterator[tuple[MachineDefinition, VirtualMachine]]:
-    definition = builtin_machine("spin24", free_virtual_base())
-    with VirtualMachine(definition) as vm:
-        yield definition, vm
+machine = virtual_machines.machine
 
 
 @pytest.fixture

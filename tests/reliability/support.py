@@ -12,8 +12,6 @@ from typing import Any
 
 from websockets.sync.client import ClientConnection, connect
 
-from pyspalloc.server.bmp_control import BMPControlOptions
-from pyspalloc.transceiver.boot import boot_image
 from pyspalloc.wire.boot import BOOT_PORT
 from pyspalloc.wire.proxy import decode_server_frame
 from pyspalloc.wire.scp import SCP_PORT, SCPCommand, scp_request
@@ -21,6 +19,7 @@ from pyspalloc.wire.scp import SCP_PORT, SCPCommand, scp_request
 # re-exports for branches written before tests/support (remove once all are merged)
 from tests.support.addresses import free_port, free_virtual_base
 from tests.support.http_client import CSRF_INPUT, PASSWORDS, TIMEOUT, Http, login
+from tests.support.virtual_machines import FAST_BMP
 from tests.support.waiting import wait_for
 
 __all__ = [
@@ -41,11 +40,6 @@ __all__ = [
     "ver_request",
     "wait_for",
 ]
-
-# the service boots jobs' boards with our synthetic image (boots virtual boards only)
-FAST_BMP = BMPControlOptions(
-    retry_delay=0.05, power_timeout=1.0, boot_timeout=10.0, boot_image=boot_image()
-)
 
 
 def open_ws(client: Http, proxy_url: str, **kw: Any) -> ClientConnection:

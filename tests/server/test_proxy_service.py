@@ -6,17 +6,14 @@ from __future__ import annotations
 import base64
 import os
 import struct
-from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
-from pyspalloc.geometry import MachineDefinition, builtin_machine
-from pyspalloc.server.bmp_control import BMPControlOptions, BMPMachineController
+from pyspalloc.geometry import MachineDefinition
 from pyspalloc.transceiver import MulticastRoute, Transceiver, UDPConnection
-from pyspalloc.transceiver.boot import boot_image
 from pyspalloc.virtual import VirtualMachine
 from pyspalloc.wire.proxy import (
     CloseReply,
@@ -30,36 +27,16 @@ from pyspalloc.wire.proxy import (
     OpenUnboundRequest,
     decode_server_frame,
 )
-from pyspalloc.wire.scp import SCPCommand, SCPResponse, SCPResult, scp_request
+from pyspalloc.wire.scp import SCP_PORT, SCPCommand, SCPResponse, SCPResult, scp_request
 from tests.server.service_support import login
-from tests.support.addresses import free_virtual_base
+from tests.support import virtual_machines
 from tests.support.http_client import Http
 
-# the service boots jobs' boards with our synthetic image (boots virtual boards only)
-FAST = BMPControlOptions(
-    retry_delay=0.05, power_timeout=1.0, boot_timeout=10.0, boot_image=boot_image()
-)
-SCP = 17893
+SCP = SCP_PORT
 
 
-@pytest.fixture
-def machine() -> Iterator[tuple[MachineDefinition, VirtualMachine]]:
-    definition = builtin_machine("spin24", free_virtual_base())
-    with VirtualMachine(definition) as vm:
-        yield definition, vm
-
-
-@pytest.fixture
-def vservice(
-    make_service: Callable[..., Any], machine: tuple[MachineDefinition, VirtualMachine]
-) -> Any:
-    definition, _ = machine
-    base = definition.boards[next(iter(definition.boards))].bmp_ip
-    return make_service(
-        machines=["spin24"],
-        virtual_address_base=base,
-        instant_controller=BMPMachineController(FAST),
-    )
+machine = virtual_machines.machine
+vservice = virtual_machines.vservice
 
 
 def open_ws(client: Http, job: dict[str, Any]) -> ClientConnection:
