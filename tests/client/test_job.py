@@ -14,8 +14,8 @@ from pyspalloc import SpallocClient, SpallocState
 from pyspalloc.client.job import _SpallocJob
 from pyspalloc.exceptions import SpallocException, SpinnmanTimeoutException
 from pyspalloc.server.store import Store
-from tests.client.test_session import make_token
 from tests.conftest import USERS
+from tests.support.http_client import make_token
 from tests.support.waiting import eventually
 
 ALICE_PW = USERS["alice"][0]

@@ -1,4 +1,5 @@
-"""A plain REST client of the service for tests: form login, CSRF header, bearer, JSON."""
+"""A plain REST client of the service for tests: form login, CSRF header, bearer, JSON;
+and bearer tokens issued through ``pyspalloc user token``."""
 
 from __future__ import annotations
 
@@ -6,7 +7,9 @@ import re
 from typing import Any
 
 import requests
+from click.testing import CliRunner
 
+from pyspalloc.cli.main import main
 from tests.support.waiting import wait_for
 
 CSRF_INPUT = re.compile(r'<input type="hidden" name="_csrf" value="(.*)" />')
@@ -114,3 +117,14 @@ def login(service: Any, user: str, timeout: float = TIMEOUT) -> Http:
     response = client.login(user)
     assert response.status_code == 302, (response.status_code, response.text)
     return client
+
+
+def make_token(service: Any, user: str) -> str:
+    """Issue a bearer token for ``user`` with ``pyspalloc user token``."""
+    result = CliRunner().invoke(
+        main, ["user", "token", user, "--database", service.config.database]
+    )
+    assert result.exit_code == 0, result.output
+    token = result.output.strip().splitlines()[-1]
+    assert len(token) >= 32
+    return token
