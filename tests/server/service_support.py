@@ -22,11 +22,6 @@ def login(service: Any, name: str) -> Http:
     return http_client.login(service, name, SERVICE_TIMEOUT)
 
 
-def client(service: Any) -> Http:
-    """A client of ``service`` that has not logged in."""
-    return Http(service.url, timeout=SERVICE_TIMEOUT)
-
-
 def state(client: Http, url: str) -> str:
     """The state of the job at ``url``."""
     body: dict[str, Any] = client.get(url).json()
