@@ -10,12 +10,9 @@ Every contender runs in its own process so that no two share a GIL:
 from __future__ import annotations
 
 import datetime
-import ipaddress
 import json
 import os
-import random
 import select
-import socket
 import statistics
 import subprocess
 import sys
@@ -61,93 +58,6 @@ def percentile(values: Sequence[float], fraction: float) -> float:
 def ratio(a: float, b: float) -> float:
     """``a / b``, NaN if ``b`` is zero or not a number."""
     return a / b if b and b == b else float("nan")
-
-
-def free_base(first: int = 120, last: int = 250, second: int = 1) -> str:
-    """A ``127.S.N.0`` base whose BMP and first board addresses are free right now."""
-    for _ in range(100):
-        net = random.randrange(first, last)
-        try:
-            for host in (f"127.{second}.{net}.0", f"127.{second}.{net}.1"):
-                with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-                    probe.bind((host, 17893))
-        except OSError:
-            continue
-        return f"127.{second}.{net}.0"
-    raise RuntimeError("no free loopback base for a virtual machine")
-
-
-def free_tcp_port() -> int:
-    """A TCP port free on 127.0.0.1 right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def make_ca(directory: Path) -> tuple[Path, Path, Path]:
-    """Write a throw-away CA and a certificate for 127.0.0.1; return (ca, cert, key)."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    directory.mkdir(parents=True, exist_ok=True)
-    start = datetime.datetime.now(datetime.UTC) - datetime.timedelta(minutes=5)
-    end = start + datetime.timedelta(days=2)
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "pyspalloc bench CA")])
-    ca = (
-        x509.CertificateBuilder(
-            issuer_name=ca_subject,
-            subject_name=ca_subject,
-            public_key=ca_key.public_key(),
-            serial_number=x509.random_serial_number(),
-            not_valid_before=start,
-            not_valid_after=end,
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            x509.KeyUsage(False, False, False, False, False, True, True, False, False),
-            critical=True,
-        )
-        .add_extension(
-            x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False
-        )
-        .sign(ca_key, hashes.SHA256())
-    )
-    key = ec.generate_private_key(ec.SECP256R1())
-    host = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    cert = (
-        x509.CertificateBuilder(
-            issuer_name=ca_subject,
-            subject_name=host,
-            public_key=key.public_key(),
-            serial_number=x509.random_serial_number(),
-            not_valid_before=start,
-            not_valid_after=end,
-        )
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
-            critical=False,
-        )
-        .add_extension(
-            x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False
-        )
-        .sign(ca_key, hashes.SHA256())
-    )
-    pem = serialization.Encoding.PEM
-    paths = (directory / "ca.pem", directory / "cert.pem", directory / "key.pem")
-    paths[0].write_bytes(ca.public_bytes(pem))
-    paths[1].write_bytes(cert.public_bytes(pem))
-    paths[2].write_bytes(
-        key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
-    return paths
 
 
 def tls_env(ca: Path) -> dict[str, str]:

@@ -16,12 +16,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tests.support.addresses import free_virtual_base
+from tests.support.certificates import make_test_ca
+
 from bench._common import (
     REPO_ROOT,
     USERS,
     Worker,
-    free_base,
-    make_ca,
     peer_python,
     start_service,
     start_vm,
@@ -61,14 +62,14 @@ def proxy_rig(with_spinnman: bool = True, relay_rtt_ms: float | None = None) -> 
 
     with tempfile.TemporaryDirectory(prefix="bench-proxy-") as tmp:
         work = Path(tmp)
-        ca, cert, key = make_ca(work / "tls")
+        ca, cert, key = make_test_ca(work / "tls")
         # build spinnman's venv before the test CA replaces the machine's in the
         # environment: pip in the venv honours REQUESTS_CA_BUNDLE
         python = peer_python(*SPINNMAN) if with_spinnman else None
         tls_names = ("REQUESTS_CA_BUNDLE", "WEBSOCKET_CLIENT_CA_BUNDLE")
         saved_tls = {name: os.environ.get(name) for name in tls_names}
         os.environ.update(dict.fromkeys(tls_names, str(ca)))
-        base = free_base()
+        base = free_virtual_base(120)
         vm, _ = start_vm(work, "spin24", base)
         service: Worker | None = None
         peer: Worker | None = None

@@ -46,12 +46,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from tests.support.addresses import free_port
+
 from bench._common import (
     USERS,
     Worker,
     banner,
     cpu_seconds,
-    free_tcp_port,
     load_average,
     median,
     peer_python,
@@ -247,7 +248,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 client_python = peer_python(*OLD_CLIENT)
                 config = work / "spin1m.py"
                 config.write_text(OLD_CONFIG)
-                port = free_tcp_port()
+                port = free_port()
                 here = Path(__file__).parent
                 old_server = subprocess.Popen(
                     [str(server_python), str(here / "_old_server.py"), str(config), str(port)],

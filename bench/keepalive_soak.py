@@ -33,7 +33,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from tests.reliability.support import Http
+from tests.support.http_client import Http
 
 
 @dataclass

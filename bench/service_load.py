@@ -34,12 +34,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+from tests.support.addresses import free_virtual_base
+
 from bench._common import (
     USERS,
     Worker,
     banner,
     cpu_seconds,
-    free_base,
     load_average,
     median,
     percentile,
@@ -113,7 +114,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     results: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="bench-load-") as tmp:
         work = Path(tmp)
-        base = free_base()
+        base = free_virtual_base(120)
         spin24 = work / "spin24.json"
         spin24.write_text(json.dumps(dump_machine_definitions([builtin_machine("spin24", base)])))
         vm, _ = start_vm(work, "spin24", base, booted=True)

@@ -4,13 +4,14 @@ and a running service on loopback."""
 from __future__ import annotations
 
 import os
-import socket
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.support.addresses import free_port
 
 POSTGRES_ENV = "PYSPALLOC_TEST_POSTGRES_URL"
 
@@ -21,13 +22,6 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=os.environ.get(POSTGRES_ENV),
         help=f"PostgreSQL URL for store/service tests (default: ${POSTGRES_ENV})",
     )
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """Return a TCP port that is free on ``host`` right now."""
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture

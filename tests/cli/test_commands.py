@@ -328,7 +328,7 @@ def test_wrong_password(cli: Cli) -> None:
 
 
 def test_no_service(cli: Cli) -> None:
-    from tests.conftest import free_port
+    from tests.support.addresses import free_port
 
     dead = Cli(f"http://127.0.0.1:{free_port()}/spalloc/")
     result = dead("jobs")

@@ -9,7 +9,8 @@ from pathlib import Path
 from pyspalloc.client import SpallocClient
 from pyspalloc.wire.scp import SCPCommand, SCPResult, scp_request
 from tests.reliability.serve_process import VirtualServeProcess, make_users
-from tests.reliability.support import PASSWORDS, free_virtual_base
+from tests.support.addresses import free_virtual_base
+from tests.support.http_client import PASSWORDS
 
 START_TIMEOUT = 120.0
 

@@ -11,8 +11,8 @@ from pyspalloc import SpallocClient, SpallocState
 from pyspalloc.client.job import _SpallocJob
 from pyspalloc.client.session import SpallocHTTPError
 from pyspalloc.exceptions import SpallocException, SpinnmanInvalidParameterException
-from tests.client.test_session import make_token
 from tests.conftest import USERS
+from tests.support.http_client import make_token
 
 ALICE_PW = USERS["alice"][0]
 

@@ -30,14 +30,14 @@ from pyspalloc.transceiver.boot_image import (
 )
 from pyspalloc.virtual import VirtualMachine
 from pyspalloc.wire.boot import SV_IN_IMAGE
-from tests.client.test_proxy_support import (
+from tests.client.proxy_support import (
     PASSWORD,
     USER,
     ready_job,
     start_test_service,
     virtual_board,
 )
-from tests.reliability.support import free_virtual_base
+from tests.support.addresses import free_virtual_base
 
 #: the size of SC&MP's own image
 IMAGE_SIZE = 29868

@@ -26,15 +26,9 @@ from pyspalloc.transceiver import Connection, Transceiver
 from pyspalloc.wire.eieio import EIEIOCommandMessage, EIEIODataMessage, EIEIOType
 from pyspalloc.wire.scp import SCPCommand, SCPResponse, SCPResult, scp_request
 from pyspalloc.wire.sdp import SDPFlag, SDPHeader, SDPMessage
-from tests.client import test_proxy_support as support
-from tests.client.test_proxy_support import (
-    PASSWORD,
-    USER,
-    eventually,
-    ready_job,
-    start_test_service,
-    virtual_board,
-)
+from tests.client import proxy_support as support
+from tests.client.proxy_support import PASSWORD, USER, ready_job, start_test_service, virtual_board
+from tests.support.waiting import eventually
 
 proxy_service = support.proxy_service
 proxy_client = support.proxy_client

@@ -20,8 +20,8 @@ from pyspalloc.exceptions import (
 )
 from pyspalloc.server.store import JobState, Store
 from tests.client.test_job import fill_machine
-from tests.client.test_session import make_token
 from tests.conftest import USERS
+from tests.support.http_client import make_token
 
 ALICE_PW = USERS["alice"][0]
 

@@ -14,8 +14,9 @@ from pyspalloc import SpallocClient, SpallocState
 from pyspalloc.client.job import _SpallocJob
 from pyspalloc.exceptions import SpallocException, SpinnmanTimeoutException
 from pyspalloc.server.store import Store
-from tests.client.test_session import make_token
 from tests.conftest import USERS
+from tests.support.http_client import make_token
+from tests.support.waiting import eventually
 
 ALICE_PW = USERS["alice"][0]
 
@@ -24,16 +25,6 @@ ALICE_PW = USERS["alice"][0]
 def client(service: Any) -> Iterator[SpallocClient]:
     with SpallocClient(service.url, "alice", ALICE_PW) as spalloc:
         yield spalloc
-
-
-def eventually(check: Callable[[], bool], timeout: float = 20.0) -> bool:
-    """Poll ``check`` until it is true or ``timeout`` seconds pass."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(0.1)
-    return check()
 
 
 def fill_machine(client: SpallocClient) -> Any:
@@ -180,7 +171,7 @@ def test_keepalive_keeps_created_jobs_alive(fast_service: Any) -> None:
         abandoned.close()  # stop its keepalives; the job itself is left alone
         looked_up: Any = spalloc.get_job(str(abandoned.job_id))
         assert not looked_up.keepalive_active
-        assert eventually(lambda: abandoned.get_state() == SpallocState.DESTROYED, 15)
+        eventually(lambda: abandoned.get_state() == SpallocState.DESTROYED, 15)
         assert abandoned.get_state_json()["reason"] == "keepalive expired"
         time.sleep(3)  # more than the keepalive interval
         assert kept.get_state() == SpallocState.READY
@@ -193,7 +184,7 @@ def test_keepalive_stops_when_the_service_destroys_the_job(fast_service: Any) ->
     with SpallocClient(fast_service.url, "alice", ALICE_PW) as spalloc:
         job: Any = spalloc.create_job(keepalive=2)
         spalloc.get_job(str(job.job_id)).destroy("killed elsewhere")
-        assert eventually(lambda: not job.keepalive_active, 10)
+        eventually(lambda: not job.keepalive_active, 10)
         assert "killed elsewhere" in str(job.keepalive_error)
 
 
@@ -204,15 +195,15 @@ def test_keepalive_failure_is_reported_then_recovers(
     spalloc = SpallocClient(service.url, "alice", ALICE_PW)
     job: Any = spalloc.create_job(keepalive=60)
     job._keepalive.period = 0.5  # keep the job's 60 s interval, but send often
-    assert eventually(lambda: job._keepalive.sent >= 1, 10)
+    eventually(lambda: job._keepalive.sent >= 1, 10)
     caplog.set_level(logging.WARNING, logger="pyspalloc.client.keepalive")
     service.stop()
-    assert eventually(lambda: job.keepalive_failed, 20)
+    eventually(lambda: job.keepalive_failed, 20)
     assert job.keepalive_error is not None
     assert any("failed 3 times" in r.getMessage() for r in caplog.records)
     assert job.keepalive_active  # still trying
     service = restart(make_service, service)
-    assert eventually(lambda: not job.keepalive_failed, 20)  # renewed and recovered
+    eventually(lambda: not job.keepalive_failed, 20)  # renewed and recovered
     assert job.get_state() == SpallocState.READY
     job.destroy()
     spalloc.close()

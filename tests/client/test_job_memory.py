@@ -1,7 +1,7 @@
 """SpallocJob.read_data / write_data / reset_routing: the service does the SCP.
 
 These run against a service driving virtual boards under BMP control (the
-fixtures of :mod:`tests.client.test_proxy_support`).
+fixtures of :mod:`tests.client.proxy_support`).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import pytest
 from pyspalloc.client.client import SpallocClient
 from pyspalloc.client.job import SpallocJob
 from pyspalloc.client.session import SpallocHTTPError
-from tests.client.test_proxy_support import (
+from tests.client.proxy_support import (
     PASSWORD,
     USER,
     ready_job,

@@ -25,14 +25,9 @@ from pyspalloc.transceiver.engine import make_request, scp_call
 from pyspalloc.transceiver.transceiver import Transceiver
 from pyspalloc.wire.proxy import CloseRequest
 from pyspalloc.wire.scp import SCP_PORT, SCPCommand, SCPResult
-from tests.client import test_proxy_support as support
-from tests.client.test_proxy_support import (
-    PASSWORD,
-    USER,
-    eventually,
-    ready_job,
-    virtual_board,
-)
+from tests.client import proxy_support as support
+from tests.client.proxy_support import PASSWORD, USER, ready_job, virtual_board
+from tests.support.waiting import eventually
 
 # fixtures shared with the connection and transceiver tests
 proxy_service = support.proxy_service
@@ -42,6 +37,12 @@ fresh_job = support.fresh_job
 
 ADDRESS = 0x60000000
 FOUR_MB = 4 * 1024 * 1024
+
+
+def test_fixture_job_is_ready_with_one_board(job: SpallocJob, proxy_service: Any) -> None:
+    connections = job.get_connections()
+    assert list(connections) == [(0, 0)]
+    assert virtual_board(proxy_service, connections[0, 0]).booted
 
 
 def proxy_of(job: SpallocJob) -> ProxyConnection:
@@ -226,7 +227,7 @@ def test_lossy_board_still_gives_exact_data(fresh_job: SpallocJob, proxy_service
 
 SERVICE_SCRIPT = """
 import sys, time, pathlib
-from tests.client.test_proxy_support import start_test_service
+from tests.client.proxy_support import start_test_service
 service = start_test_service(pathlib.Path(sys.argv[1]))
 print(service.url, flush=True)
 while True:

@@ -29,7 +29,7 @@ from pyspalloc.wire.proxy import (
     OpenRequest,
     decode_client_frame,
 )
-from tests.client.test_proxy_support import eventually
+from tests.support.waiting import eventually
 
 
 class FakeProxy:

@@ -12,23 +12,9 @@ from pyspalloc.client.utils import websocket_url
 from pyspalloc.exceptions import SpallocException
 from pyspalloc.server.store import TrustLevel
 from tests.conftest import USERS
+from tests.support.http_client import make_token
 
 ALICE_PW = USERS["alice"][0]
-
-
-def make_token(service: Any, user: str) -> str:
-    """Issue a bearer token for ``user`` with ``pyspalloc user token``."""
-    from click.testing import CliRunner
-
-    from pyspalloc.cli.main import main
-
-    result = CliRunner().invoke(
-        main, ["user", "token", user, "--database", service.config.database]
-    )
-    assert result.exit_code == 0, result.output
-    token = result.output.strip().splitlines()[-1]
-    assert len(token) >= 32
-    return token
 
 
 def forget_sessions(service: Any) -> None:

@@ -19,7 +19,7 @@ from pyspalloc.exceptions import SpinnmanInvalidParameterException, SpinnmanIOEx
 from pyspalloc.transceiver import Transceiver
 from pyspalloc.transceiver.connections import UDPConnection
 from pyspalloc.transceiver.memory import checksum
-from tests.client import test_proxy_support as support
+from tests.client import proxy_support as support
 
 proxy_service = support.proxy_service
 proxy_client = support.proxy_client

@@ -33,7 +33,7 @@ from pyspalloc.transceiver.engine import EngineOptions
 from pyspalloc.virtual import VirtualMachine
 from pyspalloc.wire.boot import BOOT_PORT, boot_messages
 from pyspalloc.wire.scp import SCP_PORT
-from tests.reliability.support import free_virtual_base
+from tests.support.addresses import free_virtual_base
 
 pytestmark = [pytest.mark.interop, pytest.mark.slow]
 

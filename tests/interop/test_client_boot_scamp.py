@@ -20,7 +20,7 @@ import pytest
 from pyspalloc.client.client import SpallocClient
 from pyspalloc.transceiver.boot_image import BOOT_IMAGE_ENV, find_boot_image
 from pyspalloc.wire.boot import SV_IN_IMAGE
-from tests.client.test_proxy_support import (
+from tests.client.proxy_support import (
     PASSWORD,
     USER,
     ready_job,

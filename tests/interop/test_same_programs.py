@@ -31,7 +31,8 @@ from pyspalloc.server.bmp_control import BMPControlOptions, BMPMachineController
 from pyspalloc.transceiver.boot import boot_image
 from pyspalloc.virtual import VirtualMachine
 from pyspalloc.wire.eieio import EIEIODataMessage, EIEIOType
-from tests.interop.test_spinnman_service import free_virtual_base, make_test_ca
+from tests.support.addresses import free_virtual_base
+from tests.support.certificates import make_test_ca
 
 pytestmark = [pytest.mark.interop, pytest.mark.slow]
 #: the database is not what these test: SQLite only, whatever else is configured

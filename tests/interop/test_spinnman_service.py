@@ -8,30 +8,27 @@ memory and router endpoints (7.4.1).
 
 from __future__ import annotations
 
-import datetime
-import ipaddress
 import json
 import os
-import random
 import select
-import socket
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
-from pyspalloc.geometry import MachineDefinition, builtin_machine
+from pyspalloc.geometry import MachineDefinition
 from pyspalloc.server.bmp_control import BMPControlOptions, BMPMachineController
 from pyspalloc.transceiver.boot import boot_image
 from pyspalloc.virtual import VirtualMachine
 from pyspalloc.wire.eieio import EIEIODataMessage, EIEIOType
+from tests.support import virtual_machines
+
+# re-export for branches written before tests/support (remove once all are merged)
+from tests.support.addresses import free_virtual_base as free_virtual_base
+from tests.support.certificates import make_test_ca
 
 pytestmark = [
     pytest.mark.interop,
@@ -147,99 +144,7 @@ os._exit(0)
 )
 
 
-def _write_pem(path: Path, data: bytes) -> Path:
-    path.write_bytes(data)
-    return path
-
-
-def make_test_ca(directory: Path) -> tuple[Path, Path, Path]:
-    """Make a test CA and a server certificate for 127.0.0.1; return (ca, cert, key)."""
-    now = datetime.datetime.now(datetime.UTC)
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "pyspalloc test CA")])
-    ca_cert = (
-        x509.CertificateBuilder()
-        .subject_name(ca_name)
-        .issuer_name(ca_name)
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(
-            x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False
-        )
-        .sign(ca_key, hashes.SHA256())
-    )
-    key = ec.generate_private_key(ec.SECP256R1())
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]))
-        .issuer_name(ca_name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]
-            ),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
-            critical=False,
-        )
-        .add_extension(
-            x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False
-        )
-        .sign(ca_key, hashes.SHA256())
-    )
-    pem = serialization.Encoding.PEM
-    return (
-        _write_pem(directory / "ca.pem", ca_cert.public_bytes(pem)),
-        _write_pem(directory / "cert.pem", cert.public_bytes(pem)),
-        _write_pem(
-            directory / "key.pem",
-            key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()),
-        ),
-    )
-
-
-def free_virtual_base() -> str:
-    """A ``127.1.N.0`` base whose BMP and first board addresses are free right now."""
-    for _ in range(50):
-        net = random.randrange(100, 250)
-        try:
-            for host in (f"127.1.{net}.0", f"127.1.{net}.1"):
-                with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-                    probe.bind((host, 17893))
-        except OSError:
-            continue
-        return f"127.1.{net}.0"
-    raise RuntimeError("no free 127.1.N.0 address range for a virtual machine")
-
-
-@pytest.fixture
-def machine() -> Iterator[tuple[MachineDefinition, VirtualMachine]]:
-    definition = builtin_machine("spin24", free_virtual_base())
-    with VirtualMachine(definition) as vm:
-        yield definition, vm
+machine = virtual_machines.machine
 
 
 @pytest.fixture

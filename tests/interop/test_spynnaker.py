@@ -30,9 +30,10 @@ import requests
 
 from pyspalloc.geometry import builtin_machine
 from pyspalloc.geometry.json_format import dump_machine_definitions
-from tests.interop.test_spinnman_service import make_test_ca
 from tests.reliability.serve_process import make_users
-from tests.reliability.support import PASSWORDS, free_port, free_virtual_base
+from tests.support.addresses import free_port, free_virtual_base
+from tests.support.certificates import make_test_ca
+from tests.support.http_client import PASSWORDS
 
 pytestmark = [pytest.mark.interop, pytest.mark.slow, pytest.mark.timeout(480)]
 

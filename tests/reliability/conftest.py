@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from pyspalloc.geometry import MachineDefinition, builtin_machine
-from pyspalloc.server.bmp_control import BMPMachineController
-from pyspalloc.virtual import VirtualMachine
-from tests.reliability.support import FAST_BMP, free_virtual_base
+from tests.support import virtual_machines
 
 
 @pytest.fixture
@@ -20,21 +15,5 @@ def db_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'spalloc.sqlite3'}"
 
 
-@pytest.fixture
-def machine() -> Iterator[tuple[MachineDefinition, VirtualMachine]]:
-    """A virtual spin24 machine (unpowered) on a free 127.1.N.0 base."""
-    definition = builtin_machine("spin24", free_virtual_base())
-    with VirtualMachine(definition) as vm:
-        yield definition, vm
-
-
-@pytest.fixture
-def vservice(
-    make_service: Callable[..., Any], machine: tuple[MachineDefinition, VirtualMachine]
-) -> Any:
-    """The service driving ``machine`` with the real BMP controller."""
-    definition, _ = machine
-    base = next(iter(definition.bmp_ips.values()))
-    return make_service(
-        virtual_address_base=base, instant_controller=BMPMachineController(FAST_BMP)
-    )
+machine = virtual_machines.machine
+vservice = virtual_machines.vservice

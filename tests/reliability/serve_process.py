@@ -14,7 +14,8 @@ import requests
 
 from pyspalloc.server.auth import hash_password
 from pyspalloc.server.store import Store, TrustLevel
-from tests.reliability.support import PASSWORDS, free_port
+from tests.support.addresses import free_port
+from tests.support.http_client import PASSWORDS
 
 #: runs the ``pyspalloc`` command line with this interpreter
 PYSPALLOC = [sys.executable, "-c", "from pyspalloc.cli.main import main; main()"]

@@ -18,15 +18,9 @@ from pyspalloc.transceiver.boot import boot_image
 from pyspalloc.virtual import VirtualMachine
 from pyspalloc.wire.proxy import Message, OpenReply, OpenRequest
 from pyspalloc.wire.scp import SCPResult
-from tests.reliability.support import (
-    SCP_PORT,
-    login,
-    open_ws,
-    recv_frame,
-    udp_socket_count,
-    ver_request,
-    wait_for,
-)
+from tests.reliability.support import SCP_PORT, open_ws, recv_frame, udp_socket_count, ver_request
+from tests.support.http_client import login
+from tests.support.waiting import wait_for
 
 ADDRESS = 0x60000000
 # the service boots jobs' boards with our synthetic image (boots virtual boards only)

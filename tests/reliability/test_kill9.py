@@ -16,7 +16,8 @@ from pyspalloc import SpallocClient, SpallocState
 from pyspalloc.server.auth import digest, new_secret
 from pyspalloc.server.store import Store
 from tests.reliability.serve_process import PYSPALLOC, ServeProcess, make_users
-from tests.reliability.support import PASSWORDS, Http, wait_for
+from tests.support.http_client import PASSWORDS, Http
+from tests.support.waiting import wait_for
 
 JOBS = 100
 

@@ -10,7 +10,9 @@ from typing import Any
 
 from bench.proxy_fuzz import ProxyFuzzer, VerPinger
 
-from tests.reliability.support import login, open_ws, udp_socket_count, wait_for
+from tests.reliability.support import open_ws, udp_socket_count
+from tests.support.http_client import login
+from tests.support.waiting import wait_for
 
 FRAMES = 10_000
 

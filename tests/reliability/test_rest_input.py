@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from tests.reliability.support import login, wait_for
+from tests.support.http_client import login
+from tests.support.waiting import wait_for
 
 CASES: list[tuple[str, dict[str, Any] | str, str]] = [
     ("bad JSON", "{not json", "JSON"),

@@ -23,17 +23,9 @@ from pyspalloc.wire.proxy import (
     OpenUnboundRequest,
 )
 from pyspalloc.wire.scp import SCPResponse
-from tests.reliability.support import (
-    PASSWORDS,
-    SCP_PORT,
-    Http,
-    login,
-    open_ws,
-    recv_frame,
-    udp_socket_count,
-    ver_request,
-    wait_for,
-)
+from tests.reliability.support import SCP_PORT, open_ws, recv_frame, udp_socket_count, ver_request
+from tests.support.http_client import PASSWORDS, Http, login
+from tests.support.waiting import wait_for
 
 ADDRESS = 0x60000000
 ORIGINAL = bytes(range(256)) * 4

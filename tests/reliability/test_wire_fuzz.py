@@ -21,7 +21,8 @@ from pyspalloc.geometry import builtin_machine
 from pyspalloc.virtual import VirtualMachine
 from pyspalloc.wire.boot import boot_messages
 from pyspalloc.wire.scp import SCPCommand, SCPResponse, SCPResult, scp_request
-from tests.reliability.support import BOOT_PORT, SCP_PORT, free_virtual_base
+from tests.reliability.support import BOOT_PORT, SCP_PORT
+from tests.support.addresses import free_virtual_base
 
 HERE = Path(__file__).parent
 

@@ -13,7 +13,7 @@ import pytest
 import requests
 
 from pyspalloc.server.store import Store
-from tests.reliability.support import PASSWORDS, TIMEOUT, Http, login
+from tests.support.http_client import PASSWORDS, TIMEOUT, Http, login
 
 SYSTEM = "system/"
 ADMIN = SYSTEM + "admin/"

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from pyspalloc.server.store import Store
-from tests.reliability.support import Http, login
+from tests.support.http_client import Http, login
 
 BOARD = {"x": 0, "y": 0, "z": 0}
 

@@ -20,14 +20,9 @@ from websockets.exceptions import ConnectionClosed
 from pyspalloc.geometry import BOARD_CHIP_SET
 from pyspalloc.transceiver.router import FILTER_BASE
 from pyspalloc.wire.proxy import OpenReply, OpenRequest
-from tests.reliability.support import (
-    Http,
-    login,
-    open_ws,
-    recv_frame,
-    udp_socket_count,
-    wait_for,
-)
+from tests.reliability.support import open_ws, recv_frame, udp_socket_count
+from tests.support.http_client import Http, login
+from tests.support.waiting import wait_for
 
 ADDRESS = 0x60000000
 SIZE = 24 * 1024 * 1024

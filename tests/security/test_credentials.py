@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from pyspalloc.cli.main import main
 from pyspalloc.server.auth import digest
 from pyspalloc.server.store import Store, TrustLevel
-from tests.reliability.support import PASSWORDS, TIMEOUT, Http, login
+from tests.support.http_client import PASSWORDS, TIMEOUT, Http, login, make_token
 
 SYSTEM = "system/"
 
@@ -36,14 +36,6 @@ def _admin_action(root: Http, service: Any, name: str, **form: str) -> None:
     assert response.status_code == 303, (response.status_code, response.text)
 
 
-def _token(service: Any, name: str) -> str:
-    result = CliRunner().invoke(
-        main, ["user", "token", name, "--database", service.config.database]
-    )
-    assert result.exit_code == 0, result.output
-    return result.output.strip()
-
-
 def _bearer_ok(service: Any, token: str) -> bool:
     response = requests.get(
         service.url + "srv/spalloc/jobs",
@@ -56,7 +48,7 @@ def _bearer_ok(service: Any, token: str) -> bool:
 
 def test_own_password_change_ends_every_other_session(make_service: Any) -> None:
     service = make_service()
-    token = _token(service, "alice")
+    token = make_token(service, "alice")
     changer, laptop, phone = (login(service, "alice") for _ in range(3))
     bob = login(service, "bob")
     for client in (changer, laptop, phone):
@@ -103,7 +95,7 @@ def test_disabling_ends_sessions_for_good(make_service: Any) -> None:
     service = make_service()
     root = login(service, "root")
     alice, bob = login(service, "alice"), login(service, "bob")
-    token = _token(service, "alice")
+    token = make_token(service, "alice")
     _admin_action(root, service, "alice", action="disable")
     assert alice.get("jobs").status_code == 401
     assert not _bearer_ok(service, token)
@@ -129,7 +121,7 @@ def test_credential_still_valid_follows_every_change(make_service: Any) -> None:
     service = make_service()
     root = login(service, "root")
     alice = login(service, "alice")
-    token = _token(service, "alice")
+    token = make_token(service, "alice")
     key = digest(alice.session_id or "")
     store = Store(service.config.database_url())
     try:

@@ -20,8 +20,8 @@ from typing import Any
 import pytest
 
 from tests.reliability.serve_process import ServeProcess, make_users
-from tests.reliability.support import Http, login
 from tests.security.http_attack import MIB, Bystander, peak_kib, post_body, rss_kib
+from tests.support.http_client import Http, login
 
 JOBS = "/spalloc/srv/spalloc/jobs"
 SDRAM = 0x70000000

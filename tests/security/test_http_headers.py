@@ -24,7 +24,7 @@ import urllib3
 from pyspalloc.server.config import ServiceConfig
 from pyspalloc.server.runner import start_service
 from tests.reliability.serve_process import ServeProcess, make_users
-from tests.reliability.support import Http, login
+from tests.support.http_client import Http, login
 
 HTML_PAGES = ["system/login.html", "system/", "system/list_jobs", "srv/swagger"]
 FORGED = "evil.example"

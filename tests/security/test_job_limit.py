@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.reliability.serve_process import ServeProcess, make_users
-from tests.reliability.support import Http
+from tests.support.http_client import Http
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ import requests
 
 from pyspalloc.server.store import Store
 from tests.reliability.serve_process import ServeProcess, make_users
-from tests.reliability.support import PASSWORDS, Http, login
+from tests.support.http_client import PASSWORDS, Http, login
 
 BURST = 30
 MB = 1 << 20

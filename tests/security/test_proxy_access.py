@@ -22,7 +22,8 @@ from pyspalloc.server.auth import digest, new_secret
 from pyspalloc.server.store import Store, TrustLevel
 from pyspalloc.wire.proxy import OpenReply, OpenRequest
 from tests.reliability.serve_process import ServeProcess, make_users
-from tests.reliability.support import PASSWORDS, Http, login, recv_frame
+from tests.reliability.support import recv_frame
+from tests.support.http_client import PASSWORDS, Http, login
 
 #: how soon a websocket must close after its credential stops being valid
 CLOSE_WITHIN = 5.0

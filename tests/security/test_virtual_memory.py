@@ -27,7 +27,8 @@ from tests.reliability.serve_process import (
     process_alive,
     rss_mb,
 )
-from tests.reliability.support import PASSWORDS, Http, wait_for
+from tests.support.http_client import PASSWORDS, Http
+from tests.support.waiting import wait_for
 
 SDRAM = 0x60000000
 SDRAM_SIZE = 128 * 1024 * 1024

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import random
-import socket
 import time
 from collections.abc import Iterator
 
@@ -19,29 +17,12 @@ from pyspalloc.server.bmp_control import (
     BMPMachineController,
 )
 from pyspalloc.transceiver import Transceiver, UDPConnection
-from pyspalloc.transceiver.boot import boot_image
 from pyspalloc.virtual import VirtualMachine
 from pyspalloc.wire.scp import SCPCommand, SCPRequest
+from tests.support.addresses import free_virtual_base
+from tests.support.virtual_machines import FAST_BMP
 
-# the service boots jobs' boards with our synthetic image (boots virtual boards only)
-FAST = BMPControlOptions(
-    retry_delay=0.05, power_timeout=1.0, boot_timeout=10.0, boot_image=boot_image()
-)
 JOB = [Triad(0, 0, 0), Triad(0, 0, 1), Triad(0, 0, 2)]
-
-
-def free_virtual_base() -> str:
-    """A ``127.1.N.0`` base whose BMP and first board addresses are free right now."""
-    for _ in range(50):
-        net = random.randrange(100, 250)
-        try:
-            for host in (f"127.1.{net}.0", f"127.1.{net}.1"):
-                with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-                    probe.bind((host, 17893))
-        except OSError:
-            continue
-        return f"127.1.{net}.0"
-    raise RuntimeError("no free 127.1.N.0 address range for a virtual machine")
 
 
 @pytest.fixture
@@ -62,7 +43,7 @@ def discovered_chips(machine: MachineDefinition, root: Triad) -> int:
 
 
 def test_power_on_boots_only_the_job(machine: MachineDefinition, vm: VirtualMachine) -> None:
-    controller = BMPMachineController(FAST)
+    controller = BMPMachineController(FAST_BMP)
     # every neighbour is powered (as another job's boards would be)
     for board in vm.boards.values():
         board.power_on()
@@ -82,13 +63,13 @@ def test_without_perimeter_the_boot_floods_further(
 ) -> None:
     for board in vm.boards.values():
         board.power_on()
-    BMPMachineController(FAST).power_on_job(machine, JOB, [])
+    BMPMachineController(FAST_BMP).power_on_job(machine, JOB, [])
     assert sum(b.booted for b in vm.boards.values()) > len(JOB)
     assert discovered_chips(machine, JOB[0]) > 144
 
 
 def test_power_on_of_unpowered_machine(machine: MachineDefinition, vm: VirtualMachine) -> None:
-    controller = BMPMachineController(FAST)
+    controller = BMPMachineController(FAST_BMP)
     started = time.monotonic()
     controller.power_on_job(machine, JOB, perimeter_for(machine, JOB))
     assert time.monotonic() - started < 30
@@ -101,7 +82,7 @@ def test_power_on_of_unpowered_machine(machine: MachineDefinition, vm: VirtualMa
 
 def test_single_board_job(machine: MachineDefinition, vm: VirtualMachine) -> None:
     board = [Triad(1, 1, 1)]
-    BMPMachineController(FAST).power_on_job(machine, board, perimeter_for(machine, board))
+    BMPMachineController(FAST_BMP).power_on_job(machine, board, perimeter_for(machine, board))
     assert discovered_chips(machine, board[0]) == 48
 
 
@@ -127,7 +108,7 @@ def test_bmp_failing_once_is_retried(machine: MachineDefinition) -> None:
     vm = VirtualMachine(machine)
     seen = _drop_power_commands(vm, 1)
     with vm:
-        BMPMachineController(FAST).power_on_job(machine, JOB, perimeter_for(machine, JOB))
+        BMPMachineController(FAST_BMP).power_on_job(machine, JOB, perimeter_for(machine, JOB))
         assert seen[0] >= 2
         assert {t for t, b in vm.boards.items() if b.booted} == set(JOB)
 
@@ -138,14 +119,14 @@ def test_bmp_failing_always_gives_up_in_bounded_time(machine: MachineDefinition)
     with vm:
         started = time.monotonic()
         with pytest.raises(BMPControlError, match="failed after 3 attempts"):
-            BMPMachineController(FAST).power_off(machine, JOB)
+            BMPMachineController(FAST_BMP).power_off(machine, JOB)
         assert time.monotonic() - started < 20  # 3 x 1 s, with room for a loaded machine
         assert seen[0] == 3
 
 
 def test_unknown_board_is_an_error(machine: MachineDefinition) -> None:
     with pytest.raises(BMPControlError, match="not in machine"):
-        BMPMachineController(FAST).power_off(machine, [Triad(9, 9, 0)])
+        BMPMachineController(FAST_BMP).power_off(machine, [Triad(9, 9, 0)])
 
 
 def test_board_whose_fpgas_are_not_ready_is_powered_again(machine: MachineDefinition) -> None:
@@ -153,7 +134,7 @@ def test_board_whose_fpgas_are_not_ready_is_powered_again(machine: MachineDefini
     bmp = next(iter(vm.bmps.values()))
     bmp.fail_fpga_ids(machine.boards[JOB[1]].physical.board, power_ons=1)
     with vm:
-        BMPMachineController(FAST).power_on_job(machine, JOB, perimeter_for(machine, JOB))
+        BMPMachineController(FAST_BMP).power_on_job(machine, JOB, perimeter_for(machine, JOB))
         ons = [mask for _, on, mask in bmp.power_log if on]
         # one power-on for the job, a second one for the unready board only
         assert ons == [0b111, 1 << machine.boards[JOB[1]].physical.board]
@@ -166,7 +147,7 @@ def test_fpgas_never_ready_fail_in_bounded_time(machine: MachineDefinition) -> N
     for triad in JOB:
         bmp.fail_fpga_ids(machine.boards[triad].physical.board)
     with vm, pytest.raises(BMPBoardsFailed, match="not ready after 3 power-ons") as failed:
-        BMPMachineController(FAST).power_on_job(machine, JOB, perimeter_for(machine, JOB))
+        BMPMachineController(FAST_BMP).power_on_job(machine, JOB, perimeter_for(machine, JOB))
     assert set(failed.value.boards) == set(JOB)
     assert len([on for _, on, _ in bmp.power_log if on]) == 3
 
@@ -176,7 +157,7 @@ def test_boards_are_handed_over_unbooted_by_default(
 ) -> None:
     """As the Java server: power, FPGA check and links, but no SC&MP boot."""
     assert BMPControlOptions().boot_image is None
-    options = dataclasses.replace(FAST, boot_image=None)
+    options = dataclasses.replace(FAST_BMP, boot_image=None)
     BMPMachineController(options).power_on_job(machine, JOB, perimeter_for(machine, JOB))
     assert {t for t, b in vm.boards.items() if b.powered} == set(JOB)
     assert not any(b.booted for b in vm.boards.values())

@@ -12,9 +12,10 @@ from pathlib import Path
 
 import requests
 from click.testing import CliRunner
-from spalloc_http import Client
 
 from pyspalloc.cli.user import user
+from tests.server.service_support import SERVICE_TIMEOUT
+from tests.support.http_client import Http
 
 
 def test_user_add_token_list_disable(tmp_path: Path) -> None:
@@ -69,9 +70,9 @@ def test_serve_subprocess_with_self_signed_tls(tmp_path: Path, port: int) -> Non
         assert password, "".join(lines)
         cert = tmp_path / "tls" / "cert.pem"
         assert cert.is_file()
-        client = Client(f"https://127.0.0.1:{port}/spalloc/")
-        client.http.verify = str(cert)
-        client.http.trust_env = False  # REQUESTS_CA_BUNDLE would override verify
+        client = Http(
+            f"https://127.0.0.1:{port}/spalloc/", verify=str(cert), timeout=SERVICE_TIMEOUT
+        )
         logged_in = client.login("admin", password)
         assert logged_in.status_code == 302
         assert "Secure" in logged_in.headers["set-cookie"]

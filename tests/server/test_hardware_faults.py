@@ -10,8 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_service_jobs import login, state, wait_for
-from tests.reliability.support import free_virtual_base
 
 from pyspalloc.geometry import MachineDefinition, Triad, builtin_machine
 from pyspalloc.server.allocator import perimeter_for
@@ -20,6 +18,8 @@ from pyspalloc.server.config import ServiceConfig
 from pyspalloc.virtual import VirtualMachine
 from pyspalloc.virtual.bmp import VirtualBMP
 from pyspalloc.wire.boot import MAX_BOOT_IMAGE
+from tests.server.service_support import login, state, wait_for
+from tests.support.addresses import free_virtual_base
 
 #: no boot (the default), short timeouts so that failures are quick
 OPTIONS = BMPControlOptions(retry_delay=0.05, power_timeout=0.5, register_timeout=0.3)
@@ -279,10 +279,10 @@ def test_serve_with_boot_image_hands_jobs_over_booted(
     tmp_path: Path, db_url: str, machine: tuple[MachineDefinition, VirtualMachine]
 ) -> None:
     """``ServiceConfig.boot_image`` (``serve --boot-image``) reaches the BMP controller."""
-    from spalloc_http import Client
-
     from pyspalloc.server.runner import start_service
     from pyspalloc.transceiver.boot import boot_image
+    from tests.server.service_support import SERVICE_TIMEOUT
+    from tests.support.http_client import Http
 
     definition, vm = machine
     image = tmp_path / "virtual-scamp.boot"
@@ -294,7 +294,7 @@ def test_serve_with_boot_image_hands_jobs_over_booted(
         controller="bmp", boot_image=image, allocator_period=0.5,
     )  # fmt: skip
     with start_service(config) as service:
-        admin = Client(service.url)
+        admin = Http(service.url, timeout=SERVICE_TIMEOUT)
         assert admin.login("admin", service.admin_password).status_code == 302
         url = admin.create(**{"num-boards": 1}).headers["location"]
         wait_for(lambda: state(admin, url) == "READY", timeout=30)

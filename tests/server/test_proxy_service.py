@@ -5,22 +5,15 @@ from __future__ import annotations
 
 import base64
 import os
-import random
-import socket
 import struct
-import time
-from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from spalloc_http import Client
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
-from pyspalloc.geometry import MachineDefinition, builtin_machine
-from pyspalloc.server.bmp_control import BMPControlOptions, BMPMachineController
+from pyspalloc.geometry import MachineDefinition
 from pyspalloc.transceiver import MulticastRoute, Transceiver, UDPConnection
-from pyspalloc.transceiver.boot import boot_image
 from pyspalloc.virtual import VirtualMachine
 from pyspalloc.wire.proxy import (
     CloseReply,
@@ -34,75 +27,19 @@ from pyspalloc.wire.proxy import (
     OpenUnboundRequest,
     decode_server_frame,
 )
-from pyspalloc.wire.scp import SCPCommand, SCPResponse, SCPResult, scp_request
+from pyspalloc.wire.scp import SCP_PORT, SCPCommand, SCPResponse, SCPResult, scp_request
+from tests.server.service_support import login
+from tests.support import virtual_machines
+from tests.support.http_client import Http
 
-PASSWORDS = {"alice": "alice-pw-1", "bob": "bob-pw-2"}
-# the service boots jobs' boards with our synthetic image (boots virtual boards only)
-FAST = BMPControlOptions(
-    retry_delay=0.05, power_timeout=1.0, boot_timeout=10.0, boot_image=boot_image()
-)
-SCP = 17893
+SCP = SCP_PORT
 
 
-def free_virtual_base() -> str:
-    """A ``127.1.N.0`` base whose BMP and first board addresses are free right now."""
-    for _ in range(50):
-        net = random.randrange(100, 250)
-        try:
-            for host in (f"127.1.{net}.0", f"127.1.{net}.1"):
-                with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-                    probe.bind((host, 17893))
-        except OSError:
-            continue
-        return f"127.1.{net}.0"
-    raise RuntimeError("no free 127.1.N.0 address range for a virtual machine")
+machine = virtual_machines.machine
+vservice = virtual_machines.vservice
 
 
-@pytest.fixture
-def machine() -> Iterator[tuple[MachineDefinition, VirtualMachine]]:
-    definition = builtin_machine("spin24", free_virtual_base())
-    with VirtualMachine(definition) as vm:
-        yield definition, vm
-
-
-@pytest.fixture
-def vservice(
-    make_service: Callable[..., Any], machine: tuple[MachineDefinition, VirtualMachine]
-) -> Any:
-    definition, _ = machine
-    base = definition.boards[next(iter(definition.boards))].bmp_ip
-    return make_service(
-        machines=["spin24"],
-        virtual_address_base=base,
-        instant_controller=BMPMachineController(FAST),
-    )
-
-
-def wait_for(check: Callable[[], Any], timeout: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError("condition not met in time")
-
-
-def login(service: Any, name: str) -> Client:
-    client = Client(service.url)
-    assert client.login(name, PASSWORDS[name]).status_code == 302
-    return client
-
-
-def ready_job(client: Client, **request: Any) -> tuple[str, dict[str, Any]]:
-    created = client.create(**request)
-    assert created.status_code == 201, created.text
-    url = created.headers["location"]
-    job = wait_for(lambda: (j := client.get(url).json())["state"] == "READY" and j)
-    return url, job
-
-
-def open_ws(client: Client, job: dict[str, Any]) -> ClientConnection:
+def open_ws(client: Http, job: dict[str, Any]) -> ClientConnection:
     cookie = client.http.cookies.get("JSESSIONID")
     return connect(
         job["proxy-ref"],
@@ -124,7 +61,7 @@ def ver_request(sequence: int) -> bytes:
 
 def test_scp_ver_through_the_proxy(vservice: Any) -> None:
     alice = login(vservice, "alice")
-    _, job = ready_job(alice, **{"num-boards": 1})
+    _, job = alice.ready_job(30.0, **{"num-boards": 1})
     with open_ws(alice, job) as ws:
         ws.send(OpenRequest(0, 0, 0, SCP).to_bytes())
         reply = recv(ws)
@@ -156,7 +93,7 @@ def test_unbound_channel_ip_tag_and_msg_to(
 ) -> None:
     _, vm = machine
     alice = login(vservice, "alice")
-    url, job = ready_job(alice, **{"num-boards": 1})
+    url, job = alice.ready_job(30.0, **{"num-boards": 1})
     root_ip = alice.get(url + "/machine").json()["connections"][0][1]
     board = vm.board_by_ip(root_ip)
     assert board is not None and board.booted
@@ -185,7 +122,7 @@ def test_unbound_channel_ip_tag_and_msg_to(
 
 def test_job_destroy_closes_the_websocket(vservice: Any) -> None:
     alice = login(vservice, "alice")
-    url, job = ready_job(alice, **{"num-boards": 1})
+    url, job = alice.ready_job(30.0, **{"num-boards": 1})
     with open_ws(alice, job) as ws:
         ws.send(OpenRequest(0, 0, 0, SCP).to_bytes())
         assert isinstance(recv(ws), OpenReply)
@@ -198,7 +135,7 @@ def test_job_destroy_closes_the_websocket(vservice: Any) -> None:
 
 def test_other_user_cannot_use_the_proxy(vservice: Any) -> None:
     alice, bob = login(vservice, "alice"), login(vservice, "bob")
-    _, job = ready_job(alice, **{"num-boards": 1})
+    _, job = alice.ready_job(30.0, **{"num-boards": 1})
     with pytest.raises((InvalidStatus, ConnectionClosed)), open_ws(bob, job) as ws:
         ws.send(OpenRequest(0, 0, 0, SCP).to_bytes())
         recv(ws, timeout=5)
@@ -208,8 +145,8 @@ def test_other_user_cannot_use_the_proxy(vservice: Any) -> None:
 
 def test_malformed_frames_leave_other_users_alone(vservice: Any) -> None:
     alice, bob = login(vservice, "alice"), login(vservice, "bob")
-    _, job_a = ready_job(alice, **{"num-boards": 1})
-    _, job_b = ready_job(bob, **{"num-boards": 1})
+    _, job_a = alice.ready_job(30.0, **{"num-boards": 1})
+    _, job_b = bob.ready_job(30.0, **{"num-boards": 1})
     with open_ws(alice, job_a) as wa, open_ws(bob, job_b) as wb:
         wb.send(OpenRequest(0, 0, 0, SCP).to_bytes())
         channel = recv(wb).channel_id
@@ -228,7 +165,7 @@ def test_rest_memory_round_trip_and_router_reset(
     vservice: Any, machine: tuple[MachineDefinition, VirtualMachine]
 ) -> None:
     alice = login(vservice, "alice")
-    url, _ = ready_job(alice, **{"num-boards": 3})
+    url, _ = alice.ready_job(30.0, **{"num-boards": 3})
     connections = alice.get(url + "/machine").json()["connections"]
     assert len(connections) == 3
     data = os.urandom(300_000)
@@ -265,7 +202,7 @@ def test_rest_memory_round_trip_and_router_reset(
 
 def test_bearer_and_basic_credentials_open_the_proxy(vservice: Any) -> None:
     alice = login(vservice, "alice")
-    _, job = ready_job(alice, **{"num-boards": 1})
+    _, job = alice.ready_job(30.0, **{"num-boards": 1})
     ctx = vservice.app.state.ctx
     token = ctx.auth.issue_token(ctx.store.get_user("alice"))
     basic = base64.b64encode(b"alice:alice-pw-1").decode()

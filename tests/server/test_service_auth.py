@@ -6,10 +6,11 @@ import re
 from typing import Any
 
 import requests
-from spalloc_http import CSRF_INPUT, TIMEOUT, Client
 
 from pyspalloc.server.auth import digest, new_secret
 from pyspalloc.server.store import Store
+from tests.server.service_support import SERVICE_TIMEOUT as TIMEOUT
+from tests.support.http_client import CSRF_INPUT, Http
 
 
 def _login_page(service: Any, **kw: Any) -> requests.Response:
@@ -54,7 +55,7 @@ def test_session_id_changes_at_login_and_old_token_dies(service: Any) -> None:
 
 
 def test_login_failure_is_401_json_without_cookie(service: Any) -> None:
-    client = Client(service.url)
+    client = Http(service.url, timeout=TIMEOUT)
     response = client.login("alice", "wrong")
     assert response.status_code == 401
     assert response.json()["message"] == "computer says no"
@@ -75,7 +76,7 @@ def test_login_without_csrf_is_403(service: Any) -> None:
 
 
 def test_csrf_required_for_cookie_sessions(service: Any) -> None:
-    client = Client(service.url)
+    client = Http(service.url, timeout=TIMEOUT)
     assert client.login("alice", "alice-pw-1").status_code == 302
     body = {"num-boards": 1, "keepalive-interval": "PT60S", "tags": ["default"]}
     no_header = client.http.post(client.srv + "jobs", json=body, timeout=TIMEOUT)
@@ -138,11 +139,16 @@ def test_bearer_mode_like_spinnman(service: Any) -> None:
     assert state["owner"] == "alice"
     # bearer requests are exempt from CSRF
     alone = requests.put(
-        created.headers["location"] + "/keepalive", data="alive", headers=bearer, timeout=TIMEOUT
+        created.headers["location"] + "/keepalive",
+        data="alive",
+        headers=bearer,
+        timeout=TIMEOUT,
     )
     assert alone.status_code == 200 and alone.text == "ok"
     bad = requests.get(
-        service.url + "srv/spalloc/jobs", headers={"Authorization": "Bearer nope"}, timeout=TIMEOUT
+        service.url + "srv/spalloc/jobs",
+        headers={"Authorization": "Bearer nope"},
+        timeout=TIMEOUT,
     )
     assert bad.status_code == 401
 
@@ -155,7 +161,10 @@ def test_basic_auth_reads_and_needs_csrf_to_write(service: Any) -> None:
     assert "JSESSIONID" in described.cookies
     body = {"num-boards": 1, "keepalive-interval": 60, "tags": ["default"]}
     plain = requests.post(
-        service.url + "srv/spalloc/jobs", json=body, auth=("bob", "bob-pw-2"), timeout=TIMEOUT
+        service.url + "srv/spalloc/jobs",
+        json=body,
+        auth=("bob", "bob-pw-2"),
+        timeout=TIMEOUT,
     )
     assert plain.status_code == 403
     with_csrf = http.post(
@@ -172,14 +181,14 @@ def test_basic_auth_reads_and_needs_csrf_to_write(service: Any) -> None:
 def test_account_locks_after_repeated_failures(make_service: Any) -> None:
     service = make_service(max_login_failures=3, account_lock_duration=60.0)
     for _ in range(3):
-        assert Client(service.url).login("bob", "wrong").status_code == 401
+        assert Http(service.url, timeout=TIMEOUT).login("bob", "wrong").status_code == 401
     # even the right password is refused while locked
-    assert Client(service.url).login("bob", "bob-pw-2").status_code == 401
-    assert Client(service.url).login("alice", "alice-pw-1").status_code == 302
+    assert Http(service.url, timeout=TIMEOUT).login("bob", "bob-pw-2").status_code == 401
+    assert Http(service.url, timeout=TIMEOUT).login("alice", "alice-pw-1").status_code == 302
 
 
 def test_disabled_user_cannot_log_in_or_use_session(service: Any) -> None:
-    client = Client(service.url)
+    client = Http(service.url, timeout=TIMEOUT)
     assert client.login("bob", "bob-pw-2").status_code == 302
     store = Store(service.config.database_url())
     try:
@@ -187,11 +196,11 @@ def test_disabled_user_cannot_log_in_or_use_session(service: Any) -> None:
     finally:
         store.close()
     assert client.get("jobs").status_code == 401
-    assert Client(service.url).login("bob", "bob-pw-2").status_code == 401
+    assert Http(service.url, timeout=TIMEOUT).login("bob", "bob-pw-2").status_code == 401
 
 
 def test_logout_ends_session(service: Any) -> None:
-    client = Client(service.url)
+    client = Http(service.url, timeout=TIMEOUT)
     client.login("alice", "alice-pw-1")
     assert client.get("jobs").status_code == 200
     assert client.get(service.url + "system/perform_logout").status_code == 200  # a form
@@ -202,7 +211,7 @@ def test_logout_ends_session(service: Any) -> None:
 
 
 def test_index_page_and_root_redirect(service: Any) -> None:
-    client = Client(service.url)
+    client = Http(service.url, timeout=TIMEOUT)
     client.login("root", "root-pw-3")
     index = client.get(service.url + "system/")
     assert index.status_code == 200
@@ -213,7 +222,7 @@ def test_index_page_and_root_redirect(service: Any) -> None:
 
 
 def test_bad_bearer_token_does_not_fall_back_to_the_cookie(service: Any) -> None:
-    client = Client(service.url)
+    client = Http(service.url, timeout=TIMEOUT)
     assert client.login("alice", "alice-pw-1").status_code == 302
     response = client.http.post(
         client.srv + "jobs",

@@ -7,7 +7,8 @@ from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_service_jobs import login
+
+from tests.server.service_support import login
 
 FIELDS = ["keepalive-interval", "num-boards", "dimensions", "board", "machine-name", "tags",
           "max-dead-boards", "owner", "group", "x", "width"]  # fmt: skip

@@ -4,42 +4,20 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
 from typing import Any
 
 import pytest
-from spalloc_http import Client
 
-
-def wait_for(check: Callable[[], Any], timeout: float = 10.0) -> Any:
-    """Poll ``check`` until it returns something truthy (bounded)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError("condition not met in time")
-
-
-def login(service: Any, name: str) -> Client:
-    passwords = {"alice": "alice-pw-1", "bob": "bob-pw-2", "root": "root-pw-3"}
-    client = Client(service.url)
-    assert client.login(name, passwords[name]).status_code == 302
-    return client
+from tests.server.service_support import login, state, wait_for
+from tests.support.http_client import Http
 
 
 @pytest.fixture
-def alice(service: Any) -> Client:
+def alice(service: Any) -> Http:
     return login(service, "alice")
 
 
-def state(client: Client, url: str) -> str:
-    body: dict[str, Any] = client.get(url).json()
-    return str(body["state"])
-
-
-def test_service_description(alice: Client, service: Any) -> None:
+def test_service_description(alice: Http, service: Any) -> None:
     body = alice.describe()
     assert body["version"] == {"major-version": 7, "minor-version": 4, "revision": 2}
     assert body["jobs-ref"] == service.url + "srv/spalloc/jobs"
@@ -47,7 +25,7 @@ def test_service_description(alice: Client, service: Any) -> None:
     assert body["csrf-header"] == "X-CSRF-TOKEN" and body["csrf-token"]
 
 
-def test_machines_and_where_is(alice: Client) -> None:
+def test_machines_and_where_is(alice: Http) -> None:
     machines = alice.get("machines").json()["machines"]
     assert [m["name"] for m in machines] == ["spin24"]
     m = machines[0]
@@ -71,7 +49,7 @@ def test_machines_and_where_is(alice: Client) -> None:
     assert alice.get("machines/nope").text == "no such machine"
 
 
-def test_create_get_keepalive_destroy(alice: Client, service: Any) -> None:
+def test_create_get_keepalive_destroy(alice: Http, service: Any) -> None:
     created = alice.create(**{"num-boards": 3, "keepalive-interval": "PT2M"})
     assert created.status_code == 201
     url = created.headers["location"]
@@ -110,7 +88,7 @@ def test_create_get_keepalive_destroy(alice: Client, service: Any) -> None:
     assert alice.delete(url + "?reason=again").status_code == 204
 
 
-def test_paths_tolerate_slashes(alice: Client) -> None:
+def test_paths_tolerate_slashes(alice: Http) -> None:
     url = alice.create().headers["location"]
     job_id = url.rsplit("/", 1)[1]
     for variant in (url, url + "/", alice.srv + "jobs//" + job_id + "/"):
@@ -159,7 +137,7 @@ def test_paths_tolerate_slashes(alice: Client) -> None:
          "no machine available which matches allocation request"),
     ],
 )  # fmt: skip
-def test_validation_messages(alice: Client, body: dict[str, Any], message: str) -> None:
+def test_validation_messages(alice: Http, body: dict[str, Any], message: str) -> None:
     response = alice.post("jobs", json=body)
     assert response.status_code == 400
     assert response.headers["content-type"].startswith("text/plain")
@@ -167,7 +145,7 @@ def test_validation_messages(alice: Client, body: dict[str, Any], message: str) 
     assert alice.get("jobs").status_code == 200  # still serving
 
 
-def test_bad_json_and_bad_query(alice: Client) -> None:
+def test_bad_json_and_bad_query(alice: Http) -> None:
     response = alice.post("jobs", data=b"{nope", headers={"Content-Type": "application/json"})
     assert (response.status_code, response.text) == (400, "request body is not valid JSON")
     assert alice.get("jobs?limit=300").text == "limit must not be bigger than 200"
@@ -177,7 +155,7 @@ def test_bad_json_and_bad_query(alice: Client) -> None:
     assert alice.get("jobs/999").text == "no such job"
 
 
-def test_specific_board_and_numeric_keepalive(alice: Client) -> None:
+def test_specific_board_and_numeric_keepalive(alice: Http) -> None:
     body = {"board": {"cabinet": 0, "frame": 0, "board": 4}, "keepalive-interval": 45}
     url = alice.create(**body).headers["location"]
     wait_for(lambda: state(alice, url) == "READY")
@@ -186,7 +164,7 @@ def test_specific_board_and_numeric_keepalive(alice: Client) -> None:
     assert alice.get(url + "/chip").json()["physical-board-coordinates"] == [0, 0, 4]
 
 
-def test_paging_links(alice: Client) -> None:
+def test_paging_links(alice: Http) -> None:
     urls = [alice.create().headers["location"] for _ in range(5)]
     first = alice.get("jobs?limit=2")
     body = first.json()
@@ -199,7 +177,7 @@ def test_paging_links(alice: Client) -> None:
     assert "start=0" in second["prev"]
 
 
-def test_long_poll_returns_on_change(alice: Client, service: Any) -> None:
+def test_long_poll_returns_on_change(alice: Http, service: Any) -> None:
     url = alice.create().headers["location"]
     wait_for(lambda: state(alice, url) == "READY")
     result: dict[str, Any] = {}
@@ -242,7 +220,7 @@ def test_long_poll_is_not_woken_by_a_change_already_shown(make_service: Any) -> 
     assert time.monotonic() - started > 0.5
 
 
-def test_long_poll_returns_at_once_on_a_change_not_yet_shown(service: Any, alice: Client) -> None:
+def test_long_poll_returns_at_once_on_a_change_not_yet_shown(service: Any, alice: Http) -> None:
     """A change between a read and the next ``wait=true`` is not missed."""
     url = alice.create().headers["location"]
     wait_for(lambda: state(alice, url) == "READY")
@@ -254,7 +232,7 @@ def test_long_poll_returns_at_once_on_a_change_not_yet_shown(service: Any, alice
     assert time.monotonic() - started < 2
 
 
-def test_other_users_jobs_are_invisible_but_admin_sees_them(service: Any, alice: Client) -> None:
+def test_other_users_jobs_are_invisible_but_admin_sees_them(service: Any, alice: Http) -> None:
     url = alice.create().headers["location"]
     bob = login(service, "bob")
     for response in (
@@ -279,7 +257,7 @@ def test_admin_can_create_for_another_user(service: Any) -> None:
     assert login(service, "alice").get(url).json()["owner"] == "alice"
 
 
-def test_power_off_and_on(alice: Client, service: Any) -> None:
+def test_power_off_and_on(alice: Http, service: Any) -> None:
     url = alice.create(**{"num-boards": 1}).headers["location"]
     wait_for(lambda: state(alice, url) == "READY")
     assert alice.post(url + "/machine/power", json={"power": "OFF"}).status_code == 202
@@ -304,7 +282,7 @@ def test_keepalive_expiry_destroys_and_frees(make_service: Any) -> None:
     wait_for(lambda: state(alice, again) == "READY")
 
 
-def test_queued_job_does_not_block_smaller_one(alice: Client, service: Any) -> None:
+def test_queued_job_does_not_block_smaller_one(alice: Http, service: Any) -> None:
     first = alice.create(**{"dimensions": {"width": 2, "height": 2}}).headers["location"]
     wait_for(lambda: state(alice, first) == "READY")
     big = alice.create(**{"dimensions": {"width": 4, "height": 2}}).headers["location"]
@@ -319,7 +297,7 @@ def test_queued_job_does_not_block_smaller_one(alice: Client, service: Any) -> N
     assert len(alice.get(big + "/machine").json()["boards"]) == 24
 
 
-def test_report_issue_takes_board_out_after_two_reports(alice: Client, service: Any) -> None:
+def test_report_issue_takes_board_out_after_two_reports(alice: Http, service: Any) -> None:
     url = alice.create(**{"num-boards": 1}).headers["location"]
     wait_for(lambda: state(alice, url) == "READY")
     board = alice.get(url + "/machine").json()["boards"][0]
@@ -338,7 +316,7 @@ def test_report_issue_takes_board_out_after_two_reports(alice: Client, service: 
     assert len(dead) == 1
 
 
-def test_memory_without_operations_is_500(alice: Client) -> None:
+def test_memory_without_operations_is_500(alice: Http) -> None:
     url = alice.create().headers["location"]
     wait_for(lambda: state(alice, url) == "READY")
     response = alice.get(url + "/memory?x=0&y=0&address=0&size=4")
@@ -354,7 +332,7 @@ def test_openapi_document(service: Any) -> None:
     assert "/spalloc/srv/spalloc/jobs" in document["paths"]
 
 
-def test_long_poll_sees_change_made_just_before_the_wait(alice: Client, service: Any) -> None:
+def test_long_poll_sees_change_made_just_before_the_wait(alice: Http, service: Any) -> None:
     url = alice.create().headers["location"]
     wait_for(lambda: state(alice, url) == "READY")
     alice.get(url)  # this session has now seen READY
@@ -364,7 +342,7 @@ def test_long_poll_sees_change_made_just_before_the_wait(alice: Client, service:
     assert time.monotonic() - started < 5
 
 
-def test_proxy_websocket_seam(alice: Client, service: Any) -> None:
+def test_proxy_websocket_seam(alice: Http, service: Any) -> None:
     import struct
 
     import websocket

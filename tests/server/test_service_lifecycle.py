@@ -5,12 +5,12 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from spalloc_http import Client
-from test_service_jobs import login, state, wait_for
+from tests.server.service_support import SERVICE_TIMEOUT, login, state, wait_for
+from tests.support.http_client import Http
 
 
 def test_reader_can_look_but_not_create(service: Any) -> None:
-    rita = Client(service.url)
+    rita = Http(service.url, timeout=SERVICE_TIMEOUT)
     assert rita.login("rita", "rita-pw-4").status_code == 302
     assert rita.get("machines").status_code == 200
     assert rita.get("jobs").status_code == 200

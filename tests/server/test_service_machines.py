@@ -6,7 +6,7 @@ import threading
 import time
 from typing import Any
 
-from test_service_jobs import login, state, wait_for
+from tests.server.service_support import login, state, wait_for
 
 
 def test_machine_long_poll_wakes_on_allocation(service: Any) -> None:

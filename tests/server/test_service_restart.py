@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from spalloc_http import Client
-from test_service_jobs import login, state, wait_for
-
 from pyspalloc.server.store import JobState, Store
+from tests.server.service_support import SERVICE_TIMEOUT, login, state, wait_for
+from tests.support.http_client import Http
 
 
 def test_restart_keeps_everything(make_service: Any) -> None:
@@ -33,7 +32,7 @@ def test_restart_keeps_everything(make_service: Any) -> None:
         store.close()
 
     second = make_service()
-    again = Client(second.url)
+    again = Http(second.url, timeout=SERVICE_TIMEOUT)
     again.http.cookies = cookies
     again.csrf = csrf
 

@@ -7,10 +7,10 @@ import random
 from typing import Any
 
 import pytest
-from test_service_jobs import login, state, wait_for
 
 from pyspalloc.geometry import builtin_machine
 from pyspalloc.virtual import VirtualMachine
+from tests.server.service_support import login, state, wait_for
 
 
 @pytest.mark.slow

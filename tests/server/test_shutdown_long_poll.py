@@ -7,8 +7,10 @@ import time
 from pathlib import Path
 
 import requests
+
 from tests.reliability.serve_process import ServeProcess, make_users
-from tests.reliability.support import Http, wait_for
+from tests.support.http_client import Http
+from tests.support.waiting import wait_for
 
 
 def test_shutdown_releases_held_long_polls(tmp_path: Path) -> None:

@@ -8,13 +8,13 @@ from typing import Any
 import pytest
 import requests
 from click.testing import CliRunner
-from spalloc_http import TIMEOUT
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
 from pyspalloc.cli.main import main
 from pyspalloc.server.auth import digest
 from pyspalloc.server.store import Store
+from tests.server.service_support import SERVICE_TIMEOUT as TIMEOUT
 
 
 def _cli(service: Any, *args: str) -> str:

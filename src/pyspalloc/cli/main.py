@@ -40,13 +40,8 @@ class LazyGroup(click.Group):
         if target is None:
             return None
         module_name, attribute = target.split(":")
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as error:
-            if error.name != module_name:
-                raise
-            return None
-        command: Any = getattr(module, attribute)
+        # a command's module that does not import is a broken install: fail, not hide it
+        command: Any = getattr(importlib.import_module(module_name), attribute)
         return command  # type: ignore[no-any-return]
 
 

@@ -11,7 +11,7 @@ import pytest
 from markupsafe import escape
 
 from pyspalloc.server.web.machine_picture import job_colour
-from tests.web.helpers import SRV, SYSTEM, Browser, polygons
+from tests.server.web.helpers import SRV, SYSTEM, Browser, polygons
 
 ADMIN = SYSTEM + "/admin"
 USER_PAGES = [

@@ -19,7 +19,7 @@ from pyspalloc.server.web.machine_picture import (
     job_colour,
     render_machine,
 )
-from tests.web.helpers import polygons
+from tests.server.web.helpers import polygons
 
 ROOT3 = math.sqrt(3.0)
 #: distance between the centres of neighbouring boards (twice a hexagon's inradius)
