@@ -9,10 +9,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from pyspalloc.geometry import Direction, Triad, builtin_machine, dump_machine_definitions
 from tests.reliability.support import login, wait_for
 from tests.server.v1.conftest import V1_USER, LineClient
-
-from pyspalloc.geometry import Direction, Triad, builtin_machine, dump_machine_definitions
 
 
 def test_version_is_one_the_old_client_accepts(client: LineClient) -> None:

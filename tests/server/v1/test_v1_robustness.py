@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+
 from tests.reliability.support import wait_for
 from tests.server.v1.conftest import LineClient
 

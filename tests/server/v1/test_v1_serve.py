@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from click.testing import CliRunner
+
+from pyspalloc.cli.serve import serve
 from tests.reliability.serve_process import ServeProcess
 from tests.reliability.support import free_port, wait_for
 from tests.server.v1.conftest import LineClient
-
-from pyspalloc.cli.serve import serve
 
 
 def test_serve_with_the_v1_listener(tmp_path: Path) -> None:
