@@ -32,6 +32,11 @@ from pyspalloc.geometry import MachineDefinition
 from pyspalloc.server.allowed_hosts import AllowedHostsMiddleware, allowed_names
 from pyspalloc.server.api import board_reports, job_resources, jobs, root
 from pyspalloc.server.api import machines as machines_api
+from pyspalloc.server.api.admin import board as admin_board
+from pyspalloc.server.api.admin import groups as admin_groups
+from pyspalloc.server.api.admin import machines as admin_machines
+from pyspalloc.server.api.admin import members as admin_members
+from pyspalloc.server.api.admin import users as admin_users
 from pyspalloc.server.api.common import ApiError, document_statuses, text_response
 from pyspalloc.server.api.proxy_route import install_proxy_route
 from pyspalloc.server.auth import (
@@ -286,6 +291,11 @@ def create_app(
         jobs,
         job_resources,
         board_reports,
+        admin_machines,
+        admin_board,
+        admin_users,
+        admin_groups,
+        admin_members,
         ui,
         pages,
     ):  # ui before pages

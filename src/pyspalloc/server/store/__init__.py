@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from pyspalloc.server.store.accounts import AccountsMixin, SessionInfo, TokenInfo, UserInfo
+from pyspalloc.server.store.accounts import (
+    AccountsMixin,
+    SessionInfo,
+    TokenInfo,
+    UserInfo,
+    UserInUse,
+)
 from pyspalloc.server.store.jobs import (
     JobInfo,
     JobsMixin,
@@ -11,11 +17,12 @@ from pyspalloc.server.store.jobs import (
     TooManyJobs,
 )
 from pyspalloc.server.store.machines import BoardInfo, BoardReport, MachineInfo, MachinesMixin
+from pyspalloc.server.store.memberships import GroupInUse, MemberInfo, MembershipsMixin
 from pyspalloc.server.store.models import JobState, TrustLevel
 from pyspalloc.server.store.quotas import QuotasMixin
 
 
-class Store(AccountsMixin, MachinesMixin, JobsMixin, QuotasMixin):
+class Store(AccountsMixin, MachinesMixin, JobsMixin, QuotasMixin, MembershipsMixin):
     """The service database: one engine URL, SQLite (WAL) or PostgreSQL.
 
     Parameters
@@ -29,9 +36,11 @@ class Store(AccountsMixin, MachinesMixin, JobsMixin, QuotasMixin):
 __all__ = [
     "BoardInfo",
     "BoardReport",
+    "GroupInUse",
     "JobInfo",
     "JobState",
     "MachineInfo",
+    "MemberInfo",
     "QueuedRequest",
     "RequestSpec",
     "SessionInfo",
@@ -39,5 +48,6 @@ __all__ = [
     "TokenInfo",
     "TooManyJobs",
     "TrustLevel",
+    "UserInUse",
     "UserInfo",
 ]
