@@ -23,6 +23,7 @@ COMMANDS: dict[str, str] = {
     "alloc": "pyspalloc.cli.alloc:alloc",
     "job": "pyspalloc.cli.job:job",
     "where-is": "pyspalloc.cli.where_is:where_is",
+    "admin": "pyspalloc.cli.admin:admin",
 }
 
 
