@@ -286,3 +286,23 @@ def test_import_then_allocate(service: Any, caplog: pytest.LogCaptureFixture) ->
     for event in ("machine_imported", "machine_out_of_service", "machine_in_service",
                   "machine_retagged"):  # fmt: skip
         assert f'"event":"{event}"' in log, event
+
+
+def test_bearer_token_needs_no_csrf(service: Any) -> None:
+    """As in the operator guide's curl example: a bearer token of an ADMIN writes without
+    a CSRF token; a USER's token is refused."""
+    ctx = service.app.state.ctx
+    token = ctx.auth.issue_token(ctx.store.get_user("root"))
+    srv = service.url + "srv/spalloc/admin/"
+    headers = {"Authorization": f"Bearer {token}"}
+    made = requests.post(srv + "groups", json={"groupName": "tok", "quota": 36000},
+                         headers=headers, timeout=10)  # fmt: skip
+    assert made.status_code == 201, made.text
+    off = requests.put(srv + "board", params={"machine": "spin24", "x": 0, "y": 0, "z": 1},
+                       data="false", headers={**headers, "Content-Type": "text/plain"},
+                       timeout=10)  # fmt: skip
+    assert (off.status_code, off.text) == (200, "false")
+    user_token = ctx.auth.issue_token(ctx.store.get_user("alice"))
+    as_user = {"Authorization": f"Bearer {user_token}"}
+    refused = requests.post(srv + "groups", json={"groupName": "tok2"}, headers=as_user, timeout=10)
+    assert (refused.status_code, refused.text) == (403, "computer says no")
