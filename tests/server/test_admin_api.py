@@ -101,6 +101,12 @@ def test_users(service: Any, caplog: pytest.LogCaptureFixture) -> None:
     assert bad_role.status_code == 400 and "trustLevel" in bad_role.text
     assert admin.put(url, json={"colour": "red"}).text == "unknown field colour"
     assert admin.get("admin/users/99999").status_code == 404
+    huge = "9" * 30  # beyond any database integer: a 400 naming it, not a server error
+    for path in (f"admin/users/{huge}", f"admin/groups/{huge}", f"admin/groups/1/members/{huge}"):
+        got = admin.get(path)
+        assert got.status_code == 400 and got.text.startswith("bad request: path."), path
+    member = admin.post("admin/groups/1/members", json={"userId": int(huge)})
+    assert (member.status_code, member.text) == (404, "no such user")
 
     carol = _login(service, "carol", "carol-pw-9")
     assert carol.get("machines").status_code == 200

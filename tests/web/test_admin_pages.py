@@ -62,6 +62,7 @@ def test_delete_user(service: Any, root: Browser, caplog: pytest.LogCaptureFixtu
     busy = root.form(f"{ADMIN}/users/{_user_id(page, 'alice')}", {"action": "delete"})
     assert busy.status_code == 409 and "disable the account instead" in busy.text
     assert 'data-user="alice"' in root.page(ADMIN + "/users").text
+    assert root.form(f"{ADMIN}/users/{'9' * 30}", {"action": "delete"}).status_code == 400
     assert '"event":"user_deleted"' in "\n".join(r.getMessage() for r in caplog.records)
     alice.close()
     dora.close()

@@ -11,6 +11,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from pyspalloc.server import administration as adm
+from pyspalloc.server.api.admin.common import Id
 from pyspalloc.server.api.common import ApiError
 from pyspalloc.server.store import TrustLevel, UserInfo
 from pyspalloc.server.store import web_queries as wq
@@ -114,7 +115,7 @@ async def create_user(request: Request) -> Response:
     return await run_in_threadpool(_create_user, request, form)
 
 
-def _user_by_id(who: Viewer, user_id: int) -> UserInfo:
+def _user_by_id(who: Viewer, user_id: Id) -> UserInfo:
     user = who.ctx.store.get_user_by_id(user_id)
     if user is None:
         raise ApiError(404, "no such user")
@@ -126,7 +127,7 @@ def _sentence(message: str) -> str:
 
 
 @html_errors
-def _change_user(request: Request, user_id: int, form: dict[str, str]) -> Response:
+def _change_user(request: Request, user_id: Id, form: dict[str, str]) -> Response:
     who = actor(request, form, TrustLevel.ADMIN)
     user = _user_by_id(who, user_id)
     action = form.get("action", "")
@@ -166,7 +167,7 @@ def _change_user(request: Request, user_id: int, form: dict[str, str]) -> Respon
 
 
 @router.post(ADMIN + "/users/{user_id}")
-async def change_user(request: Request, user_id: int) -> Response:
+async def change_user(request: Request, user_id: Id) -> Response:
     """Enable, disable, set the role of, reset the password of or unlock a user."""
     form = await form_fields(request)
     return await run_in_threadpool(_change_user, request, user_id, form)
@@ -218,7 +219,7 @@ async def create_group(request: Request) -> Response:
 
 
 def _group_page(
-    request: Request, who: Viewer, group_id: int, status: int = 200, error: str | None = None
+    request: Request, who: Viewer, group_id: Id, status: int = 200, error: str | None = None
 ) -> Response:
     store = who.ctx.store
     group = wq.get_group(store, group_id)
@@ -240,13 +241,13 @@ def _group_page(
 
 @router.get(ADMIN + "/groups/{group_id}")
 @html_errors
-def group(request: Request, group_id: int) -> Response:
+def group(request: Request, group_id: Id) -> Response:
     """One group's members, with forms to add and remove members."""
     return _group_page(request, _admin(request), group_id)
 
 
 @html_errors
-def _change_group(request: Request, group_id: int, form: dict[str, str]) -> Response:
+def _change_group(request: Request, group_id: Id, form: dict[str, str]) -> Response:
     who = actor(request, form, TrustLevel.ADMIN)
     store = who.ctx.store
     if wq.get_group(store, group_id) is None:
@@ -272,7 +273,7 @@ def _change_group(request: Request, group_id: int, form: dict[str, str]) -> Resp
 
 
 def _group_action(
-    request: Request, who: Viewer, group_id: int, action: str, form: dict[str, str]
+    request: Request, who: Viewer, group_id: Id, action: str, form: dict[str, str]
 ) -> Response:
     """Set the quota of (``quota``, board-hours, empty: unlimited) or delete a group."""
     try:
@@ -302,7 +303,7 @@ def _hours(text: str) -> float | None:
 
 
 @router.post(ADMIN + "/groups/{group_id}")
-async def change_group(request: Request, group_id: int) -> Response:
+async def change_group(request: Request, group_id: Id) -> Response:
     """Add (``action=add``) or remove (``action=remove``) the member ``username``, set
     the quota (``action=quota``, ``quota`` in board-hours) or delete the group."""
     form = await form_fields(request)
@@ -339,7 +340,7 @@ def boards(request: Request) -> Response:
 
 
 @html_errors
-def _change_board(request: Request, board_id: int, form: dict[str, str]) -> Response:
+def _change_board(request: Request, board_id: Id, form: dict[str, str]) -> Response:
     who = actor(request, form, TrustLevel.ADMIN)
     action = form.get("action", "")
     if action not in ("enable", "disable"):
@@ -355,7 +356,7 @@ def _change_board(request: Request, board_id: int, form: dict[str, str]) -> Resp
 
 
 @router.post(ADMIN + "/boards/{board_id}")
-async def change_board(request: Request, board_id: int) -> Response:
+async def change_board(request: Request, board_id: Id) -> Response:
     """Take a board into (``action=enable``) or out of (``action=disable``) service."""
     form = await form_fields(request)
     return await run_in_threadpool(_change_board, request, board_id, form)

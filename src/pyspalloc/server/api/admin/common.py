@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
+from fastapi import Path
 from starlette.requests import Request
 
 from pyspalloc.server.api.common import (
@@ -20,6 +21,10 @@ from pyspalloc.server.store import TrustLevel
 
 ADMIN = SRV + "/admin"
 TAG = "admin"
+#: the largest id a path or body may name (ids are 32-bit in the database)
+MAX_ID = 2**31 - 1
+#: an id in a path: a bad one is a 400 naming it, not a database error
+Id = Annotated[int, Path(ge=0, le=MAX_ID)]
 
 
 def admin_first(request: Request) -> None:

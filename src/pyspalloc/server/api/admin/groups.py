@@ -16,6 +16,7 @@ from pyspalloc.server import administration as adm
 from pyspalloc.server.api.admin.common import (
     ADMIN,
     TAG,
+    Id,
     admin_first,
     admin_of,
     admin_url,
@@ -106,14 +107,14 @@ async def create_group(request: Request) -> Response:
     return await run_in_threadpool(_create, request, body)
 
 
-@router.get(GROUPS + "/{group_id}", responses=responses(*AUTH, 404))
-def describe_group(request: Request, group_id: int) -> Response:
+@router.get(GROUPS + "/{group_id}", responses=responses(400, *AUTH, 404))
+def describe_group(request: Request, group_id: Id) -> Response:
     """One group as a GroupRecord."""
     admin_of(request)
     return json_response(group_record(request, adm.group_by_id(ctx_of(request), group_id)))
 
 
-def _update(request: Request, group_id: int, body: bytes) -> Response:
+def _update(request: Request, group_id: Id, body: bytes) -> Response:
     caller = admin_of(request)
     ctx = ctx_of(request)
     record = json_object(body)
@@ -132,14 +133,14 @@ def _update(request: Request, group_id: int, body: bytes) -> Response:
     GROUPS + "/{group_id}", responses=responses(400, *AUTH, 404, 413),
     dependencies=[Depends(admin_first)],
 )  # fmt: skip
-async def update_group(request: Request, group_id: int) -> Response:
+async def update_group(request: Request, group_id: Id) -> Response:
     """Set a group's ``quota`` (board-seconds; ``null``: unlimited)."""
     body = await request.body()
     return await run_in_threadpool(_update, request, group_id, body)
 
 
-@router.delete(GROUPS + "/{group_id}", responses=responses(*AUTH, 404, 409))
-def delete_group(request: Request, group_id: int) -> Response:
+@router.delete(GROUPS + "/{group_id}", responses=responses(400, *AUTH, 404, 409))
+def delete_group(request: Request, group_id: Id) -> Response:
     """Delete a group with no jobs accounted to it (409 otherwise)."""
     caller = admin_of(request)
     name = adm.delete_group(ctx_of(request), group_id)

@@ -12,7 +12,9 @@ from starlette.responses import Response
 
 from pyspalloc.server import administration as adm
 from pyspalloc.server.api.admin.common import (
+    MAX_ID,
     TAG,
+    Id,
     admin_first,
     admin_of,
     admin_url,
@@ -40,7 +42,7 @@ def member_record(request: Request, member: MemberInfo) -> dict[str, Any]:
     }
 
 
-def _member(request: Request, group_id: int, member_id: int) -> MemberInfo:
+def _member(request: Request, group_id: Id, member_id: Id) -> MemberInfo:
     ctx = ctx_of(request)
     adm.group_by_id(ctx, group_id)
     member = ctx.store.membership(member_id)
@@ -49,8 +51,8 @@ def _member(request: Request, group_id: int, member_id: int) -> MemberInfo:
     return member
 
 
-@router.get(MEMBERS, responses=responses(*AUTH, 404))
-def list_members(request: Request, group_id: int) -> Response:
+@router.get(MEMBERS, responses=responses(400, *AUTH, 404))
+def list_members(request: Request, group_id: Id) -> Response:
     """The group's members: ``{user name: membership URL}``."""
     admin_of(request)
     ctx = ctx_of(request)
@@ -63,7 +65,7 @@ def list_members(request: Request, group_id: int) -> Response:
     )
 
 
-def _add(request: Request, group_id: int, body: bytes) -> Response:
+def _add(request: Request, group_id: Id, body: bytes) -> Response:
     caller = admin_of(request)
     ctx = ctx_of(request)
     record = json_object(body)
@@ -72,7 +74,8 @@ def _add(request: Request, group_id: int, body: bytes) -> Response:
     user = ctx.store.get_user(name) if isinstance(name, str) else None
     if user is None:
         user_id = record.get("userId")
-        user = ctx.store.get_user_by_id(user_id) if isinstance(user_id, int) else None
+        if isinstance(user_id, int) and 0 <= user_id <= MAX_ID:
+            user = ctx.store.get_user_by_id(user_id)
     if user is None:
         raise ApiError(404, "no such user")
     member = ctx.store.add_membership(group_id, user.id)
@@ -87,22 +90,22 @@ def _add(request: Request, group_id: int, body: bytes) -> Response:
     MEMBERS, status_code=201, responses=responses(400, *AUTH, 404, 413),
     dependencies=[Depends(admin_first)],
 )  # fmt: skip
-async def add_member(request: Request, group_id: int) -> Response:
+async def add_member(request: Request, group_id: Id) -> Response:
     """Add the user named by ``userName`` (or ``userId``) to the group; 201 with the
     MemberRecord; 400 ``user already a member of group``."""
     body = await request.body()
     return await run_in_threadpool(_add, request, group_id, body)
 
 
-@router.get(MEMBERS + "/{member_id}", responses=responses(*AUTH, 404))
-def describe_member(request: Request, group_id: int, member_id: int) -> Response:
+@router.get(MEMBERS + "/{member_id}", responses=responses(400, *AUTH, 404))
+def describe_member(request: Request, group_id: Id, member_id: Id) -> Response:
     """One membership as a MemberRecord."""
     admin_of(request)
     return json_response(member_record(request, _member(request, group_id, member_id)))
 
 
-@router.delete(MEMBERS + "/{member_id}", status_code=204, responses=responses(*AUTH, 404))
-def remove_member(request: Request, group_id: int, member_id: int) -> Response:
+@router.delete(MEMBERS + "/{member_id}", status_code=204, responses=responses(400, *AUTH, 404))
+def remove_member(request: Request, group_id: Id, member_id: Id) -> Response:
     """End a membership (204)."""
     caller = admin_of(request)
     member = _member(request, group_id, member_id)

@@ -14,6 +14,7 @@ from pyspalloc.server import administration as adm
 from pyspalloc.server.api.admin.common import (
     ADMIN,
     TAG,
+    Id,
     admin_first,
     admin_of,
     admin_url,
@@ -121,14 +122,14 @@ async def create_user(request: Request) -> Response:
     return await run_in_threadpool(_create, request, body)
 
 
-@router.get(USERS + "/{user_id}", responses=responses(*AUTH, 404))
-def describe_user(request: Request, user_id: int) -> Response:
+@router.get(USERS + "/{user_id}", responses=responses(400, *AUTH, 404))
+def describe_user(request: Request, user_id: Id) -> Response:
     """One user as a UserRecord (with the URLs of their groups)."""
     admin_of(request)
     return json_response(user_record(request, adm.user_by_id(ctx_of(request), user_id)))
 
 
-def _update(request: Request, user_id: int, body: bytes) -> Response:
+def _update(request: Request, user_id: Id, body: bytes) -> Response:
     caller = admin_of(request)
     ctx = ctx_of(request)
     record = json_object(body)
@@ -164,7 +165,7 @@ def _update(request: Request, user_id: int, body: bytes) -> Response:
     USERS + "/{user_id}", responses=responses(400, *AUTH, 404, 413),
     dependencies=[Depends(admin_first)],
 )  # fmt: skip
-async def update_user(request: Request, user_id: int) -> Response:
+async def update_user(request: Request, user_id: Id) -> Response:
     """Change ``password``, ``enabled``, ``trustLevel`` or (``false`` only) ``locked``
     of a user; a new password or disabling ends the user's sessions."""
     body = await request.body()
@@ -172,7 +173,7 @@ async def update_user(request: Request, user_id: int) -> Response:
 
 
 @router.delete(USERS + "/{user_id}", responses=responses(400, *AUTH, 404, 409))
-def delete_user(request: Request, user_id: int) -> Response:
+def delete_user(request: Request, user_id: Id) -> Response:
     """Delete a user who owns no jobs (409 otherwise: disable them instead)."""
     caller = admin_of(request)
     name = adm.delete_user(ctx_of(request), user_id, caller.user.id)
