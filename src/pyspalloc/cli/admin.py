@@ -372,7 +372,7 @@ def machines_in_service(admin: AdminClient, as_json: bool, machine: str) -> None
 @_command(machines, "out-of-service")
 @click.argument("machine")
 def machines_out_of_service(admin: AdminClient, as_json: bool, machine: str) -> None:
-    """Take MACHINE out of service: no new jobs; jobs on it keep their boards."""
+    """Take MACHINE out of service: no new jobs; jobs already on it go on."""
     state = admin.set_in_service(machine, False)
     _show(
         as_json,

@@ -90,7 +90,8 @@ def machine_named(ctx: ServiceContext, name: str) -> MachineInfo:
 
 
 def set_machine_in_service(ctx: ServiceContext, name: str, in_service: bool) -> MachineInfo:
-    """Take a whole machine into or out of service (jobs on it keep their boards)."""
+    """Take a whole machine into or out of service (no new jobs; jobs already on it,
+    queued or running, go on)."""
     machine_named(ctx, name)
     if in_service and name not in ctx.machines:
         raise ApiError(409, f"machine {name} is not defined in this run: import it first")

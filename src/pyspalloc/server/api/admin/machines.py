@@ -132,7 +132,7 @@ def _service(request: Request, name: str, body: bytes) -> Response:
 )  # fmt: skip
 async def set_in_service(request: Request, name: str) -> Response:
     """Take a whole machine into (``true``) or out of (``false``) service: no new jobs
-    go to a machine out of service; jobs on it keep their boards."""
+    go to a machine out of service; jobs already on it (queued or running) go on."""
     body = await request.body()
     return await run_in_threadpool(_service, request, name, body)
 
