@@ -206,9 +206,10 @@ def test_groups_and_members(service: Any, caplog: pytest.LogCaptureFixture) -> N
         assert f'"event":"{event}"' in log, event
 
 
-def test_board_state_and_the_allocator(service: Any) -> None:
+def test_board_state_and_the_allocator(service: Any, caplog: pytest.LogCaptureFixture) -> None:
     """A board taken out (by triad, physical coordinates or address) is avoided by the
     allocator until it is put back."""
+    caplog.set_level(logging.INFO, logger="pyspalloc.audit")
     admin = login(service, "root")
     where = {"machine": "spin24", "x": 0, "y": 0, "z": 0}
     assert admin.get("admin/board", params=where).text == "true"
@@ -245,6 +246,8 @@ def test_board_state_and_the_allocator(service: Any) -> None:
     on = admin.put("admin/board", params=by_ip, data="true")
     assert on.text == "true"
     wait_for(lambda: alice.state(url) == "READY", 30)
+    log = "\n".join(_events(caplog))
+    assert '"event":"board_disabled"' in log and '"event":"board_enabled"' in log
 
 
 def test_import_then_allocate(service: Any, caplog: pytest.LogCaptureFixture) -> None:
@@ -267,6 +270,8 @@ def test_import_then_allocate(service: Any, caplog: pytest.LogCaptureFixture) ->
     assert record["name"] == "imported" and record["tags"] == ["imp"] and record["in-service"]
     dup = admin.post("admin/import", json=_definition())
     assert (dup.status_code, dup.text) == (409, "machine imported exists already")
+    clash = admin.post("admin/import", json=_definition(name="twin"))
+    assert clash.status_code == 409 and clash.text.endswith("of twin is used by imported")
     listed = {m["name"]: m for m in admin.get("admin/machines").json()["machines"]}
     assert listed["imported"]["boards"] == 1 and listed["imported"]["served"] is True
     assert "imported" in [m["name"] for m in admin.get("machines").json()["machines"]]

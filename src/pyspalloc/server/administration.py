@@ -61,15 +61,26 @@ def parse_import(document: Any) -> list[MachineDefinition]:
     return machines
 
 
+def _addresses(machine: MachineDefinition) -> set[str]:
+    """The board and BMP addresses of a machine."""
+    found = {b.ip for b in machine.boards.values() if b.ip}
+    return found | set(machine.bmp_ips.values())
+
+
 def import_machines(ctx: ServiceContext, machines: list[MachineDefinition]) -> list[MachineInfo]:
     """Add machines to the running service: stored, allocated and powered from now on.
 
-    Refused (409) if a machine of the same name is being served already. A machine
+    Refused (409) if a machine of the same name is being served already, or one of its
+    board or BMP addresses is another served machine's. A machine
     without tags gets the tag ``default``, as in the configuration.
     """
+    used = {ip: m.name for m in ctx.machines.values() for ip in _addresses(m)}
     for machine in machines:
         if machine.name in ctx.machines:
             raise ApiError(409, f"machine {machine.name} exists already")
+        for ip in _addresses(machine):
+            if ip in used:
+                raise ApiError(409, f"address {ip} of {machine.name} is used by {used[ip]}")
     done: list[MachineInfo] = []
     for machine in machines:
         if not machine.tags:
