@@ -317,3 +317,26 @@ def test_bearer_token_needs_no_csrf(service: Any) -> None:
     as_user = {"Authorization": f"Bearer {user_token}"}
     refused = requests.post(srv + "groups", json={"groupName": "tok2"}, headers=as_user, timeout=10)
     assert (refused.status_code, refused.text) == (403, "computer says no")
+
+
+@pytest.mark.parametrize(
+    ("path", "kind"),
+    [
+        ("/spalloc/srv/spalloc/admin/import", "application/json"),
+        ("/spalloc/system/admin/machines/import", "multipart/form-data; boundary=xyz"),
+    ],
+)
+def test_import_body_is_not_read_for_a_user(service: Any, path: str, kind: str) -> None:
+    """A USER's upload to either import (REST or web form) is refused on its headers: 403,
+    not the 413 that reading the 40 MiB chunked body past the 4 MiB limit would give."""
+    from urllib.parse import urlsplit
+
+    from tests.security.http_attack import MIB, post_body
+
+    alice = login(service, "alice")
+    headers = {"Cookie": f"JSESSIONID={alice.session_id}", **alice.csrf, "Content-Type": kind}
+    port = urlsplit(service.url).port
+    assert port is not None
+    result = post_body("127.0.0.1", port, path, 40 * MIB, headers, chunked=True, timeout=30)
+    assert result.status == 403, result
+    assert result.sent < 40 * MIB
