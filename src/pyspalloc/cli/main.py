@@ -26,6 +26,7 @@ COMMANDS: dict[str, str] = {
     "where-is": "pyspalloc.cli.where_is:where_is",
     "machine": "pyspalloc.cli.machine_check:machine",
     "quota": "pyspalloc.cli.quota:quota",
+    "admin": "pyspalloc.cli.admin:admin",
 }
 
 

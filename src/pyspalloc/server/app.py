@@ -32,6 +32,11 @@ from pyspalloc.geometry import MachineDefinition
 from pyspalloc.server.allowed_hosts import AllowedHostsMiddleware, allowed_names
 from pyspalloc.server.api import admin_history, board_reports, job_resources, jobs, quotas, root
 from pyspalloc.server.api import machines as machines_api
+from pyspalloc.server.api.admin import board as admin_board
+from pyspalloc.server.api.admin import groups as admin_groups
+from pyspalloc.server.api.admin import machines as admin_machines
+from pyspalloc.server.api.admin import members as admin_members
+from pyspalloc.server.api.admin import users as admin_users
 from pyspalloc.server.api.common import ApiError, document_statuses, text_response
 from pyspalloc.server.api.proxy_route import install_proxy_route
 from pyspalloc.server.auth import (
@@ -307,6 +312,11 @@ def create_app(
         board_reports,
         quotas,
         admin_history,
+        admin_machines,
+        admin_board,
+        admin_users,
+        admin_groups,
+        admin_members,
         ui,
         pages,
     ):  # ui before pages

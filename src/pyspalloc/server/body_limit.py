@@ -25,6 +25,9 @@ MEMORY_LIMIT = MAX_TRANSFER
 #: an unread rest of at most this many bytes is drained; more closes the connection
 _DRAIN = 64 * 1024
 _MEMORY_PATH = re.compile(r"^/spalloc/srv/spalloc/jobs/[^/]+/memory$")
+#: largest machine-definition import (REST or the admin web form)
+IMPORT_LIMIT = 4 * 1024 * 1024
+_IMPORT_PATHS = ("/spalloc/srv/spalloc/admin/import", "/spalloc/system/admin/machines/import")
 
 
 class BodyTooLarge(Exception):
@@ -39,6 +42,8 @@ def body_limit(method: str, path: str) -> int:
     """Return the largest body accepted for ``method`` on (normalised) ``path``."""
     if method == "POST" and _MEMORY_PATH.match(path):
         return MEMORY_LIMIT
+    if method == "POST" and path in _IMPORT_PATHS:
+        return IMPORT_LIMIT
     return SMALL_LIMIT
 
 

@@ -152,6 +152,17 @@ class Lifecycle:
         if self._waiting or self._queue_changed:
             self._wake.set()
 
+    def add_machine(self, machine: MachineDefinition, machine_id: int, off_wait: float) -> None:
+        """Serve a machine defined while running (an import): its allocator, its id, and
+        its boards' rest time; a machine of the same name is replaced."""
+        with self._index_lock:
+            self.machines[machine.name] = machine
+            self._allocators[machine.name] = Allocator(machine)
+            self._names[machine_id] = machine.name
+            self.off_wait[machine.name] = off_wait
+            self._indexes.pop(machine_id, None)
+        self.wake()
+
     def allocator(self, name: str) -> Allocator:
         """Return the allocator of the machine called ``name``."""
         return self._allocators[name]

@@ -11,6 +11,7 @@ from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import Response
 
+from pyspalloc.server.api.admin.common import Id
 from pyspalloc.server.api.common import AUTH, SRV, caller_of, ctx_of, iso, json_response, responses
 from pyspalloc.server.store import TrustLevel
 
@@ -38,7 +39,7 @@ def list_board_reports(request: Request) -> Response:
 
 
 @router.delete(REPORTS + "/{board_id}", responses=responses(400, *AUTH))
-def clear_board_reports(request: Request, board_id: int) -> Response:
+def clear_board_reports(request: Request, board_id: Id) -> Response:
     """Forget the reports of one board; answers how many were cleared."""
     caller_of(request, TrustLevel.ADMIN)
     cleared = ctx_of(request).store.clear_board_reports(board_id)

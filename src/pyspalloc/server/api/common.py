@@ -36,6 +36,10 @@ _STATUSES: dict[int, dict[str, Any]] = {
         "content": _TEXT,
     },
     404: {"description": "Not found (`no such job`, `no such machine`, ...)", "content": _TEXT},
+    409: {
+        "description": "Conflict: the thing exists already, or is still in use",
+        "content": _TEXT,
+    },
     410: {"description": "`no such job`: the job vanished during a long poll", "content": _TEXT},
     413: {
         "description": "`request body too large: at most <n> bytes` (64 KiB for JSON; "

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from pyspalloc.server.store.accounts import AccountsMixin, SessionInfo, TokenInfo, UserInfo
+from pyspalloc.server.store.accounts import (
+    AccountsMixin,
+    SessionInfo,
+    TokenInfo,
+    UserInfo,
+    UserInUse,
+)
 from pyspalloc.server.store.history import HistoricJob, HistoryMixin
 from pyspalloc.server.store.jobs import (
     JobInfo,
@@ -12,11 +18,12 @@ from pyspalloc.server.store.jobs import (
     TooManyJobs,
 )
 from pyspalloc.server.store.machines import BoardInfo, BoardReport, MachineInfo, MachinesMixin
+from pyspalloc.server.store.memberships import GroupInUse, MemberInfo, MembershipsMixin
 from pyspalloc.server.store.models import JobState, TrustLevel
 from pyspalloc.server.store.quotas import GroupQuota, NoSuchGroup, QuotasMixin
 
 
-class Store(AccountsMixin, MachinesMixin, JobsMixin, QuotasMixin, HistoryMixin):
+class Store(AccountsMixin, MachinesMixin, JobsMixin, QuotasMixin, HistoryMixin, MembershipsMixin):
     """The service database: one engine URL, SQLite (WAL) or PostgreSQL.
 
     Parameters
@@ -30,11 +37,13 @@ class Store(AccountsMixin, MachinesMixin, JobsMixin, QuotasMixin, HistoryMixin):
 __all__ = [
     "BoardInfo",
     "BoardReport",
+    "GroupInUse",
     "GroupQuota",
     "HistoricJob",
     "JobInfo",
     "JobState",
     "MachineInfo",
+    "MemberInfo",
     "NoSuchGroup",
     "QueuedRequest",
     "RequestSpec",
@@ -43,5 +52,6 @@ __all__ = [
     "TokenInfo",
     "TooManyJobs",
     "TrustLevel",
+    "UserInUse",
     "UserInfo",
 ]

@@ -10,7 +10,9 @@ from sqlalchemy.orm import Session
 
 from pyspalloc.server.store.base import StoreBase
 from pyspalloc.server.store.models import (
+    BoardReportRow,
     GroupRow,
+    JobRow,
     MembershipRow,
     SessionRow,
     SessionTokenRow,
@@ -22,6 +24,10 @@ from pyspalloc.server.store.models import (
 
 #: a session's last-access time is only rewritten when it is older than this (s)
 _TOUCH_INTERVAL = 15.0
+
+
+class UserInUse(ValueError):
+    """A user cannot be deleted: records (jobs) still name them."""
 
 
 @dataclass(frozen=True)
@@ -177,6 +183,40 @@ class AccountsMixin(StoreBase):
                 s.flush()
                 _end_sessions(s, row.id, keep_session)
             return _user(row)
+
+    def delete_user(self, user_id: int) -> str | None:
+        """Delete a user with their sessions, tokens and memberships; return their name.
+
+        None if there is no such user. Their board reports are kept without a reporter.
+
+        Raises
+        ------
+        UserInUse
+            The user owns jobs (job records keep their owner): disable them instead.
+        """
+        with self._write() as s:
+            row = s.get(UserRow, user_id)
+            if row is None:
+                return None
+            jobs = s.scalar(
+                select(func.count()).select_from(JobRow).where(JobRow.owner_id == user_id)
+            )
+            if jobs:
+                raise UserInUse(f"user {row.name} owns {jobs} job(s); disable the account instead")
+            _end_sessions(s, user_id, None)
+            tokens = select(TokenRow.id).where(TokenRow.user_id == user_id)
+            s.execute(delete(SessionTokenRow).where(SessionTokenRow.token_id.in_(tokens)))
+            s.execute(delete(TokenRevocationRow).where(TokenRevocationRow.token_id.in_(tokens)))
+            s.execute(delete(TokenRow).where(TokenRow.user_id == user_id))
+            s.execute(delete(MembershipRow).where(MembershipRow.user_id == user_id))
+            s.execute(
+                update(BoardReportRow)
+                .where(BoardReportRow.reporter_id == user_id)
+                .values(reporter_id=None)
+            )
+            name = row.name
+            s.delete(row)
+            return name
 
     def reserve_login(self, user_id: int, max_failures: int, lock_for: float) -> bool:
         """Count a password attempt of the user *before* it is checked; False if locked.

@@ -199,8 +199,32 @@ class MachinesMixin(StoreBase):
         self._machine_list = None
         return names
 
+    def set_machine_in_service(self, name: str, in_service: bool) -> MachineInfo | None:
+        """Take a whole machine into or out of service (no new jobs are made on a machine
+        out of service; jobs on it keep their boards); None if there is no such machine."""
+        with self._write() as s:
+            row = s.scalar(select(MachineRow).where(MachineRow.name == name))
+            if row is None:
+                return None
+            row.in_service = in_service
+            info = _machine(row)
+        self._machine_list = None
+        return info
+
+    def retag_machine(self, name: str, tags: list[str]) -> MachineInfo | None:
+        """Replace a machine's tags; None if there is no such machine."""
+        with self._write() as s:
+            row = s.scalar(select(MachineRow).where(MachineRow.name == name))
+            if row is None:
+                return None
+            row.tags = json.dumps(tags)
+            info = _machine(row)
+        self._machine_list = None
+        return info
+
     #: the in-service machines as last read; machine rows change only through this
-    #: store's :meth:`sync_machine` and :meth:`retire_machines`, which forget it
+    #: store's :meth:`sync_machine`, :meth:`retire_machines`,
+    #: :meth:`set_machine_in_service` and :meth:`retag_machine`, which forget it
     _machine_list: list[MachineInfo] | None = None
 
     def machines(self) -> list[MachineInfo]:

@@ -5,7 +5,6 @@ Every route needs the ADMIN role (others get 403); every form is CSRF-checked fi
 
 from __future__ import annotations
 
-import re
 import time
 
 from fastapi import APIRouter
@@ -13,6 +12,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
+from pyspalloc.server import administration as adm
+from pyspalloc.server.api.admin.common import Id
 from pyspalloc.server.api.common import ApiError
 from pyspalloc.server.store import TrustLevel, UserInfo
 from pyspalloc.server.store import web_queries as wq
@@ -30,8 +31,7 @@ from pyspalloc.server.web.support import (
 
 router = APIRouter()
 
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@+-]{0,127}$")
-MIN_PASSWORD = 8
+MIN_PASSWORD = adm.MIN_PASSWORD
 ROLES = [t.name for t in TrustLevel]
 
 
@@ -93,7 +93,7 @@ def _create_user(request: Request, form: dict[str, str]) -> Response:
     password = form.get("password", "")
     role = _role(form.get("role", "USER"))
     problem = None
-    if not _NAME.match(name):
+    if not adm.valid_name(name):
         problem = "User names are 1-128 letters, digits or _.@+- and start with a letter or digit."
     elif len(password) < MIN_PASSWORD:
         problem = f"Passwords must have at least {MIN_PASSWORD} characters."
@@ -117,60 +117,59 @@ async def create_user(request: Request) -> Response:
     return await run_in_threadpool(_create_user, request, form)
 
 
-def _user_by_id(who: Viewer, user_id: int) -> UserInfo:
+def _user_by_id(who: Viewer, user_id: Id) -> UserInfo:
     user = who.ctx.store.get_user_by_id(user_id)
     if user is None:
         raise ApiError(404, "no such user")
     return user
 
 
+def _sentence(message: str) -> str:
+    return message[:1].upper() + message[1:] + ("" if message.endswith(".") else ".")
+
+
 @html_errors
-def _change_user(request: Request, user_id: int, form: dict[str, str]) -> Response:
+def _change_user(request: Request, user_id: Id, form: dict[str, str]) -> Response:
     who = actor(request, form, TrustLevel.ADMIN)
     user = _user_by_id(who, user_id)
-    store = who.ctx.store
     action = form.get("action", "")
-    myself = user.id == who.user_id
-    if action in ("enable", "disable"):
-        if myself and action == "disable":
-            return _users_page(request, who, 400, "You cannot disable your own account.")
-        store.update_user(user.name, disabled=action == "disable")
-        who.ctx.auth.verified.forget(user.id)
-        _audit(request, who, f"user_{action}d", target=user.name)
-        return done(ADMIN + "/users", f"user-{action}d")
-    if action == "role":
-        role = _role(form.get("role", ""))
-        if role is None:
-            return _users_page(request, who, 400, "Unknown role.")
-        if myself and role < TrustLevel.ADMIN:
-            return _users_page(request, who, 400, "You cannot take away your own admin role.")
-        store.update_user(user.name, trust=role)
-        _audit(request, who, "user_role", target=user.name, role=role.name)
-        return done(ADMIN + "/users", "user-role")
-    if action == "password":
-        password = form.get("password", "")
-        if len(password) < MIN_PASSWORD:
-            return _users_page(
-                request, who, 400, f"Passwords must have at least {MIN_PASSWORD} characters."
-            )
-        store.update_user(
-            user.name,
-            password_hash=who.ctx.auth.new_password_hash(password),
-            keep_session=who.session.key if myself else None,
-        )
-        wq.unlock_user(store, user.id)
-        who.ctx.auth.verified.forget(user.id)
-        _audit(request, who, "user_password_reset", target=user.name)
-        return done(ADMIN + "/users", "user-password")
-    if action == "unlock":
-        wq.unlock_user(store, user.id)
-        _audit(request, who, "user_unlocked", target=user.name)
-        return done(ADMIN + "/users", "user-unlocked")
+    ctx = who.ctx
+    try:
+        if action in ("enable", "disable"):
+            adm.update_user(ctx, user, acting_id=who.user_id, enabled=action == "enable")
+            _audit(request, who, f"user_{action}d", target=user.name)
+            return done(ADMIN + "/users", f"user-{action}d")
+        if action == "role":
+            role = _role(form.get("role", ""))
+            if role is None:
+                return _users_page(request, who, 400, "Unknown role.")
+            adm.update_user(ctx, user, acting_id=who.user_id, role=role)
+            _audit(request, who, "user_role", target=user.name, role=role.name)
+            return done(ADMIN + "/users", "user-role")
+        if action == "password":
+            adm.update_user(
+                ctx, user, acting_id=who.user_id, acting_session=who.session.key,
+                password=form.get("password", ""),
+            )  # fmt: skip
+            _audit(request, who, "user_password_reset", target=user.name)
+            return done(ADMIN + "/users", "user-password")
+        if action == "unlock":
+            adm.unlock_user(ctx, user)
+            _audit(request, who, "user_unlocked", target=user.name)
+            return done(ADMIN + "/users", "user-unlocked")
+        if action == "delete":
+            adm.delete_user(ctx, user.id, who.user_id)
+            _audit(request, who, "user_deleted", target=user.name)
+            return done(ADMIN + "/users", "user-deleted")
+    except ApiError as error:
+        if error.status == 404:
+            raise
+        return _users_page(request, who, error.status, _sentence(error.message))
     raise ApiError(400, "unknown action")
 
 
 @router.post(ADMIN + "/users/{user_id}")
-async def change_user(request: Request, user_id: int) -> Response:
+async def change_user(request: Request, user_id: Id) -> Response:
     """Enable, disable, set the role of, reset the password of or unlock a user."""
     form = await form_fields(request)
     return await run_in_threadpool(_change_user, request, user_id, form)
@@ -200,7 +199,7 @@ def _create_group(request: Request, form: dict[str, str]) -> Response:
     name = form.get("name", "").strip()
     quota_text = form.get("quota", "").strip()
     quota: float | None = None
-    if not _NAME.match(name):
+    if not adm.valid_name(name):
         return _groups_page(request, who, 400, "Group names are 1-128 letters, digits or _.@+-.")
     if quota_text:
         try:
@@ -225,7 +224,7 @@ async def create_group(request: Request) -> Response:
 
 
 def _group_page(
-    request: Request, who: Viewer, group_id: int, status: int = 200, error: str | None = None
+    request: Request, who: Viewer, group_id: Id, status: int = 200, error: str | None = None
 ) -> Response:
     store = who.ctx.store
     group = wq.get_group(store, group_id)
@@ -248,18 +247,20 @@ def _group_page(
 
 @router.get(ADMIN + "/groups/{group_id}")
 @html_errors
-def group(request: Request, group_id: int) -> Response:
+def group(request: Request, group_id: Id) -> Response:
     """One group's members, with forms to add and remove members."""
     return _group_page(request, _admin(request), group_id)
 
 
 @html_errors
-def _change_group(request: Request, group_id: int, form: dict[str, str]) -> Response:
+def _change_group(request: Request, group_id: Id, form: dict[str, str]) -> Response:
     who = actor(request, form, TrustLevel.ADMIN)
     store = who.ctx.store
     if wq.get_group(store, group_id) is None:
         raise ApiError(404, "no such group")
     action = form.get("action", "")
+    if action in ("quota", "delete"):
+        return _group_action(request, who, group_id, action, form)
     user = store.get_user(form.get("username", "").strip())
     if user is None:
         return _group_page(request, who, group_id, 400, "No such user.")
@@ -277,9 +278,40 @@ def _change_group(request: Request, group_id: int, form: dict[str, str]) -> Resp
     raise ApiError(400, "unknown action")
 
 
+def _group_action(
+    request: Request, who: Viewer, group_id: Id, action: str, form: dict[str, str]
+) -> Response:
+    """Set the quota of (``quota``, board-hours, empty: unlimited) or delete a group."""
+    try:
+        if action == "quota":
+            quota = _hours(form.get("quota", ""))
+            group = adm.set_quota(who.ctx, group_id, quota)
+            _audit(request, who, "group_quota", group=group.name, quota=quota)
+            return done(f"{ADMIN}/groups/{group_id}", "group-quota")
+        name = adm.delete_group(who.ctx, group_id)
+        _audit(request, who, "group_deleted", group=name)
+        return done(ADMIN + "/groups", "group-deleted")
+    except ApiError as error:
+        if error.status == 404:
+            raise
+        return _group_page(request, who, group_id, error.status, _sentence(error.message))
+
+
+def _hours(text: str) -> float | None:
+    """A quota in board-hours from a form (empty: unlimited), as board-seconds."""
+    text = text.strip()
+    if not text:
+        return None
+    try:
+        return float(text) * 3600.0
+    except ValueError:
+        raise ApiError(400, "the quota must be a number of board-hours") from None
+
+
 @router.post(ADMIN + "/groups/{group_id}")
-async def change_group(request: Request, group_id: int) -> Response:
-    """Add (``action=add``) or remove (``action=remove``) the member ``username``."""
+async def change_group(request: Request, group_id: Id) -> Response:
+    """Add (``action=add``) or remove (``action=remove``) the member ``username``, set
+    the quota (``action=quota``, ``quota`` in board-hours) or delete the group."""
     form = await form_fields(request)
     return await run_in_threadpool(_change_group, request, group_id, form)
 
@@ -314,25 +346,23 @@ def boards(request: Request) -> Response:
 
 
 @html_errors
-def _change_board(request: Request, board_id: int, form: dict[str, str]) -> Response:
+def _change_board(request: Request, board_id: Id, form: dict[str, str]) -> Response:
     who = actor(request, form, TrustLevel.ADMIN)
     action = form.get("action", "")
     if action not in ("enable", "disable"):
         raise ApiError(400, "unknown action")
-    board = wq.set_board_functioning(who.ctx.store, board_id, action == "enable")
+    board = who.ctx.store.board(board_id)
     if board is None:
         raise ApiError(404, "no such board")
+    adm.set_board_enabled(who.ctx, board, action == "enable")
     machine = who.ctx.store.machine_by_id(board.machine_id)
     name = machine.name if machine is not None else ""
     _audit(request, who, f"board_{action}d", machine=name, board=board_id)
-    who.ctx.events.notify(("machine", name))
-    if action == "enable":
-        who.ctx.lifecycle.wake()
     return done(ADMIN + "/boards", f"board-{action}d", machine=name)
 
 
 @router.post(ADMIN + "/boards/{board_id}")
-async def change_board(request: Request, board_id: int) -> Response:
+async def change_board(request: Request, board_id: Id) -> Response:
     """Take a board into (``action=enable``) or out of (``action=disable``) service."""
     form = await form_fields(request)
     return await run_in_threadpool(_change_board, request, board_id, form)

@@ -48,6 +48,13 @@ NOTICES: dict[str, str] = {
     "board-enabled": "Board taken into service.",
     "board-disabled": "Board taken out of service; it will not be allocated again.",
     "reports-cleared": "The board's reports have been cleared.",
+    "user-deleted": "User deleted.",
+    "group-deleted": "Group deleted.",
+    "group-quota": "Quota changed.",
+    "machine-imported": "Machine imported; it is in service now.",
+    "machine-in-service": "Machine taken into service.",
+    "machine-out-of-service": "Machine taken out of service; no new jobs go to it.",
+    "machine-retagged": "Tags changed.",
 }
 
 _HERE = Path(__file__).parent

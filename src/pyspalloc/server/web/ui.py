@@ -25,7 +25,7 @@ from pyspalloc.server.api.common import ApiError
 from pyspalloc.server.api.jobview import machine_of, parse_job_id, visible_job
 from pyspalloc.server.store import JobInfo, JobState, TrustLevel
 from pyspalloc.server.store import web_queries as wq
-from pyspalloc.server.web import admin, admin_site
+from pyspalloc.server.web import admin, admin_machines, admin_site
 from pyspalloc.server.web.support import (
     REFRESH_SECONDS,
     SYSTEM,
@@ -43,6 +43,7 @@ from pyspalloc.server.web.support import (
 router = APIRouter()
 router.include_router(admin.router)
 router.include_router(admin_site.router)
+router.include_router(admin_machines.router)
 
 _STATIC = Path(__file__).parent / "static"
 _RESOURCE_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]*\.(css|js|svg|png|ico)$")
