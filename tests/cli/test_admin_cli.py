@@ -10,7 +10,8 @@ from typing import Any
 
 from pyspalloc.geometry import Triad, builtin_machine, dump_machine_definitions
 from tests.cli.conftest import Cli
-from tests.reliability.support import login, wait_for
+from tests.support.http_client import login
+from tests.support.waiting import wait_for
 
 
 def _admin(cli: Cli, *args: str, code: int = 0) -> Any:

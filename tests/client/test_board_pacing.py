@@ -7,7 +7,7 @@ from typing import Any
 
 from pyspalloc.client.job import SpallocJob
 from pyspalloc.transceiver import Transceiver
-from tests.client import test_proxy_support as support
+from tests.client import proxy_support as support
 
 proxy_service = support.proxy_service
 proxy_client = support.proxy_client

@@ -21,7 +21,7 @@ import pytest
 
 from pyspalloc.server.store import JobState
 from pyspalloc.server.v1 import V1Options
-from tests.reliability.support import wait_for
+from tests.support.waiting import wait_for
 
 pytestmark = [
     pytest.mark.interop,

@@ -25,9 +25,6 @@ from pyspalloc.transceiver.boot import boot_image
 from pyspalloc.virtual import VirtualMachine
 from pyspalloc.wire.eieio import EIEIODataMessage, EIEIOType
 from tests.support import virtual_machines
-
-# re-export for branches written before tests/support (remove once all are merged)
-from tests.support.addresses import free_virtual_base as free_virtual_base
 from tests.support.certificates import make_test_ca
 
 pytestmark = [

@@ -1,7 +1,6 @@
 """Helpers of the reliability (and security) tests: proxy websockets, socket counts.
 
-Addresses, waiting, the REST client and logins live in :mod:`tests.support`; the names
-re-exported below keep this module's old imports working until every branch uses them.
+Addresses, waiting, the REST client and logins live in :mod:`tests.support`.
 """
 
 from __future__ import annotations
@@ -15,30 +14,16 @@ from websockets.sync.client import ClientConnection, connect
 from pyspalloc.wire.boot import BOOT_PORT
 from pyspalloc.wire.proxy import decode_server_frame
 from pyspalloc.wire.scp import SCP_PORT, SCPCommand, scp_request
-
-# re-exports for branches written before tests/support (remove once all are merged)
-from tests.support.addresses import free_port, free_virtual_base
-from tests.support.http_client import CSRF_INPUT, PASSWORDS, TIMEOUT, Http, login
-from tests.support.virtual_machines import FAST_BMP
-from tests.support.waiting import wait_for
+from tests.support.http_client import Http
 
 __all__ = [
     "BOOT_PORT",
-    "CSRF_INPUT",
-    "FAST_BMP",
-    "PASSWORDS",
     "SCP_PORT",
-    "TIMEOUT",
-    "Http",
     "fd_count",
-    "free_port",
-    "free_virtual_base",
-    "login",
     "open_ws",
     "recv_frame",
     "udp_socket_count",
     "ver_request",
-    "wait_for",
 ]
 
 

@@ -20,8 +20,9 @@ from websockets.sync.client import ClientConnection
 from pyspalloc.server.bmp_control import BMPMachineController
 from pyspalloc.wire.proxy import ErrorReply, OpenReply, OpenRequest
 from tests.reliability.serve_process import ServeProcess, make_users
-from tests.reliability.support import FAST_BMP, fd_count, open_ws, recv_frame
+from tests.reliability.support import fd_count, open_ws, recv_frame
 from tests.support.http_client import Http, login
+from tests.support.virtual_machines import FAST_BMP
 
 ATTEMPTS = 200
 

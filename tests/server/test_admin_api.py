@@ -13,7 +13,8 @@ import pytest
 import requests
 
 from pyspalloc.geometry import Triad, builtin_machine, dump_machine_definitions
-from tests.reliability.support import Http, login, wait_for
+from tests.support.http_client import Http, login
+from tests.support.waiting import wait_for
 
 ADMIN = "admin/"
 SPIN5_AT = "127.1.77.0"

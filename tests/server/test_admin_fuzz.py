@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.reliability.support import login
+from tests.support.http_client import login
 
 
 @pytest.fixture

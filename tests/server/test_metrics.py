@@ -12,19 +12,19 @@ import pytest
 import requests
 import websocket
 from prometheus_client.parser import text_string_to_metric_families
-from spalloc_http import Client
-from test_hardware_faults import hw_service, machine, number, the_bmp
-from test_service_jobs import login, state, wait_for
 
 from pyspalloc.geometry import MachineDefinition, Triad
 from pyspalloc.virtual import VirtualMachine
+from tests.server.service_support import login, state, wait_for
+from tests.server.test_hardware_faults import hw_service, machine, number, the_bmp
+from tests.support.http_client import Http
 
 __all__ = ["machine"]  # the fixture, imported for the BMP test
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
 
-def scrape(service: Any, client: Client | None = None) -> Samples:
+def scrape(service: Any, client: Http | None = None) -> Samples:
     """Read and parse the metrics: sample name and sorted labels -> value."""
     url = service.url + "metrics"
     response = client.get(url) if client else requests.get(url, timeout=30)

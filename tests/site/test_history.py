@@ -12,7 +12,8 @@ from sqlalchemy import func, select
 
 from pyspalloc.server.store import Store
 from pyspalloc.server.store.models import BoardAllocationRow, JobHistoryRow, JobRow
-from tests.reliability.support import login, wait_for
+from tests.support.http_client import login
+from tests.support.waiting import wait_for
 
 
 def _count(store: Store, what: Any) -> int:

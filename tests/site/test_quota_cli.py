@@ -10,7 +10,8 @@ from sqlalchemy import update
 from pyspalloc.server.store import Store
 from pyspalloc.server.store.models import GroupRow
 from tests.cli.conftest import Cli, clean_env
-from tests.reliability.support import login, wait_for
+from tests.support.http_client import login
+from tests.support.waiting import wait_for
 
 __all__ = ["clean_env"]
 

@@ -12,7 +12,8 @@ from sqlalchemy import update
 from pyspalloc.server.store import Store
 from pyspalloc.server.store import web_queries as wq
 from pyspalloc.server.store.models import GroupRow, JobRow
-from tests.reliability.support import login, wait_for
+from tests.support.http_client import login
+from tests.support.waiting import wait_for
 
 
 def _store(service: Any) -> Store:

@@ -14,8 +14,9 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 
-from tests.conftest import free_port
-from tests.reliability.support import login, wait_for
+from tests.support.addresses import free_port
+from tests.support.http_client import login
+from tests.support.waiting import wait_for
 
 BOARD = {"x": 0, "y": 0, "z": 0}
 

@@ -15,7 +15,8 @@ from typing import Any
 
 import click
 
-from pyspalloc.cli.common import CLIError, client_errors, connect, json_option, service_options
+from pyspalloc.cli.errors import CLIError, client_errors
+from pyspalloc.cli.options import connect, json_option, service_options
 from pyspalloc.cli.output import console, print_fields, print_json, print_table
 from pyspalloc.client.admin import AdminClient
 
@@ -38,7 +39,7 @@ def _command(group: click.Group, name: str) -> Callable[[Callable[..., Any]], cl
         ) -> None:
             client, settings = connect(url, username, password, token)
             with client_errors(settings.url):
-                fn(AdminClient(client.session), as_json, **options)
+                fn(client.admin(), as_json, **options)
 
         return group.command(name)(json_option(service_options(run)))
 

@@ -8,6 +8,7 @@ from collections.abc import Iterable, Mapping
 from types import TracebackType
 from typing import Any
 
+from pyspalloc.client.admin import AdminClient
 from pyspalloc.client.description import GroupQuota
 from pyspalloc.client.job import QUEUE_TIME, SpallocJob, _SpallocJob
 from pyspalloc.client.machine import SpallocMachine, _SpallocMachine
@@ -245,6 +246,11 @@ class SpallocClient(AbstractSpallocClient):
             query["user"] = user
         reply = self._session.get(join_url(self._session.srv_url, "groups"), **query)
         return [GroupQuota.from_json(g) for g in reply.json().get("groups") or ()]
+
+    def admin(self) -> AdminClient:
+        """The service's admin API (users, groups, boards, machines, reports) through this
+        client's session; the calls need the ADMIN role."""
+        return AdminClient(self._session)
 
     def get_job(self, job_id: str | int) -> SpallocJob:
         """Get a job by its id (it is not kept alive by this client)."""

@@ -10,8 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from pyspalloc.geometry import Direction, Triad, builtin_machine, dump_machine_definitions
-from tests.reliability.support import login, wait_for
 from tests.server.v1.conftest import V1_USER, LineClient
+from tests.support.http_client import login
+from tests.support.waiting import wait_for
 
 
 def test_version_is_one_the_old_client_accepts(client: LineClient) -> None:

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from tests.reliability.support import wait_for
 from tests.server.v1.conftest import LineClient
+from tests.support.waiting import wait_for
 
 
 def _exception(found: dict[str, Any] | None) -> str:

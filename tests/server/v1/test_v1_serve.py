@@ -8,8 +8,9 @@ from click.testing import CliRunner
 
 from pyspalloc.cli.serve import serve
 from tests.reliability.serve_process import ServeProcess
-from tests.reliability.support import free_port, wait_for
 from tests.server.v1.conftest import LineClient
+from tests.support.addresses import free_port
+from tests.support.waiting import wait_for
 
 
 def test_serve_with_the_v1_listener(tmp_path: Path) -> None:

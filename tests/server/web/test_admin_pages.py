@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from pyspalloc.geometry import builtin_machine, dump_machine_definitions
-from tests.web.helpers import SRV, SYSTEM, Browser
+from tests.server.web.helpers import SRV, SYSTEM, Browser
 
 ADMIN = SYSTEM + "/admin"
 
