@@ -2,7 +2,8 @@
 
 * :mod:`.connections`: the :class:`Connection` protocol and :class:`UDPConnection`.
 * :mod:`.engine`: :func:`scp_stream` / :func:`scp_burst` / :func:`scp_call`, the one
-  windowed SCP engine everything else calls.
+  windowed SCP engine everything else calls, configured by one :class:`EngineOptions`
+  (``options.once()`` for commands that must not run twice, ``options.slow(t)``).
 * :mod:`.memory`, :mod:`.discovery`, :mod:`.tags`, :mod:`.router`, :mod:`.cpu`,
   :mod:`.sdram`: operations as functions of a connection.
 * :mod:`.transceiver`: :class:`Transceiver`, which routes them over several boards;

@@ -128,7 +128,7 @@ def wait_until_booted(
         if left <= 0:
             break
         wait = max(0.01, min(attempt_timeout, left))
-        options = EngineOptions(window=1, timeout=wait, retries=0, min_timeout=wait)
+        options = EngineOptions(window=1, timeout=wait, retries=0).once()
         try:
             version = get_version(connection, 255, 255, 0, options)
         except (SpinnmanTimeoutException, SpinnmanIOException) as error:

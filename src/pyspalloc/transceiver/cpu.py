@@ -153,10 +153,7 @@ def get_cpu_infos(
         connection,
         requests(),
         keep,
-        window=options.window,
-        timeout=options.timeout,
-        retries=options.retries,
-        min_timeout=options.min_timeout,
+        options,
     )
     return [infos[index] for index in range(len(core_list))]
 
@@ -171,9 +168,7 @@ def get_core_state_count(
 ) -> int:
     """Cores of ``app_id`` in ``state`` on the board of Ethernet chip (x, y) (CMD_COUNT)."""
     request = make_request(connection, x, y, 0, CMD_COUNT, app_id, int(state))
-    reply = scp_call(
-        connection, request, timeout=max(options.timeout, 2.0), retries=options.retries
-    )
+    reply = scp_call(connection, request, options.slow(2.0))
     (count,) = reply.args(1)
     return int(count)
 
@@ -195,7 +190,7 @@ def send_signal(
         (int(signal) << 16) | (0xFF << 8) | app_id,
         0xFFFF,
     )
-    scp_call(connection, request, timeout=options.timeout, retries=options.retries)
+    scp_call(connection, request, options)
 
 
 def start_application(
@@ -217,7 +212,7 @@ def start_application(
     request = make_request(
         connection, x, y, 0, SCPCommand.AR, (app_id << 24) | (int(wait) << 18) | mask
     )
-    scp_call(connection, request, timeout=options.timeout, retries=options.retries)
+    scp_call(connection, request, options)
 
 
 def stop_application(
@@ -234,4 +229,4 @@ def stop_application(
         0x50000000 | (2 << 16) | (0xFF << 8) | app_id,
         0x80003F00,
     )
-    scp_call(connection, request, timeout=options.timeout, retries=options.retries)
+    scp_call(connection, request, options)

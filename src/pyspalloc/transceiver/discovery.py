@@ -63,8 +63,7 @@ def get_version(
     reply = scp_call(
         connection,
         make_request(connection, x, y, p, SCPCommand.VER),
-        timeout=options.timeout,
-        retries=options.retries,
+        options,
     )
     return parse_version(reply.payload)
 
@@ -76,8 +75,7 @@ def get_chip_summary(
     reply = scp_call(
         connection,
         make_request(connection, x, y, 0, SCPCommand.INFO, INFO_ARG),
-        timeout=options.timeout,
-        retries=options.retries,
+        options,
     )
     return parse_chip_summary(reply.header.src_x, reply.header.src_y, reply.payload)
 
@@ -118,10 +116,7 @@ def _read_p2p_table(
         connection,
         requests(),
         keep,
-        window=options.window,
-        timeout=options.timeout,
-        retries=options.retries,
-        min_timeout=options.min_timeout,
+        options,
     )
     for x in range(width):
         for y, entry in enumerate(decode_p2p_column(columns[x], height)):
@@ -164,10 +159,7 @@ def get_machine_details(
         connection,
         requests(),
         keep,
-        window=options.window,
-        timeout=options.timeout,
-        retries=options.retries,
-        min_timeout=options.min_timeout,
+        options,
         on_error=skip,
     )
     machine = MachineInfo(width, height, root)

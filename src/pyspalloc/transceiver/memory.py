@@ -119,10 +119,7 @@ def read_memory(
         connection,
         requests(),
         store,
-        window=options.window,
-        timeout=options.timeout,
-        retries=options.retries,
-        min_timeout=options.min_timeout,
+        options,
     )
     return result
 
@@ -181,10 +178,7 @@ def _write_pieces(
         connection,
         requests(),
         lambda index, response: None,
-        window=options.window,
-        timeout=options.timeout,
-        retries=options.retries,
-        min_timeout=options.min_timeout,
+        options,
     )
     if get_sum and tail:
         total = (total + checksum(tail)) & 0xFFFFFFFF
@@ -310,6 +304,5 @@ def fill_memory(
         scp_call(
             connection,
             make_request(connection, x, y, 0, SCPCommand.FILL, base_address, word, length),
-            timeout=options.timeout,
-            retries=options.retries,
+            options,
         )

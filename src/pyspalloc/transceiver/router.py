@@ -125,10 +125,7 @@ def get_router_diagnostics(
             make_request(connection, x, y, 0, SCPCommand.READ, ERROR_STATUS, 4, 2),
             make_request(connection, x, y, 0, SCPCommand.READ, COUNTER_BASE, 4 * N_COUNTERS, 2),
         ],
-        window=options.window,
-        timeout=options.timeout,
-        retries=options.retries,
-        min_timeout=options.min_timeout,
+        options,
     )
     (control,) = struct.unpack("<I", replies[0].payload[:4])
     (error,) = struct.unpack("<I", replies[1].payload[:4])
@@ -155,7 +152,7 @@ def clear_multicast_routes(
 ) -> None:
     """Empty chip (x, y)'s multicast routing table."""
     request = make_request(connection, x, y, 0, SCPCommand.RTR, _RTR_CLEAR)
-    scp_call(connection, request, timeout=options.timeout, retries=options.retries)
+    scp_call(connection, request, options)
 
 
 def load_multicast_routes(
@@ -180,9 +177,7 @@ def load_multicast_routes(
     reply = scp_call(
         connection,
         alloc,
-        timeout=options.timeout,
-        retries=options.retries,
-        min_timeout=options.timeout,
+        options.once(),
     )
     (base,) = reply.args(1)
     if base == 0:
@@ -199,7 +194,7 @@ def load_multicast_routes(
         TABLE_STAGING,
         base,
     )
-    scp_call(connection, load, timeout=options.timeout, retries=options.retries)
+    scp_call(connection, load, options)
 
 
 def get_multicast_routes(

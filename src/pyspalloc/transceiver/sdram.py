@@ -35,9 +35,7 @@ def malloc_sdram(
     reply = scp_call(
         connection,
         request,
-        timeout=options.timeout,
-        retries=options.retries,
-        min_timeout=options.timeout,
+        options.once(),
     )
     (address,) = reply.args(1)
     if address == 0:
@@ -56,7 +54,7 @@ def free_sdram(
 ) -> None:
     """Free the block at ``base_address`` on chip (x, y)."""
     request = make_request(connection, x, y, 0, SCPCommand.ALLOC, _FREE_SDRAM, base_address)
-    scp_call(connection, request, timeout=options.timeout, retries=options.retries)
+    scp_call(connection, request, options)
 
 
 def free_sdram_by_app_id(
@@ -64,7 +62,7 @@ def free_sdram_by_app_id(
 ) -> int:
     """Free every block of ``app_id`` on chip (x, y); return how many were freed."""
     request = make_request(connection, x, y, 0, SCPCommand.ALLOC, (app_id << 8) | _FREE_SDRAM_ID)
-    reply = scp_call(connection, request, timeout=options.timeout, retries=options.retries)
+    reply = scp_call(connection, request, options)
     return int(reply.args(1)[0])
 
 

@@ -87,7 +87,7 @@ def _call(
     connection: Connection, x: int, y: int, arg1: int, arg2: int, arg3: int, options: EngineOptions
 ) -> SCPResponse:
     request = make_request(connection, x, y, 0, SCPCommand.IPTAG, arg1, arg2, arg3)
-    return scp_call(connection, request, timeout=options.timeout, retries=options.retries)
+    return scp_call(connection, request, options)
 
 
 def set_ip_tag(
@@ -227,10 +227,7 @@ def get_tags(
         connection,
         requests(),
         keep,
-        window=options.window,
-        timeout=options.timeout,
-        retries=options.retries,
-        min_timeout=options.min_timeout,
+        options,
     )
     tags: list[IPTag | ReverseIPTag] = []
     for tag in range(count):
