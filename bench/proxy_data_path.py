@@ -67,6 +67,7 @@ def _contenders(
     """
     from pyspalloc.transceiver import Transceiver
     from pyspalloc.transceiver.connections import UDPConnection
+    from pyspalloc.wire.consts import SCP_PORT
 
     job, peer = rig.job, rig.peer
     contenders: dict[str, Contender] = {}
@@ -82,7 +83,7 @@ def _contenders(
             return float(r["write_s"]), float(r["read_s"]), bool(r["ok"])
 
         contenders["b"] = spinnman_rw
-    tx_c = Transceiver([UDPConnection(rig.ip, 17893)], window=window)
+    tx_c = Transceiver([UDPConnection(rig.ip, SCP_PORT)], window=window)
     if local_c:
         contenders["c"] = lambda n: _time_ours(tx_c, n)
     else:

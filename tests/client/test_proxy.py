@@ -23,8 +23,9 @@ from pyspalloc.client.session import Session
 from pyspalloc.exceptions import SpinnmanIOException, SpinnmanTimeoutException
 from pyspalloc.transceiver.engine import make_request, scp_call
 from pyspalloc.transceiver.transceiver import Transceiver
+from pyspalloc.wire.consts import SCP_PORT
 from pyspalloc.wire.proxy import CloseRequest
-from pyspalloc.wire.scp import SCP_PORT, SCPCommand, SCPResult
+from pyspalloc.wire.scp import SCPCommand, SCPResult
 from tests.client import test_proxy_support as support
 from tests.client.test_proxy_support import (
     PASSWORD,

@@ -8,7 +8,7 @@ import pytest
 
 from pyspalloc.exceptions import SpinnmanInvalidParameterException
 from pyspalloc.transceiver.boot import BOOT_IMAGE_SIZE, boot_image
-from pyspalloc.transceiver.cpu import CPUInfo, CPUState, Signal
+from pyspalloc.transceiver.cpu import CPUInfo, Signal
 from pyspalloc.transceiver.engine import EngineOptions
 from pyspalloc.transceiver.machine_info import (
     ChipInfo,
@@ -20,6 +20,7 @@ from pyspalloc.transceiver.machine_info import (
 from pyspalloc.transceiver.memory import access_type, checksum
 from pyspalloc.transceiver.tags import ip_to_word
 from pyspalloc.wire.boot import boot_messages
+from pyspalloc.wire.consts import CPUState
 
 
 def test_parse_scamp_version() -> None:

@@ -27,26 +27,22 @@ from contextlib import contextmanager
 
 from pyspalloc.exceptions import SpinnmanInvalidParameterException, SpinnmanTimeoutException
 from pyspalloc.geometry import BOARD_CHIP_SET, Chip
-from pyspalloc.server.controller import BoardNotBooted
+from pyspalloc.server.controller import BoardNotBooted, JobBoards
 from pyspalloc.transceiver import Transceiver, UDPConnection
 from pyspalloc.transceiver.discovery import get_version
 from pyspalloc.transceiver.engine import DEFAULT_OPTIONS, EngineOptions
-from pyspalloc.wire.scp import SCP_PORT
+from pyspalloc.wire.consts import SCP_PORT
 
 __all__ = [
     "CHUNK",
     "MAX_TRANSFER",
     "N_FILTERS",
     "Checkpoint",
-    "JobBoards",
     "ServerJobOperations",
     "board_of_chip",
 ]
 
 log = logging.getLogger(__name__)
-
-#: job-relative Ethernet chip (x, y) -> board IPv4 address
-JobBoards = dict[tuple[int, int], str]
 
 #: largest single memory read or write (the SDRAM of one chip)
 MAX_TRANSFER = 128 * 1024 * 1024

@@ -14,13 +14,14 @@
 
 from pyspalloc.transceiver.boot import boot_board, boot_image, wait_until_booted
 from pyspalloc.transceiver.connections import Connection, UDPConnection
-from pyspalloc.transceiver.cpu import CPUInfo, CPUState, Signal
+from pyspalloc.transceiver.cpu import CPUInfo, Signal
 from pyspalloc.transceiver.engine import EngineOptions, scp_burst, scp_call, scp_stream
 from pyspalloc.transceiver.factory import create_transceiver
 from pyspalloc.transceiver.machine_info import ChipInfo, MachineInfo, VersionInfo
 from pyspalloc.transceiver.router import MulticastRoute, RouterDiagnostics
 from pyspalloc.transceiver.tags import IPTag, ReverseIPTag
 from pyspalloc.transceiver.transceiver import Transceiver
+from pyspalloc.wire.consts import CPUState
 
 __all__ = [
     "CPUInfo",

@@ -23,7 +23,8 @@ from pyspalloc.transceiver.connections import Connection, UDPConnection
 from pyspalloc.transceiver.discovery import get_version
 from pyspalloc.transceiver.engine import EngineOptions, make_request, scp_call
 from pyspalloc.transceiver.machine_info import VersionInfo
-from pyspalloc.wire.scp import SCP_PORT, SCPCommand
+from pyspalloc.wire.consts import SCP_PORT
+from pyspalloc.wire.scp import SCPCommand
 
 __all__ = [
     "BMPTarget",

@@ -15,11 +15,11 @@ from pyspalloc.transceiver.engine import (
     scp_call,
     scp_stream,
 )
+from pyspalloc.wire.consts import CMD_COUNT, VCPU_BASE, VCPU_SIZE, CPUState
 from pyspalloc.wire.scp import SCPCommand, SCPRequest, SCPResponse
 
 __all__ = [
     "CPUInfo",
-    "CPUState",
     "Signal",
     "get_core_state_count",
     "get_cpu_infos",
@@ -27,33 +27,6 @@ __all__ = [
     "start_application",
     "stop_application",
 ]
-
-#: CMD_COUNT (not in :class:`SCPCommand`): count cores in a state.
-CMD_COUNT = 15
-#: VCPU blocks: 128 bytes per core.
-VCPU_BASE = 0xE5007000
-VCPU_SIZE = 128
-
-
-class CPUState(IntEnum):
-    """The ``cpu_state`` byte of a core's VCPU block."""
-
-    DEAD = 0
-    POWERED_DOWN = 1
-    RUN_TIME_EXCEPTION = 2
-    WATCHDOG = 3
-    INITIALISING = 4
-    READY = 5
-    C_MAIN = 6
-    RUNNING = 7
-    SYNC0 = 8
-    SYNC1 = 9
-    PAUSED = 10
-    FINISHED = 11
-    CPU_STATE_12 = 12
-    CPU_STATE_13 = 13
-    CPU_STATE_14 = 14
-    IDLE = 15
 
 
 class Signal(IntEnum):

@@ -26,26 +26,17 @@ from pyspalloc.transceiver.machine_info import (
     parse_version,
 )
 from pyspalloc.transceiver.memory import read_memory
+from pyspalloc.wire.consts import SV_BASE, SV_P2P_DIMS, SV_P2V_MAP
 from pyspalloc.wire.scp import SCPCommand, SCPRequest, SCPResponse
 
 __all__ = [
     "P2P_TABLE_BASE",
-    "SV_BASE",
     "get_chip_summary",
     "get_machine_details",
     "get_version",
     "read_dimensions",
 ]
 
-#: The system variables (unbuffered alias, as spinnman reads them).
-SV_BASE = 0xF5007F00
-#: Offsets of fields of the SV struct.
-SV_P2P_DIMS = 0x02
-SV_CLOCK_DRIFT = 0x38
-SV_IOBUF_SIZE = 0x50
-SV_P2V_MAP = 0x94
-SV_RTR_COPY = 0xD4
-SV_IP_ADDR = 0xF0
 #: Router P2P table: 8 entries of 3 bits per word, entry (x << 8) | y.
 P2P_TABLE_BASE = 0xE1010000
 #: CMD_INFO arg1 as spinnman sends it.

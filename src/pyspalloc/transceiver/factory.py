@@ -5,8 +5,7 @@ from __future__ import annotations
 from pyspalloc.transceiver.boot_image import BootImageSource
 from pyspalloc.transceiver.connections import UDPConnection
 from pyspalloc.transceiver.transceiver import BOOT_TIMEOUT, Transceiver
-from pyspalloc.wire.boot import BOOT_PORT
-from pyspalloc.wire.scp import SCP_PORT
+from pyspalloc.wire.consts import BOOT_PORT, SCP_PORT
 
 __all__ = ["create_transceiver"]
 

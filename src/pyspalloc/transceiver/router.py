@@ -15,6 +15,7 @@ from pyspalloc.transceiver.engine import (
     scp_call,
 )
 from pyspalloc.transceiver.memory import read_memory, write_memory
+from pyspalloc.wire.consts import SV_BASE, SV_RTR_COPY
 from pyspalloc.wire.scp import SCPCommand
 
 __all__ = [
@@ -37,8 +38,6 @@ COUNTER_BASE = ROUTER_BASE + 0x300
 N_COUNTERS = 16
 #: Where routing tables are staged before CMD_RTR loads them.
 TABLE_STAGING = 0x67800000
-#: SV field pointing at the copy of the multicast table.
-SV_RTR_COPY = 0xF5007FD4
 N_ROUTER_ENTRIES = 1024
 _RTR_CLEAR, _RTR_LOAD = 0, 2
 _ALLOC_RTR = 3
@@ -205,7 +204,9 @@ def get_multicast_routes(
     options: EngineOptions = DEFAULT_OPTIONS,
 ) -> list[MulticastRoute]:
     """The routes in use on chip (x, y) (only ``app_id``'s, if given)."""
-    (base,) = struct.unpack("<I", read_memory(connection, x, y, SV_RTR_COPY, 4, options=options))
+    (base,) = struct.unpack(
+        "<I", read_memory(connection, x, y, SV_BASE + SV_RTR_COPY, 4, options=options)
+    )
     table = read_memory(connection, x, y, base, 16 * N_ROUTER_ENTRIES, options=options)
     routes: list[MulticastRoute] = []
     for offset in range(0, len(table), 16):

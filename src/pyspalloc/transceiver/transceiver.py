@@ -27,12 +27,12 @@ from pyspalloc.transceiver.boot_image import (
     find_boot_image,
 )
 from pyspalloc.transceiver.connections import Connection, UDPConnection
-from pyspalloc.transceiver.cpu import CPUInfo, CPUState, Signal
+from pyspalloc.transceiver.cpu import CPUInfo, Signal
 from pyspalloc.transceiver.engine import DEFAULT_OPTIONS, DEFAULT_WINDOW, EngineOptions
 from pyspalloc.transceiver.machine_info import MachineInfo, VersionInfo
 from pyspalloc.transceiver.router import MulticastRoute, RouterDiagnostics
 from pyspalloc.transceiver.tags import IPTag, ReverseIPTag
-from pyspalloc.wire.scp import SCP_PORT
+from pyspalloc.wire.consts import SCP_PORT, CPUState
 from pyspalloc.wire.sdp import SDPMessage
 
 __all__ = ["Transceiver"]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import struct
 import time
 from dataclasses import dataclass
-from enum import IntEnum
 
 from pyspalloc.virtual.heap import RouterTable, SdramHeap
 from pyspalloc.virtual.memory import (
@@ -16,14 +15,12 @@ from pyspalloc.virtual.memory import (
     SparseMemory,
     locate,
 )
+from pyspalloc.wire.consts import SV_OFFSET, VCPU_OFFSET, VCPU_SIZE, CPUState
 
-__all__ = ["CORES", "ChipInfo", "ChipState", "CpuState"]
+__all__ = ["CORES", "ChipInfo", "ChipState"]
 
 #: Cores per chip (virtual 0..17; 0 runs SC&MP).
 CORES = 18
-SV_OFFSET = 0x7F00
-VCPU_OFFSET = 0x7000
-VCPU_SIZE = 128
 SYSRAM_PAGE_BITS = 8
 #: Where the multicast-table copy (``sv->rtr_copy``) appears in system SDRAM.
 RTR_COPY = 0x67A00000
@@ -33,24 +30,6 @@ P2P_TABLE_OFFSET = 0x10000
 DIAG_CONTROL = 0x2C
 DIAG_COUNTERS = 0x300
 FIXED_ROUTE = 0x84
-
-
-class CpuState(IntEnum):
-    """The ``cpu_state`` byte of a VCPU block."""
-
-    DEAD = 0
-    POWERED_DOWN = 1
-    RUN_TIME_EXCEPTION = 2
-    WATCHDOG = 3
-    INITIALISING = 4
-    READY = 5
-    C_MAIN = 6
-    RUNNING = 7
-    SYNC0 = 8
-    SYNC1 = 9
-    PAUSED = 10
-    FINISHED = 11
-    IDLE = 15
 
 
 @dataclass(frozen=True)
@@ -112,11 +91,11 @@ def _vcpu_page(index: int, boot_time: int) -> bytearray:
         base = half * VCPU_SIZE
         page[base + 45] = core
         if core == 0:
-            page[base + 46] = CpuState.RUNNING
+            page[base + 46] = CPUState.RUNNING
             struct.pack_into("<I", page, base + 68, boot_time)
             page[base + 72 : base + 79] = b"scamp-3"
         else:
-            page[base + 46] = CpuState.IDLE
+            page[base + 46] = CPUState.IDLE
         struct.pack_into("<I", page, base + 92, 0x00040000)
     return page
 
@@ -259,7 +238,7 @@ class ChipState:
 
     def start_app(self, app_id: int, mask: int, wait: bool) -> None:
         """Start an application on the cores in ``mask`` (bit p = core p)."""
-        state = CpuState.READY if wait else CpuState.RUNNING
+        state = CPUState.READY if wait else CPUState.RUNNING
         now = int(time.time())
         for p in range(1, CORES):
             if mask & (1 << p):

@@ -11,6 +11,8 @@ import threading
 from collections.abc import Callable
 from typing import cast
 
+from pyspalloc.wire.consts import SCP_PORT
+
 log = logging.getLogger(__name__)
 
 #: the first two words of every server -> client MSG frame
@@ -163,7 +165,7 @@ async def open_unbound(
     return Channel(channel_id, transport, bound=False), str(address), int(port)
 
 
-def local_address_towards(ip: str, port: int = 17893) -> str:
+def local_address_towards(ip: str, port: int = SCP_PORT) -> str:
     """Return the local IPv4 address the kernel would use to reach ``ip``.
 
     This is the address a board can send IP-tagged traffic back to (no packet is sent).
