@@ -21,7 +21,7 @@ from pyspalloc.client.proxy.connection import ProxyConnection
 from pyspalloc.client.proxy.connections import SpallocSCPConnection
 from pyspalloc.client.session import Session
 from pyspalloc.exceptions import SpinnmanIOException, SpinnmanTimeoutException
-from pyspalloc.transceiver.engine import make_request, scp_call
+from pyspalloc.transceiver.engine import EngineOptions, make_request, scp_call
 from pyspalloc.transceiver.transceiver import Transceiver
 from pyspalloc.wire.consts import SCP_PORT
 from pyspalloc.wire.proxy import CloseRequest
@@ -309,8 +309,7 @@ def test_every_call_times_out_when_the_server_stops_answering(
                 "SCP": lambda: scp_call(
                     connection,
                     make_request(connection, 0, 0, 0, SCPCommand.VER),
-                    timeout=0.2,
-                    retries=2,
+                    EngineOptions(timeout=0.2, retries=2),
                 ),
             }
             for what, call in limits.items():
