@@ -15,7 +15,17 @@ from pyspalloc.virtual.memory import (
     SparseMemory,
     locate,
 )
-from pyspalloc.wire.consts import SV_OFFSET, VCPU_OFFSET, VCPU_SIZE, CPUState
+from pyspalloc.wire.consts import (
+    SV_BOOT_SIG,
+    SV_IP_ADDR,
+    SV_OFFSET,
+    SV_P2V_MAP,
+    SV_UNIX_TIME,
+    VCPU_BASE,
+    VCPU_OFFSET,
+    VCPU_SIZE,
+    CPUState,
+)
 
 __all__ = ["CORES", "ChipInfo", "ChipState"]
 
@@ -61,22 +71,22 @@ def _sv(info: ChipInfo) -> bytearray:
     struct.pack_into("<H", sv, 0x08, (info.eth_x << 8) | info.eth_y)
     sv[0x0A] = 5
     sv[0x0B] = 1 if info.is_ethernet else 0
-    struct.pack_into("<I", sv, 0x1C, info.boot_time)
+    struct.pack_into("<I", sv, SV_UNIX_TIME, info.boot_time)
     struct.pack_into("<HH", sv, 0x24, 200, 130)
     struct.pack_into("<I", sv, 0x30, 1)
     sv[0x40] = 1 if info.root else 0
     struct.pack_into("<IIIIII", sv, 0x48, 0xE5000100, 0x60240000, 16384, 0x60000000, 32768, 0)
-    sv[0x5C:0x60] = struct.pack("<I", info.boot_time)
+    struct.pack_into("<I", sv, SV_BOOT_SIG, info.boot_time)
     sv[0x65] = info.links
     cores = bytes(range(CORES)) + b"\xff\xff"
-    sv[0x94:0xA8] = cores
+    sv[SV_P2V_MAP : SV_P2V_MAP + len(cores)] = cores
     sv[0xA8:0xBC] = cores
     sv[0xBC] = CORES
     struct.pack_into(
-        "<6I", sv, 0xC0, 0x60240000, 0xE5000100, SDRAM_SYS, 0xE5007000, 0x67840000, RTR_COPY
+        "<6I", sv, 0xC0, 0x60240000, 0xE5000100, SDRAM_SYS, VCPU_BASE, 0x67840000, RTR_COPY
     )
     struct.pack_into("<H", sv, 0xE0, 1023)
-    sv[0xF0:0xF4] = info.ip
+    sv[SV_IP_ADDR : SV_IP_ADDR + 4] = info.ip
     struct.pack_into("<I", sv, 0xFC, 0x00040000)
     return sv
 
