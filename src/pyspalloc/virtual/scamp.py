@@ -20,7 +20,9 @@ from pyspalloc.wire.consts import (
     IPTAG_STRIP,
     IPTAG_USE_SENDER,
     IPTAG_VALID,
+    N_IPTAGS,
     CPUState,
+    IPTagCommand,
 )
 from pyspalloc.wire.scp import MAX_SCP_DATA, SCPCommand, SCPRequest, SCPResult
 
@@ -117,23 +119,23 @@ def _iptag(call: Call) -> Reply:
     number = request.arg1 & 0xFF
     op = (request.arg1 >> 16) & 0xFF
     table = call.target.tags
-    if op > 4 or (number >= 16 and op != 0):
+    if op > IPTagCommand.TTO or (number >= N_IPTAGS and op != IPTagCommand.NEW):
         return _ARG
-    if op == 4:
+    if op == IPTagCommand.TTO:
         old = table.tto
         if request.arg2 < 16:
             table.tto = request.arg2
         return SCPResult.RC_OK, _U32.pack((8 << 24) | (8 << 16) | (32 << 8) | old)
-    if op == 2:
+    if op == IPTagCommand.GET:
         count = request.arg2
-        if count * 32 > MAX_SCP_DATA or number + count > 16:
+        if count * 32 > MAX_SCP_DATA or number + count > N_IPTAGS:
             return _ARG
         return SCPResult.RC_OK, table.entries(number, count)
-    if op == 3:
+    if op == IPTagCommand.CLEAR:
         call.target.close_reverse(number)
         table.tags[number] = IPTag()
         return OK
-    if op == 0:
+    if op == IPTagCommand.NEW:
         free = table.free_pool_tag()
         if free is None:
             return SCPResult.RC_OK, _U32.pack(255)
