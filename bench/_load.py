@@ -68,6 +68,7 @@ def _proxy(settings: dict[str, Any], stop: float, out: dict[str, Any]) -> None:
     from pyspalloc.client.proxy.connections import SpallocSCPConnection
     from pyspalloc.client.session import Session
     from pyspalloc.transceiver import Transceiver
+    from pyspalloc.wire.consts import SCP_PORT
 
     session = Session(settings["url"], settings["user"], settings["password"])
     session.renew()
@@ -82,7 +83,7 @@ def _proxy(settings: dict[str, Any], stop: float, out: dict[str, Any]) -> None:
         txrx = None
         try:
             proxy = ProxyConnection(proxy_urls[index % len(proxy_urls)], session=session)
-            txrx = Transceiver([SpallocSCPConnection(proxy.open_channel(0, 0, 17893), None)])
+            txrx = Transceiver([SpallocSCPConnection(proxy.open_channel(0, 0, SCP_PORT), None)])
         except Exception as error:
             print(f"websocket {index}: {error!r}", file=sys.stderr, flush=True)
             errors += 1

@@ -121,11 +121,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     """Measure both paths; print the tables; return the figures by path ("a", "c")."""
     from pyspalloc.transceiver import Transceiver
     from pyspalloc.transceiver.connections import UDPConnection
+    from pyspalloc.wire.consts import SCP_PORT
 
     banner("proxy data path: CPU per SCP packet of each process")
     with proxy_rig(with_spinnman=False) as rig:
         tx_a = Transceiver([rig.job.connect_to_board(0, 0)], window=args.window)
-        tx_c = Transceiver([UDPConnection(rig.ip, 17893)], window=tx_a.options.window)
+        tx_c = Transceiver([UDPConnection(rig.ip, SCP_PORT)], options=tx_a.options)
         print(f"# engine window: {tx_a.options.window}")
         vm_pid = rig.vm.process.pid
         me = os.getpid()

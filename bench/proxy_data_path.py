@@ -67,12 +67,12 @@ def _contenders(
     """
     from pyspalloc.transceiver import Transceiver
     from pyspalloc.transceiver.connections import UDPConnection
+    from pyspalloc.wire.consts import SCP_PORT
 
     job, peer = rig.job, rig.peer
     contenders: dict[str, Contender] = {}
     tx_a = Transceiver([job.connect_to_board(0, 0)], window=window)
-    window = tx_a.options.window
-    print(f"# engine window for a and c: {window}")
+    print(f"# engine window for a and c: {tx_a.options.window}")
     contenders["a"] = lambda n: _time_ours(tx_a, n)
     if peer is not None:
 
@@ -82,7 +82,7 @@ def _contenders(
             return float(r["write_s"]), float(r["read_s"]), bool(r["ok"])
 
         contenders["b"] = spinnman_rw
-    tx_c = Transceiver([UDPConnection(rig.ip, 17893)], window=window)
+    tx_c = Transceiver([UDPConnection(rig.ip, SCP_PORT)], options=tx_a.options)
     if local_c:
         contenders["c"] = lambda n: _time_ours(tx_c, n)
     else:

@@ -39,6 +39,7 @@ from typing import Any
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection
 
+from pyspalloc.wire.consts import BOOT_PORT, SCP_PORT
 from pyspalloc.wire.errors import WireFormatError
 from pyspalloc.wire.proxy import (
     CloseReply,
@@ -53,7 +54,6 @@ from pyspalloc.wire.scp import SCPCommand, SCPResponse, SCPResult, scp_request
 OPEN, CLOSE, MSG, OPEN_UNBOUND, MSG_TO, ERROR = range(6)
 SENTINEL_OPCODE = 99
 MAX_DATAGRAM = 65507
-SCP_PORT = 17893
 U32 = 0xFFFFFFFF
 
 
@@ -194,7 +194,7 @@ class ProxyFuzzer:
 
     def _port(self) -> int:
         r = self.rng
-        return r.choice([0, SCP_PORT, SCP_PORT, 54321, 65535, 65536, U32, r.randrange(1 << 32)])
+        return r.choice([0, SCP_PORT, SCP_PORT, BOOT_PORT, 65535, 65536, U32, r.randrange(1 << 32)])
 
     def _payload(self) -> bytes:
         r = self.rng

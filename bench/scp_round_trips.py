@@ -45,12 +45,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     """Run the benchmark, print the table, return the figures."""
     from pyspalloc.transceiver import Transceiver
     from pyspalloc.transceiver.connections import UDPConnection
+    from pyspalloc.wire.consts import SCP_PORT
 
     banner("SCP round trips: single CMD_VER calls to chip (0, 0)")
     with proxy_rig(with_spinnman=not args.skip_spinnman) as rig:
         rig.set_latency(args.latency_ms)
         tx_a = Transceiver([rig.job.connect_to_board(0, 0)])
-        tx_c = Transceiver([UDPConnection(rig.ip, 17893)])
+        tx_c = Transceiver([UDPConnection(rig.ip, SCP_PORT)])
         contenders: dict[str, Callable[[int], list[float]]] = {
             "a": lambda n: _ours(tx_a, n),
         }

@@ -30,10 +30,11 @@ from pyspalloc.geometry import (
 from pyspalloc.transceiver import bmp
 from pyspalloc.transceiver.boot import boot_board, wait_until_booted
 from pyspalloc.transceiver.connections import UDPConnection
-from pyspalloc.transceiver.discovery import SV_BASE, get_machine_details
+from pyspalloc.transceiver.discovery import get_machine_details
 from pyspalloc.transceiver.engine import EngineOptions, make_request, scp_stream
 from pyspalloc.transceiver.machine_info import MachineInfo
-from pyspalloc.wire.scp import SCP_PORT, SCPCommand, SCPRequest, SCPResponse
+from pyspalloc.wire.consts import SCP_PORT, SV_BASE
+from pyspalloc.wire.scp import SCPCommand, SCPRequest, SCPResponse
 
 __all__ = ["BoardReport", "CheckOptions", "LinkReport", "MachineReport", "check_machine"]
 
@@ -398,10 +399,7 @@ def _probe(
             connection,
             requests,
             keep,
-            window=engine.window,
-            timeout=engine.timeout,
-            retries=1,
-            min_timeout=engine.min_timeout,
+            engine.changed(retries=1),
             on_error=failed,
         )
     link.probed, link.working = len(pairs), len(working)

@@ -21,10 +21,11 @@ from pyspalloc.client.proxy.connection import ProxyConnection
 from pyspalloc.client.proxy.connections import SpallocSCPConnection
 from pyspalloc.client.session import Session
 from pyspalloc.exceptions import SpinnmanIOException, SpinnmanTimeoutException
-from pyspalloc.transceiver.engine import make_request, scp_call
+from pyspalloc.transceiver.engine import EngineOptions, make_request, scp_call
 from pyspalloc.transceiver.transceiver import Transceiver
+from pyspalloc.wire.consts import SCP_PORT
 from pyspalloc.wire.proxy import CloseRequest
-from pyspalloc.wire.scp import SCP_PORT, SCPCommand, SCPResult
+from pyspalloc.wire.scp import SCPCommand, SCPResult
 from tests.client import proxy_support as support
 from tests.client.proxy_support import PASSWORD, USER, ready_job, virtual_board
 from tests.support.waiting import eventually
@@ -309,8 +310,7 @@ def test_every_call_times_out_when_the_server_stops_answering(
                 "SCP": lambda: scp_call(
                     connection,
                     make_request(connection, 0, 0, 0, SCPCommand.VER),
-                    timeout=0.2,
-                    retries=2,
+                    EngineOptions(timeout=0.2, retries=2),
                 ),
             }
             for what, call in limits.items():

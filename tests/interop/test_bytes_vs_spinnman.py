@@ -31,8 +31,8 @@ from pyspalloc.transceiver import UDPConnection, bmp, cpu, discovery, memory, ro
 from pyspalloc.transceiver.boot import boot_board
 from pyspalloc.transceiver.engine import EngineOptions
 from pyspalloc.virtual import VirtualMachine
-from pyspalloc.wire.boot import BOOT_PORT, boot_messages
-from pyspalloc.wire.scp import SCP_PORT
+from pyspalloc.wire.boot import boot_messages
+from pyspalloc.wire.consts import BOOT_PORT, SCP_PORT
 from tests.support.addresses import free_virtual_base
 
 pytestmark = [pytest.mark.interop, pytest.mark.slow]

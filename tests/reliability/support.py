@@ -11,9 +11,9 @@ from typing import Any
 
 from websockets.sync.client import ClientConnection, connect
 
-from pyspalloc.wire.boot import BOOT_PORT
+from pyspalloc.wire.consts import BOOT_PORT, SCP_PORT
 from pyspalloc.wire.proxy import decode_server_frame
-from pyspalloc.wire.scp import SCP_PORT, SCPCommand, scp_request
+from pyspalloc.wire.scp import SCPCommand, scp_request
 from tests.support.http_client import Http
 
 __all__ = [

@@ -15,6 +15,7 @@ from websockets.sync.client import ClientConnection, connect
 from pyspalloc.geometry import MachineDefinition
 from pyspalloc.transceiver import MulticastRoute, Transceiver, UDPConnection
 from pyspalloc.virtual import VirtualMachine
+from pyspalloc.wire.consts import SCP_PORT
 from pyspalloc.wire.proxy import (
     CloseReply,
     CloseRequest,
@@ -27,7 +28,7 @@ from pyspalloc.wire.proxy import (
     OpenUnboundRequest,
     decode_server_frame,
 )
-from pyspalloc.wire.scp import SCP_PORT, SCPCommand, SCPResponse, SCPResult, scp_request
+from pyspalloc.wire.scp import SCPCommand, SCPResponse, SCPResult, scp_request
 from tests.server.service_support import login
 from tests.support import virtual_machines
 from tests.support.http_client import Http

@@ -9,7 +9,7 @@ from __future__ import annotations
 import random
 import socket
 
-from pyspalloc.wire.scp import SCP_PORT
+from pyspalloc.wire.consts import SCP_PORT
 
 
 def free_virtual_base(lo: int = 150, hi: int = 250) -> str:

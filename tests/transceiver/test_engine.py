@@ -18,7 +18,14 @@ from pyspalloc.exceptions import (
 )
 from pyspalloc.transceiver import engine
 from pyspalloc.transceiver.connections import UDPConnection
-from pyspalloc.transceiver.engine import make_request, scp_burst, scp_call, scp_stream
+from pyspalloc.transceiver.engine import (
+    EngineOptions,
+    make_request,
+    scp_burst,
+    scp_call,
+    scp_stream,
+)
+from pyspalloc.transceiver.memory import fill_memory
 from pyspalloc.wire.scp import SCPCommand, SCPRequest, SCPResponse, SCPResult, reply_to
 
 from .responder import Responder, echo_policy
@@ -60,7 +67,7 @@ def test_burst_returns_replies_in_request_order(make_responder: type[Responder])
 def test_window_is_never_exceeded(make_responder: type[Responder]) -> None:
     responder = make_responder(hold=0.02)
     with connect(responder) as connection:
-        replies = scp_burst(connection, reads(connection, 40), window=8)
+        replies = scp_burst(connection, reads(connection, 40), EngineOptions(window=8))
     assert args_of(replies) == list(range(40))
     assert responder.max_outstanding == 8
 
@@ -68,7 +75,7 @@ def test_window_is_never_exceeded(make_responder: type[Responder]) -> None:
 def test_smaller_window(make_responder: type[Responder]) -> None:
     responder = make_responder(hold=0.02)
     with connect(responder) as connection:
-        scp_burst(connection, reads(connection, 10), window=3)
+        scp_burst(connection, reads(connection, 10), EngineOptions(window=3))
     assert responder.max_outstanding == 3
 
 
@@ -81,7 +88,7 @@ def test_lost_replies_are_resent_with_the_same_bytes(make_responder: type[Respon
 
     responder = make_responder(policy)
     with connect(responder) as connection:
-        replies = scp_burst(connection, reads(connection, 30), timeout=0.05)
+        replies = scp_burst(connection, reads(connection, 30), EngineOptions(timeout=0.05))
     assert args_of(replies) == list(range(30))
     by_seq: dict[int, list[bytes]] = {}
     for request in responder.received:
@@ -102,7 +109,7 @@ def test_adaptive_resend_recovers_quickly(make_responder: type[Responder]) -> No
     responder = make_responder(policy)
     with connect(responder) as connection:
         start = time.monotonic()
-        replies = scp_burst(connection, reads(connection, 40), timeout=1.0)
+        replies = scp_burst(connection, reads(connection, 40), EngineOptions(timeout=1.0))
         elapsed = time.monotonic() - start
     assert args_of(replies) == list(range(40))
     assert elapsed < 0.9
@@ -117,8 +124,37 @@ def test_fixed_timer_when_min_timeout_is_the_timeout(make_responder: type[Respon
     responder = make_responder(policy)
     with connect(responder) as connection:
         start = time.monotonic()
-        scp_burst(connection, reads(connection, 5), timeout=0.3, min_timeout=0.3)
+        scp_burst(connection, reads(connection, 5), EngineOptions(timeout=0.3, min_timeout=0.3))
         assert time.monotonic() - start >= 0.29
+
+
+def test_operations_keep_the_fixed_timer_they_are_given(
+    make_responder: type[Responder],
+) -> None:
+    # fill_memory used to drop options.min_timeout: after a warm-up burst the lost
+    # reply was resent on the adaptive timer (tens of ms), not after the full timeout.
+    def policy(request: SCPRequest, seen: int) -> list[SCPResponse]:
+        if request.command == SCPCommand.FILL and seen == 0:
+            return []
+        return echo_policy(request, seen)
+
+    responder = make_responder(policy)
+    options = EngineOptions(timeout=0.3).once()
+    with connect(responder) as connection:
+        scp_burst(connection, reads(connection, 20), options)
+        start = time.monotonic()
+        fill_memory(connection, 0, 0, 0x60000000, 0, 16, options)
+        assert time.monotonic() - start >= 0.29
+    assert sum(request.command == SCPCommand.FILL for request in responder.received) == 2
+
+
+def test_options_say_once_and_slow() -> None:
+    options = EngineOptions(window=4, timeout=0.5, retries=3)
+    assert options.once() == EngineOptions(4, 0.5, 3, 0.5)
+    assert options.slow(2.0) == EngineOptions(4, 2.0, 3, options.min_timeout)
+    assert options.slow(0.1) == options
+    assert options.changed(retries=1) == EngineOptions(4, 0.5, 1, options.min_timeout)
+    assert options.changed() == options
 
 
 def test_random_loss_is_survived(make_responder: type[Responder]) -> None:
@@ -132,7 +168,9 @@ def test_random_loss_is_survived(make_responder: type[Responder]) -> None:
 
     responder = make_responder(policy)
     with connect(responder) as connection:
-        replies = scp_burst(connection, reads(connection, 200), timeout=0.02, retries=20)
+        replies = scp_burst(
+            connection, reads(connection, 200), EngineOptions(timeout=0.02, retries=20)
+        )
     assert args_of(replies) == list(range(200))
 
 
@@ -180,10 +218,10 @@ def test_stale_replies_waiting_do_not_end_the_next_burst(make_responder: type[Re
 
     responder = make_responder(policy)
     with BatchingConnection(responder.host, responder.port) as connection:
-        first = scp_burst(connection, reads(connection, 40), window=16)
+        first = scp_burst(connection, reads(connection, 40), EngineOptions(window=16))
         time.sleep(0.05)  # let the duplicates arrive
         assert connection.has_input()
-        again = scp_burst(connection, reads(connection, 40), window=16)
+        again = scp_burst(connection, reads(connection, 40), EngineOptions(window=16))
     assert args_of(first) == list(range(40))
     assert args_of(again) == list(range(40))
     assert responder.wait_received(80) == 80
@@ -193,7 +231,7 @@ def test_stale_replies_waiting_do_not_end_the_next_burst(make_responder: type[Re
 def test_timeout_after_bounded_retries(make_responder: type[Responder]) -> None:
     responder = make_responder(lambda request, seen: [])
     with connect(responder) as connection, pytest.raises(SpinnmanTimeoutException):
-        scp_call(connection, reads(connection, 1)[0], timeout=0.02, retries=3)
+        scp_call(connection, reads(connection, 1)[0], EngineOptions(timeout=0.02, retries=3))
     assert responder.wait_received(4) == 4
     assert len({request.sequence for request in responder.received}) == 1
 
@@ -219,7 +257,7 @@ def test_retry_codes_run_out(make_responder: type[Responder]) -> None:
 
     responder = make_responder(policy)
     with connect(responder) as connection, pytest.raises(SpinnmanGenericProcessException) as info:
-        scp_call(connection, reads(connection, 1)[0], retries=2)
+        scp_call(connection, reads(connection, 1)[0], EngineOptions(retries=2))
     assert "RC_P2P_TIMEOUT" in str(info.value)
     assert responder.wait_received(3) == 3
 
@@ -304,7 +342,7 @@ def test_unreachable_port_fails_fast_as_io_error() -> None:
     with UDPConnection("127.1.250.3", port) as connection:
         start = time.monotonic()
         with pytest.raises(SpinnmanGenericProcessException) as info:
-            scp_call(connection, reads(connection, 1)[0], timeout=0.5, retries=3)
+            scp_call(connection, reads(connection, 1)[0], EngineOptions(timeout=0.5, retries=3))
         assert time.monotonic() - start < 0.4
     assert isinstance(info.value.exception, SpinnmanIOException)
 

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import io
 import struct
+from pathlib import Path
 
 import pytest
 
-from pyspalloc.exceptions import SpinnmanInvalidParameterException
+from pyspalloc.exceptions import SpinnmanInvalidParameterException, SpinnmanIOException
 from pyspalloc.transceiver.boot import BOOT_IMAGE_SIZE, boot_image
-from pyspalloc.transceiver.cpu import CPUInfo, CPUState, Signal
+from pyspalloc.transceiver.cpu import CPUInfo, Signal
 from pyspalloc.transceiver.engine import EngineOptions
 from pyspalloc.transceiver.machine_info import (
     ChipInfo,
@@ -17,9 +19,10 @@ from pyspalloc.transceiver.machine_info import (
     parse_chip_summary,
     parse_version,
 )
-from pyspalloc.transceiver.memory import access_type, checksum
+from pyspalloc.transceiver.memory import access_type, checksum, write_data
 from pyspalloc.transceiver.tags import ip_to_word
 from pyspalloc.wire.boot import boot_messages
+from pyspalloc.wire.consts import CPUState
 
 
 def test_parse_scamp_version() -> None:
@@ -138,3 +141,28 @@ def test_engine_options_are_validated() -> None:
         EngineOptions(window=0)
     with pytest.raises(SpinnmanInvalidParameterException):
         EngineOptions(retries=-1)
+
+
+def test_write_data_takes_every_form(tmp_path: Path) -> None:
+    data = bytes(range(256)) * 3
+    name = tmp_path / "data.bin"
+    name.write_bytes(data)
+
+    def written(*args: object) -> tuple[int, bytes]:
+        size, pieces = write_data(*args)  # type: ignore[arg-type]
+        chunks = list(pieces)
+        assert all(len(chunk) <= 256 for chunk in chunks)
+        return size, b"".join(chunks)
+
+    assert written(-1) == (4, b"\xff\xff\xff\xff")
+    assert written(0x01020304) == (4, b"\x04\x03\x02\x01")
+    assert written(data, 10, 5) == (10, data[5:15])
+    assert written(bytearray(data), None, 700) == (68, data[700:])
+    assert written(str(name)) == (768, data)
+    assert written(str(name), 300) == (300, data[:300])
+    assert written(io.BytesIO(data), 600) == (600, data[:600])
+    for bad in [(True,), (1 << 32,), (data, 1000), (data, None, -1), (io.BytesIO(data),)]:
+        with pytest.raises(SpinnmanInvalidParameterException):
+            write_data(*bad)  # type: ignore[arg-type]
+    with pytest.raises(SpinnmanIOException):
+        list(write_data(io.BytesIO(data), 800)[1])

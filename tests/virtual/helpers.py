@@ -13,8 +13,9 @@ from typing import IO
 
 from pyspalloc.geometry import builtin_machine
 from pyspalloc.virtual import VirtualMachine
-from pyspalloc.wire.boot import BOOT_PORT, boot_messages
-from pyspalloc.wire.scp import SCP_PORT, SCPResponse, SCPResult, scp_request
+from pyspalloc.wire.boot import boot_messages
+from pyspalloc.wire.consts import BOOT_PORT, SCP_PORT
+from pyspalloc.wire.scp import SCPResponse, SCPResult, scp_request
 from pyspalloc.wire.sdp import SDPFlag
 
 #: A small fake boot image (8 KiB of words: 8 blocks).

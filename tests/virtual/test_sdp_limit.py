@@ -12,7 +12,8 @@ import pytest
 from pyspalloc.transceiver import create_transceiver
 from pyspalloc.virtual import VirtualMachine
 from pyspalloc.virtual.sdp_buffers import DEFAULT_SDP_BUFFERS, SdpBuffers
-from pyspalloc.wire.scp import SCP_PORT, SCPCommand, SCPResponse, SCPResult, scp_request
+from pyspalloc.wire.consts import SCP_PORT
+from pyspalloc.wire.scp import SCPCommand, SCPResponse, SCPResult, scp_request
 from tests.virtual.helpers import start_vm
 
 SDRAM = 0x60240000

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from pyspalloc.wire import WireFormatError, proxy
-from pyspalloc.wire.boot import BOOT_PORT, BootMessage, BootOpCode, boot_messages
+from pyspalloc.wire.boot import BootMessage, BootOpCode, boot_messages
+from pyspalloc.wire.consts import BOOT_PORT
 from pyspalloc.wire.eieio import (
     EIEIOCommandMessage,
     EIEIODataMessage,

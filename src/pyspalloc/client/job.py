@@ -28,6 +28,7 @@ from pyspalloc.exceptions import (
     SpinnmanIOException,
     SpinnmanTimeoutException,
 )
+from pyspalloc.wire.consts import BOOT_PORT, SCP_PORT
 
 if TYPE_CHECKING:
     from pyspalloc.client.proxy.connection import ProxyConnection
@@ -40,10 +41,6 @@ if TYPE_CHECKING:
     from pyspalloc.client.transceiver import SpallocTransceiver
     from pyspalloc.transceiver.boot_image import BootImageSource
 
-#: the SCP UDP port of a board
-SCP_PORT = 17893
-#: the boot UDP port of a board
-BOOT_PORT = 54321
 #: HTTP timeout of one long poll (the service holds it for up to 30 s)
 LONG_POLL_TIMEOUT = 45.0
 #: seconds a job may stay QUEUED in ``wait_until_ready()`` (spinnman's

@@ -9,56 +9,19 @@ so bulk data never crosses the websocket.
 
 from __future__ import annotations
 
-import os
-import struct
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, BinaryIO
+from contextlib import closing
+from typing import TYPE_CHECKING, Any
 
 from pyspalloc.client.proxy.connections import SpallocBootConnection, SpallocSCPConnection
-from pyspalloc.exceptions import SpinnmanInvalidParameterException, SpinnmanIOException
+from pyspalloc.exceptions import SpinnmanInvalidParameterException
 from pyspalloc.transceiver import Transceiver
-from pyspalloc.transceiver.memory import WriteData, checksum
+from pyspalloc.transceiver.memory import WriteData, checksum, write_data
 
 if TYPE_CHECKING:
     from pyspalloc.client.job import SpallocJob
 
 __all__ = ["SpallocTransceiver", "create_job_transceiver"]
-
-
-def _as_bytes(data: WriteData, n_bytes: int | None, offset: int) -> bytes:
-    """The bytes ``write_memory(data, n_bytes=..., offset=...)`` writes."""
-    if isinstance(data, bool):
-        raise SpinnmanInvalidParameterException("data", data, "a bool is not memory data")
-    if isinstance(data, int):
-        if not -(2**31) <= data <= 0xFFFFFFFF:
-            raise SpinnmanInvalidParameterException("data", data, "does not fit in 32 bits")
-        return struct.pack("<I", data & 0xFFFFFFFF)
-    if isinstance(data, bytes | bytearray | memoryview):
-        end = len(data) if n_bytes is None else offset + n_bytes
-        if offset < 0 or end < offset or end > len(data):
-            raise SpinnmanInvalidParameterException(
-                "n_bytes", n_bytes, f"offset {offset} + n_bytes exceeds {len(data)} bytes of data"
-            )
-        return bytes(memoryview(data)[offset:end])
-    if isinstance(data, str):
-        size = os.stat(data).st_size if n_bytes is None else n_bytes
-        with open(data, "rb") as reader:
-            return _read_exactly(reader, size)
-    if n_bytes is None:
-        raise SpinnmanInvalidParameterException("n_bytes", None, "required when data is a stream")
-    return _read_exactly(data, n_bytes)
-
-
-def _read_exactly(reader: BinaryIO, size: int) -> bytes:
-    chunks: list[bytes] = []
-    left = size
-    while left > 0:
-        chunk = reader.read(left)
-        if not chunk:
-            raise SpinnmanIOException(f"data ended {left} bytes short of {size}")
-        chunks.append(bytes(chunk))
-        left -= len(chunk)
-    return b"".join(chunks)
 
 
 class SpallocTransceiver(Transceiver):
@@ -149,7 +112,9 @@ class SpallocTransceiver(Transceiver):
         tuple[int, int]
             Bytes written, and their 32-bit little-endian word sum if ``get_sum`` (else 0).
         """
-        payload = _as_bytes(data, n_bytes, offset)
+        _, pieces = write_data(data, n_bytes, offset)
+        with closing(pieces):
+            payload = b"".join(pieces)
         if payload:
             self._job.write_data(x, y, base_address, payload)
         return len(payload), (checksum(payload) if get_sum else 0)

@@ -41,7 +41,7 @@ from pyspalloc.geometry import Direction
 from pyspalloc.server.controller import BoardsFailed
 from pyspalloc.transceiver import bmp, boot
 from pyspalloc.transceiver.connections import UDPConnection
-from pyspalloc.wire.scp import SCP_PORT
+from pyspalloc.wire.consts import SCP_PORT
 
 if TYPE_CHECKING:
     from pyspalloc.geometry import MachineDefinition, Triad

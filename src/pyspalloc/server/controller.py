@@ -21,7 +21,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: job-relative Ethernet chip (x, y) -> board IPv4 address
+#: A job's boards: job-relative Ethernet chip (x, y) -> board IPv4 address (the one
+#: definition; the proxy, the job views and the machine operations import it).
 JobBoards = dict[tuple[int, int], str]
 
 

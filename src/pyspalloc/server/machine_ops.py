@@ -27,26 +27,22 @@ from contextlib import contextmanager
 
 from pyspalloc.exceptions import SpinnmanInvalidParameterException, SpinnmanTimeoutException
 from pyspalloc.geometry import BOARD_CHIP_SET, Chip
-from pyspalloc.server.controller import BoardNotBooted
+from pyspalloc.server.controller import BoardNotBooted, JobBoards
 from pyspalloc.transceiver import Transceiver, UDPConnection
 from pyspalloc.transceiver.discovery import get_version
-from pyspalloc.transceiver.engine import EngineOptions
-from pyspalloc.wire.scp import SCP_PORT
+from pyspalloc.transceiver.engine import DEFAULT_OPTIONS, EngineOptions
+from pyspalloc.wire.consts import SCP_PORT
 
 __all__ = [
     "CHUNK",
     "MAX_TRANSFER",
     "N_FILTERS",
     "Checkpoint",
-    "JobBoards",
     "ServerJobOperations",
     "board_of_chip",
 ]
 
 log = logging.getLogger(__name__)
-
-#: job-relative Ethernet chip (x, y) -> board IPv4 address
-JobBoards = dict[tuple[int, int], str]
 
 #: largest single memory read or write (the SDRAM of one chip)
 MAX_TRANSFER = 128 * 1024 * 1024
@@ -94,12 +90,8 @@ class ServerJobOperations:
 
     Parameters
     ----------
-    timeout:
-        Seconds to wait for each SCP reply.
-    retries:
-        Resends of a request before giving up.
-    window:
-        SCP requests in flight per board.
+    options:
+        The SCP engine's window, timeout and retries for each board.
     port:
         The boards' SCP port.
     probe_timeout, probe_retries:
@@ -109,19 +101,15 @@ class ServerJobOperations:
 
     def __init__(
         self,
+        options: EngineOptions = DEFAULT_OPTIONS,
         *,
-        timeout: float = 1.0,
-        retries: int = 10,
-        window: int = 8,
         port: int = SCP_PORT,
         probe_timeout: float = 0.5,
         probe_retries: int = 2,
     ) -> None:
-        self.timeout = timeout
-        self.retries = retries
-        self.window = window
+        self.options = options
         self.port = port
-        self.probe = EngineOptions(1, probe_timeout, probe_retries, probe_timeout)
+        self.probe = EngineOptions(1, probe_timeout, probe_retries).once()
 
     def _check_booted(self, connection: UDPConnection, ip: str) -> None:
         try:
@@ -142,9 +130,7 @@ class ServerJobOperations:
             for xy in order:
                 connections.append(UDPConnection(boards[xy], self.port, chip_x=xy[0], chip_y=xy[1]))
             self._check_booted(connections[0], boards[first])
-            transceiver = Transceiver(
-                connections, window=self.window, timeout=self.timeout, retries=self.retries
-            )
+            transceiver = Transceiver(connections, options=self.options)
         except BaseException:
             for connection in connections:
                 connection.close()

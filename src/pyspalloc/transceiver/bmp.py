@@ -23,7 +23,8 @@ from pyspalloc.transceiver.connections import Connection, UDPConnection
 from pyspalloc.transceiver.discovery import get_version
 from pyspalloc.transceiver.engine import EngineOptions, make_request, scp_call
 from pyspalloc.transceiver.machine_info import VersionInfo
-from pyspalloc.wire.scp import SCP_PORT, SCPCommand
+from pyspalloc.wire.consts import SCP_PORT
+from pyspalloc.wire.scp import SCPCommand
 
 __all__ = [
     "BMPTarget",
@@ -81,7 +82,7 @@ def read_bmp_version(
 ) -> VersionInfo:
     """CMD_VER of the BMP (``name`` is ``"BC&MP"``)."""
     _check_board(board)
-    options = EngineOptions(1, timeout, BMP_RETRIES, timeout)
+    options = EngineOptions(1, timeout, BMP_RETRIES).once()
     with _open(connection) as link:
         return get_version(link, 0, 0, board, options)
 
@@ -101,7 +102,7 @@ def _power(
         # spinnman, since some BMPs ignore power commands sent to another board
         request = make_request(link, 0, 0, 0, SCPCommand.BMP_POWER, arg1, mask)
         # Switching power takes the BMP a while: resend only after the full timeout.
-        scp_call(link, request, timeout=timeout, retries=retries, min_timeout=timeout)
+        scp_call(link, request, EngineOptions(1, timeout, retries).once())
 
 
 def power_on(
@@ -143,7 +144,7 @@ def read_fpga_register(
         request = make_request(
             link, 0, 0, board, SCPCommand.LINK_READ, register & ~3 & 0xFFFFFFFF, 4, fpga
         )
-        reply = scp_call(link, request, timeout=timeout, retries=BMP_RETRIES)
+        reply = scp_call(link, request, EngineOptions(1, timeout, BMP_RETRIES))
     value: int = struct.unpack("<I", reply.payload[:4])[0]
     return value
 
@@ -172,7 +173,7 @@ def write_fpga_register(
             fpga,
             struct.pack("<I", value & 0xFFFFFFFF),
         )
-        scp_call(link, request, timeout=timeout, retries=BMP_RETRIES)
+        scp_call(link, request, EngineOptions(1, timeout, BMP_RETRIES))
 
 
 def set_link_enabled(

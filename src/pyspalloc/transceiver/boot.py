@@ -15,7 +15,8 @@ from pyspalloc.transceiver.connections import Connection, UDPConnection
 from pyspalloc.transceiver.discovery import get_version
 from pyspalloc.transceiver.engine import EngineOptions
 from pyspalloc.transceiver.machine_info import VersionInfo
-from pyspalloc.wire.boot import BOOT_PORT, SV_IN_IMAGE, boot_messages
+from pyspalloc.wire.boot import SV_IN_IMAGE, boot_messages
+from pyspalloc.wire.consts import BOOT_PORT, SV_BOOT_SIG, SV_UNIX_TIME
 
 __all__ = ["BOOT_IMAGE_SIZE", "boot_board", "boot_image", "wait_until_booted"]
 
@@ -47,8 +48,6 @@ _SV_FIELDS: tuple[tuple[int, str, int], ...] = (
     (0x58, "I", 32768),  # sysbuf_size (words)
     (0x65, "B", 0x3F),  # link_en
 )
-_SV_UNIX_TIME = 0x1C
-_SV_BOOT_SIG = 0x5C
 
 
 def boot_image(size: int = BOOT_IMAGE_SIZE, now: int | None = None) -> bytes:
@@ -68,8 +67,8 @@ def boot_image(size: int = BOOT_IMAGE_SIZE, now: int | None = None) -> bytes:
     base = SV_IN_IMAGE.start
     for offset, fmt, value in (
         *_SV_FIELDS,
-        (_SV_UNIX_TIME, "I", stamp),
-        (_SV_BOOT_SIG, "I", stamp),
+        (SV_UNIX_TIME, "I", stamp),
+        (SV_BOOT_SIG, "I", stamp),
     ):
         struct.pack_into("<" + fmt, image, base + offset, value)
     return bytes(image)
@@ -128,7 +127,7 @@ def wait_until_booted(
         if left <= 0:
             break
         wait = max(0.01, min(attempt_timeout, left))
-        options = EngineOptions(window=1, timeout=wait, retries=0, min_timeout=wait)
+        options = EngineOptions(window=1, timeout=wait, retries=0).once()
         try:
             version = get_version(connection, 255, 255, 0, options)
         except (SpinnmanTimeoutException, SpinnmanIOException) as error:

@@ -11,9 +11,9 @@ import socket
 from typing import Protocol, runtime_checkable
 
 from pyspalloc.exceptions import SpinnmanIOException, SpinnmanTimeoutException
-from pyspalloc.wire.scp import SCP_PORT
+from pyspalloc.wire.consts import SCP_PORT
 
-__all__ = ["SCP_PORT", "Connection", "UDPConnection"]
+__all__ = ["Connection", "UDPConnection"]
 
 #: Receive buffer asked of the kernel for every UDP socket.
 RECEIVE_BUFFER_SIZE = 1024 * 1024

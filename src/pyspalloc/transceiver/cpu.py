@@ -15,11 +15,11 @@ from pyspalloc.transceiver.engine import (
     scp_call,
     scp_stream,
 )
+from pyspalloc.wire.consts import CMD_COUNT, VCPU_BASE, VCPU_SIZE, CPUState
 from pyspalloc.wire.scp import SCPCommand, SCPRequest, SCPResponse
 
 __all__ = [
     "CPUInfo",
-    "CPUState",
     "Signal",
     "get_core_state_count",
     "get_cpu_infos",
@@ -27,33 +27,6 @@ __all__ = [
     "start_application",
     "stop_application",
 ]
-
-#: CMD_COUNT (not in :class:`SCPCommand`): count cores in a state.
-CMD_COUNT = 15
-#: VCPU blocks: 128 bytes per core.
-VCPU_BASE = 0xE5007000
-VCPU_SIZE = 128
-
-
-class CPUState(IntEnum):
-    """The ``cpu_state`` byte of a core's VCPU block."""
-
-    DEAD = 0
-    POWERED_DOWN = 1
-    RUN_TIME_EXCEPTION = 2
-    WATCHDOG = 3
-    INITIALISING = 4
-    READY = 5
-    C_MAIN = 6
-    RUNNING = 7
-    SYNC0 = 8
-    SYNC1 = 9
-    PAUSED = 10
-    FINISHED = 11
-    CPU_STATE_12 = 12
-    CPU_STATE_13 = 13
-    CPU_STATE_14 = 14
-    IDLE = 15
 
 
 class Signal(IntEnum):
@@ -153,10 +126,7 @@ def get_cpu_infos(
         connection,
         requests(),
         keep,
-        window=options.window,
-        timeout=options.timeout,
-        retries=options.retries,
-        min_timeout=options.min_timeout,
+        options,
     )
     return [infos[index] for index in range(len(core_list))]
 
@@ -171,9 +141,7 @@ def get_core_state_count(
 ) -> int:
     """Cores of ``app_id`` in ``state`` on the board of Ethernet chip (x, y) (CMD_COUNT)."""
     request = make_request(connection, x, y, 0, CMD_COUNT, app_id, int(state))
-    reply = scp_call(
-        connection, request, timeout=max(options.timeout, 2.0), retries=options.retries
-    )
+    reply = scp_call(connection, request, options.slow(2.0))
     (count,) = reply.args(1)
     return int(count)
 
@@ -195,7 +163,7 @@ def send_signal(
         (int(signal) << 16) | (0xFF << 8) | app_id,
         0xFFFF,
     )
-    scp_call(connection, request, timeout=options.timeout, retries=options.retries)
+    scp_call(connection, request, options)
 
 
 def start_application(
@@ -217,7 +185,7 @@ def start_application(
     request = make_request(
         connection, x, y, 0, SCPCommand.AR, (app_id << 24) | (int(wait) << 18) | mask
     )
-    scp_call(connection, request, timeout=options.timeout, retries=options.retries)
+    scp_call(connection, request, options)
 
 
 def stop_application(
@@ -234,4 +202,4 @@ def stop_application(
         0x50000000 | (2 << 16) | (0xFF << 8) | app_id,
         0x80003F00,
     )
-    scp_call(connection, request, timeout=options.timeout, retries=options.retries)
+    scp_call(connection, request, options)

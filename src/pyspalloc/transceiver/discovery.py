@@ -26,26 +26,17 @@ from pyspalloc.transceiver.machine_info import (
     parse_version,
 )
 from pyspalloc.transceiver.memory import read_memory
+from pyspalloc.wire.consts import SV_BASE, SV_P2P_DIMS, SV_P2V_MAP
 from pyspalloc.wire.scp import SCPCommand, SCPRequest, SCPResponse
 
 __all__ = [
     "P2P_TABLE_BASE",
-    "SV_BASE",
     "get_chip_summary",
     "get_machine_details",
     "get_version",
     "read_dimensions",
 ]
 
-#: The system variables (unbuffered alias, as spinnman reads them).
-SV_BASE = 0xF5007F00
-#: Offsets of fields of the SV struct.
-SV_P2P_DIMS = 0x02
-SV_CLOCK_DRIFT = 0x38
-SV_IOBUF_SIZE = 0x50
-SV_P2V_MAP = 0x94
-SV_RTR_COPY = 0xD4
-SV_IP_ADDR = 0xF0
 #: Router P2P table: 8 entries of 3 bits per word, entry (x << 8) | y.
 P2P_TABLE_BASE = 0xE1010000
 #: CMD_INFO arg1 as spinnman sends it.
@@ -63,8 +54,7 @@ def get_version(
     reply = scp_call(
         connection,
         make_request(connection, x, y, p, SCPCommand.VER),
-        timeout=options.timeout,
-        retries=options.retries,
+        options,
     )
     return parse_version(reply.payload)
 
@@ -76,8 +66,7 @@ def get_chip_summary(
     reply = scp_call(
         connection,
         make_request(connection, x, y, 0, SCPCommand.INFO, INFO_ARG),
-        timeout=options.timeout,
-        retries=options.retries,
+        options,
     )
     return parse_chip_summary(reply.header.src_x, reply.header.src_y, reply.payload)
 
@@ -118,10 +107,7 @@ def _read_p2p_table(
         connection,
         requests(),
         keep,
-        window=options.window,
-        timeout=options.timeout,
-        retries=options.retries,
-        min_timeout=options.min_timeout,
+        options,
     )
     for x in range(width):
         for y, entry in enumerate(decode_p2p_column(columns[x], height)):
@@ -164,10 +150,7 @@ def get_machine_details(
         connection,
         requests(),
         keep,
-        window=options.window,
-        timeout=options.timeout,
-        retries=options.retries,
-        min_timeout=options.min_timeout,
+        options,
         on_error=skip,
     )
     machine = MachineInfo(width, height, root)

@@ -20,7 +20,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Final
 
 from pyspalloc.exceptions import (
@@ -47,6 +47,7 @@ from pyspalloc.wire.sdp import SDPFlag, SDPHeader
 __all__ = [
     "DEFAULT_OPTIONS",
     "DEFAULT_WINDOW",
+    "MIN_TIMEOUT",
     "EngineOptions",
     "ReplyCallback",
     "ErrorCallback",
@@ -66,8 +67,6 @@ ErrorCallback = Callable[[int, SCPRequest, SpinnmanException], None]
 RETRY_BACKOFF = 0.005
 #: The longest back-off after a retry code.
 MAX_RETRY_BACKOFF = 0.1
-#: The shortest adaptive retransmission timeout.
-MIN_TIMEOUT = 0.02
 
 _sequence_counter = itertools.count()
 # Round-trip estimates (srtt, rttvar) remembered per connection between bursts.
@@ -81,9 +80,15 @@ def next_sequence() -> int:
         return next(_sequence_counter) & 0xFFFF
 
 
+#: Requests kept in flight by default over plain UDP to a board (what SC&MP keeps up with).
+DEFAULT_WINDOW: Final = 8
+#: The shortest adaptive retransmission timeout by default.
+MIN_TIMEOUT: Final = 0.02
+
+
 @dataclass(frozen=True)
 class EngineOptions:
-    """How hard the engine tries.
+    """How hard the engine tries: the one place its settings and their defaults live.
 
     Parameters
     ----------
@@ -94,13 +99,14 @@ class EngineOptions:
     retries:
         Resends allowed per request after the first attempt.
     min_timeout:
-        Floor of the adaptive resend timer (see :func:`scp_stream`).
+        Floor of the adaptive resend timer (see :func:`scp_stream`); equal to
+        ``timeout`` for a fixed timer.
     """
 
-    window: int = 8  # DEFAULT_WINDOW
+    window: int = DEFAULT_WINDOW
     timeout: float = 1.0
     retries: int = 10
-    min_timeout: float = 0.02
+    min_timeout: float = MIN_TIMEOUT
 
     def __post_init__(self) -> None:
         if self.window < 1:
@@ -110,12 +116,40 @@ class EngineOptions:
         if self.retries < 0:
             raise SpinnmanInvalidParameterException("retries", self.retries, "must be >= 0")
 
+    def once(self) -> EngineOptions:
+        """For a command that must not run twice (or is slow on the board).
 
-#: Requests kept in flight by default over plain UDP to a board (what SC&MP keeps up with).
-DEFAULT_WINDOW: Final = 8
+        The request is resent only after the full ``timeout`` (a fixed timer), never
+        early on the adaptive estimate, so a late reply is not taken for a lost one.
+        """
+        return replace(self, min_timeout=self.timeout)
+
+    def slow(self, timeout: float) -> EngineOptions:
+        """For a command the board takes a while to answer: wait at least ``timeout``.
+
+        The adaptive timer is kept; only its ceiling is raised to ``timeout`` if lower.
+        """
+        return replace(self, timeout=max(self.timeout, timeout))
+
+    def changed(
+        self,
+        *,
+        window: int | None = None,
+        timeout: float | None = None,
+        retries: int | None = None,
+        min_timeout: float | None = None,
+    ) -> EngineOptions:
+        """These options with each setting given (not ``None``) replaced."""
+        return EngineOptions(
+            self.window if window is None else window,
+            self.timeout if timeout is None else timeout,
+            self.retries if retries is None else retries,
+            self.min_timeout if min_timeout is None else min_timeout,
+        )
+
 
 #: The defaults: a window of 8, at most 1 s per attempt, 10 retries.
-DEFAULT_OPTIONS = EngineOptions()
+DEFAULT_OPTIONS: Final = EngineOptions()
 
 
 def make_request(
@@ -271,11 +305,8 @@ def scp_stream(
     connection: Connection,
     requests: Iterable[SCPRequest],
     on_reply: ReplyCallback,
+    options: EngineOptions = DEFAULT_OPTIONS,
     *,
-    window: int = 8,
-    timeout: float = 1.0,
-    retries: int = 10,
-    min_timeout: float = MIN_TIMEOUT,
     on_error: ErrorCallback | None = None,
 ) -> int:
     """Send ``requests`` through ``connection``, calling ``on_reply`` for each RC_OK reply.
@@ -289,17 +320,13 @@ def scp_stream(
         sequence numbers are replaced.
     on_reply:
         ``on_reply(index, response)`` for each successful reply, in arrival order.
-    window:
-        Most requests in flight at once.
-    timeout:
-        The longest wait for a reply before that request is resent.
-    retries:
-        Resends allowed per request.
-    min_timeout:
-        Once replies have been seen, a request is resent after an adaptive timeout
-        (smoothed round trip plus four deviations, doubling per resend) of at least this
-        long and at most ``timeout``. Pass ``min_timeout=timeout`` for a fixed timer
-        (for commands that take long on the board).
+    options:
+        At most ``options.window`` requests are in flight; each is tried at most
+        ``1 + options.retries`` times. Once replies have been seen, a request is resent
+        after an adaptive timeout (smoothed round trip plus four deviations, doubling per
+        resend) of at least ``options.min_timeout`` and at most ``options.timeout``;
+        :meth:`EngineOptions.once` gives a fixed timer (for commands that must not run
+        twice or take long on the board).
     on_error:
         If given, a failed request is reported here and the burst goes on; otherwise
         the first failure is raised.
@@ -318,9 +345,9 @@ def scp_stream(
         :class:`SpinnmanUnexpectedResponseCodeException`), kept getting retry codes, or
         the connection failed (wrapping :class:`SpinnmanIOException`).
     """
-    EngineOptions(window, timeout, retries)  # validates
+    window, timeout, retries = options.window, options.timeout, options.retries
     clock = time.monotonic
-    timer = _RoundTrip(timeout, min_timeout)
+    timer = _RoundTrip(timeout, options.min_timeout)
     timer.restore(connection)
     pending: dict[int, _InFlight] = {}
     source = enumerate(requests)
@@ -463,11 +490,7 @@ def scp_stream(
 def scp_burst(
     connection: Connection,
     requests: Iterable[SCPRequest],
-    *,
-    window: int = 8,
-    timeout: float = 1.0,
-    retries: int = 10,
-    min_timeout: float = MIN_TIMEOUT,
+    options: EngineOptions = DEFAULT_OPTIONS,
 ) -> list[SCPResponse]:
     """Send ``requests`` and return their RC_OK replies in request order.
 
@@ -478,36 +501,17 @@ def scp_burst(
     def keep(index: int, response: SCPResponse) -> None:
         replies[index] = response
 
-    count = scp_stream(
-        connection,
-        requests,
-        keep,
-        window=window,
-        timeout=timeout,
-        retries=retries,
-        min_timeout=min_timeout,
-    )
+    count = scp_stream(connection, requests, keep, options)
     return [replies[index] for index in range(count)]
 
 
 def scp_call(
-    connection: Connection,
-    request: SCPRequest,
-    *,
-    timeout: float = 1.0,
-    retries: int = 10,
-    min_timeout: float = MIN_TIMEOUT,
+    connection: Connection, request: SCPRequest, options: EngineOptions = DEFAULT_OPTIONS
 ) -> SCPResponse:
     """Send one request and return its RC_OK reply (see :func:`scp_stream`).
 
-    For a command that is slow on the board or must not run twice, pass
-    ``min_timeout=timeout`` so it is only resent after the full ``timeout``.
+    ``options.window`` does not matter here. For a command that is slow on the board or
+    must not run twice, pass ``options.once()`` so it is only resent after the full
+    timeout.
     """
-    return scp_burst(
-        connection,
-        [request],
-        window=1,
-        timeout=timeout,
-        retries=retries,
-        min_timeout=min_timeout,
-    )[0]
+    return scp_burst(connection, [request], options)[0]

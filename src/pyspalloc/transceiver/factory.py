@@ -4,10 +4,8 @@ from __future__ import annotations
 
 from pyspalloc.transceiver.boot_image import BootImageSource
 from pyspalloc.transceiver.connections import UDPConnection
-from pyspalloc.transceiver.engine import MIN_TIMEOUT
-from pyspalloc.transceiver.transceiver import Transceiver
-from pyspalloc.wire.boot import BOOT_PORT
-from pyspalloc.wire.scp import SCP_PORT
+from pyspalloc.transceiver.transceiver import BOOT_TIMEOUT, Transceiver
+from pyspalloc.wire.consts import BOOT_PORT, SCP_PORT
 
 __all__ = ["create_transceiver"]
 
@@ -32,18 +30,20 @@ def create_transceiver(
         The SC&MP image to boot with, if the board needs booting (see
         :func:`~pyspalloc.transceiver.boot_image.find_boot_image`).
     kwargs:
-        ``window``, ``timeout``, ``retries``, ``min_timeout``, ``boot_timeout``.
+        ``window``, ``timeout``, ``retries``, ``min_timeout`` (see
+        :class:`~pyspalloc.transceiver.engine.EngineOptions`), ``boot_timeout``.
     """
+    window, retries = kwargs.get("window"), kwargs.get("retries")
     connection = UDPConnection(host, SCP_PORT)
     boot = UDPConnection(host, BOOT_PORT)
     transceiver = Transceiver(
         [connection],
         boot,
-        window=int(kwargs.get("window", 8)),
-        timeout=float(kwargs.get("timeout", 1.0)),
-        retries=int(kwargs.get("retries", 10)),
-        min_timeout=float(kwargs.get("min_timeout", MIN_TIMEOUT)),
-        boot_timeout=float(kwargs.get("boot_timeout", 15.0)),
+        window=None if window is None else int(window),
+        timeout=kwargs.get("timeout"),
+        retries=None if retries is None else int(retries),
+        min_timeout=kwargs.get("min_timeout"),
+        boot_timeout=float(kwargs.get("boot_timeout", BOOT_TIMEOUT)),
         boot_image=boot_image,
     )
     try:

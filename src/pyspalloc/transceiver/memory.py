@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import os
 import struct
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
+from contextlib import closing
 from typing import BinaryIO
 
 from pyspalloc.exceptions import (
@@ -33,6 +34,7 @@ __all__ = [
     "fill_memory",
     "read_memory",
     "read_word",
+    "write_data",
     "write_memory",
     "write_word",
 ]
@@ -119,20 +121,17 @@ def read_memory(
         connection,
         requests(),
         store,
-        window=options.window,
-        timeout=options.timeout,
-        retries=options.retries,
-        min_timeout=options.min_timeout,
+        options,
     )
     return result
 
 
-def _pieces(data: bytes | bytearray | memoryview) -> Iterator[bytes]:
+def _pieces(data: bytes | bytearray | memoryview) -> Generator[bytes]:
     for offset in range(0, len(data), MAX_SCP_DATA):
         yield bytes(data[offset : offset + MAX_SCP_DATA])
 
 
-def _stream_pieces(reader: BinaryIO, n_bytes: int) -> Iterator[bytes]:
+def _stream_pieces(reader: BinaryIO, n_bytes: int) -> Generator[bytes]:
     left = n_bytes
     while left > 0:
         piece = reader.read(min(MAX_SCP_DATA, left))
@@ -140,6 +139,51 @@ def _stream_pieces(reader: BinaryIO, n_bytes: int) -> Iterator[bytes]:
             raise SpinnmanIOException(f"data ended {left} bytes short of {n_bytes}")
         left -= len(piece)
         yield bytes(piece)
+
+
+def _file_pieces(name: str, n_bytes: int) -> Generator[bytes]:
+    with open(name, "rb") as reader:
+        yield from _stream_pieces(reader, n_bytes)
+
+
+def write_data(
+    data: WriteData, n_bytes: int | None = None, offset: int = 0
+) -> tuple[int, Generator[bytes]]:
+    """What :func:`write_memory` writes for ``data``, ``n_bytes`` and ``offset``.
+
+    Returns
+    -------
+    tuple[int, Generator[bytes]]
+        The number of bytes, and the bytes in pieces of at most ``MAX_SCP_DATA``, read
+        as the pieces are taken (a file is opened when the first one is).
+
+    Raises
+    ------
+    SpinnmanInvalidParameterException
+        ``data`` is a bool, an int outside 32 bits, bytes shorter than ``offset +
+        n_bytes``, or a stream without ``n_bytes``.
+    """
+    if isinstance(data, bool):
+        raise SpinnmanInvalidParameterException("data", data, "a bool is not memory data")
+    if isinstance(data, int):
+        if not -(2**31) <= data <= 0xFFFFFFFF:
+            raise SpinnmanInvalidParameterException("data", data, "does not fit in 32 bits")
+        return 4, _pieces(struct.pack("<I", data & 0xFFFFFFFF))
+    if isinstance(data, bytes | bytearray | memoryview):
+        if n_bytes is None:
+            n_bytes = len(data) - offset
+        if offset < 0 or n_bytes < 0 or offset + n_bytes > len(data):
+            raise SpinnmanInvalidParameterException(
+                "n_bytes", n_bytes, f"offset {offset} + n_bytes exceeds {len(data)} bytes of data"
+            )
+        return n_bytes, _pieces(memoryview(data)[offset : offset + n_bytes])
+    if isinstance(data, str):
+        if n_bytes is None:
+            n_bytes = os.stat(data).st_size
+        return n_bytes, _file_pieces(data, n_bytes)
+    if n_bytes is None:
+        raise SpinnmanInvalidParameterException("n_bytes", None, "required when data is a stream")
+    return n_bytes, _stream_pieces(data, n_bytes)
 
 
 def _write_pieces(
@@ -181,10 +225,7 @@ def _write_pieces(
         connection,
         requests(),
         lambda index, response: None,
-        window=options.window,
-        timeout=options.timeout,
-        retries=options.retries,
-        min_timeout=options.min_timeout,
+        options,
     )
     if get_sum and tail:
         total = (total + checksum(tail)) & 0xFFFFFFFF
@@ -221,46 +262,10 @@ def write_memory(
     tuple[int, int]
         Bytes written, and the checksum (0 unless ``get_sum``).
     """
-    if isinstance(data, bool):
-        raise SpinnmanInvalidParameterException("data", data, "a bool is not memory data")
-    if isinstance(data, int):
-        if not -(2**31) <= data <= 0xFFFFFFFF:
-            raise SpinnmanInvalidParameterException("data", data, "does not fit in 32 bits")
-        data = struct.pack("<I", data & 0xFFFFFFFF)
-        n_bytes, offset = 4, 0
-    if isinstance(data, bytes | bytearray | memoryview):
-        if n_bytes is None:
-            n_bytes = len(data) - offset
-        if offset < 0 or n_bytes < 0 or offset + n_bytes > len(data):
-            raise SpinnmanInvalidParameterException(
-                "n_bytes", n_bytes, f"offset {offset} + n_bytes exceeds {len(data)} bytes of data"
-            )
-        _check_range(base_address, n_bytes)
-        view = memoryview(data)[offset : offset + n_bytes]
-        result = _write_pieces(connection, x, y, cpu, base_address, _pieces(view), options, get_sum)
-        return n_bytes, result
-    if isinstance(data, str):
-        if n_bytes is None:
-            n_bytes = os.stat(data).st_size
-        _check_range(base_address, n_bytes)
-        with open(data, "rb") as reader:
-            result = _write_pieces(
-                connection,
-                x,
-                y,
-                cpu,
-                base_address,
-                _stream_pieces(reader, n_bytes),
-                options,
-                get_sum,
-            )
-        return n_bytes, result
-    if n_bytes is None:
-        raise SpinnmanInvalidParameterException("n_bytes", None, "required when data is a stream")
+    n_bytes, pieces = write_data(data, n_bytes, offset)
     _check_range(base_address, n_bytes)
-    result = _write_pieces(
-        connection, x, y, cpu, base_address, _stream_pieces(data, n_bytes), options, get_sum
-    )
+    with closing(pieces):  # a file is closed even if the write fails
+        result = _write_pieces(connection, x, y, cpu, base_address, pieces, options, get_sum)
     return n_bytes, result
 
 
@@ -310,6 +315,5 @@ def fill_memory(
         scp_call(
             connection,
             make_request(connection, x, y, 0, SCPCommand.FILL, base_address, word, length),
-            timeout=options.timeout,
-            retries=options.retries,
+            options,
         )

@@ -15,6 +15,7 @@ from pyspalloc.transceiver.engine import (
     scp_call,
 )
 from pyspalloc.transceiver.memory import read_memory, write_memory
+from pyspalloc.wire.consts import SV_BASE, SV_RTR_COPY
 from pyspalloc.wire.scp import SCPCommand
 
 __all__ = [
@@ -37,8 +38,6 @@ COUNTER_BASE = ROUTER_BASE + 0x300
 N_COUNTERS = 16
 #: Where routing tables are staged before CMD_RTR loads them.
 TABLE_STAGING = 0x67800000
-#: SV field pointing at the copy of the multicast table.
-SV_RTR_COPY = 0xF5007FD4
 N_ROUTER_ENTRIES = 1024
 _RTR_CLEAR, _RTR_LOAD = 0, 2
 _ALLOC_RTR = 3
@@ -125,10 +124,7 @@ def get_router_diagnostics(
             make_request(connection, x, y, 0, SCPCommand.READ, ERROR_STATUS, 4, 2),
             make_request(connection, x, y, 0, SCPCommand.READ, COUNTER_BASE, 4 * N_COUNTERS, 2),
         ],
-        window=options.window,
-        timeout=options.timeout,
-        retries=options.retries,
-        min_timeout=options.min_timeout,
+        options,
     )
     (control,) = struct.unpack("<I", replies[0].payload[:4])
     (error,) = struct.unpack("<I", replies[1].payload[:4])
@@ -155,7 +151,7 @@ def clear_multicast_routes(
 ) -> None:
     """Empty chip (x, y)'s multicast routing table."""
     request = make_request(connection, x, y, 0, SCPCommand.RTR, _RTR_CLEAR)
-    scp_call(connection, request, timeout=options.timeout, retries=options.retries)
+    scp_call(connection, request, options)
 
 
 def load_multicast_routes(
@@ -180,9 +176,7 @@ def load_multicast_routes(
     reply = scp_call(
         connection,
         alloc,
-        timeout=options.timeout,
-        retries=options.retries,
-        min_timeout=options.timeout,
+        options.once(),
     )
     (base,) = reply.args(1)
     if base == 0:
@@ -199,7 +193,7 @@ def load_multicast_routes(
         TABLE_STAGING,
         base,
     )
-    scp_call(connection, load, timeout=options.timeout, retries=options.retries)
+    scp_call(connection, load, options)
 
 
 def get_multicast_routes(
@@ -210,7 +204,9 @@ def get_multicast_routes(
     options: EngineOptions = DEFAULT_OPTIONS,
 ) -> list[MulticastRoute]:
     """The routes in use on chip (x, y) (only ``app_id``'s, if given)."""
-    (base,) = struct.unpack("<I", read_memory(connection, x, y, SV_RTR_COPY, 4, options=options))
+    (base,) = struct.unpack(
+        "<I", read_memory(connection, x, y, SV_BASE + SV_RTR_COPY, 4, options=options)
+    )
     table = read_memory(connection, x, y, base, 16 * N_ROUTER_ENTRIES, options=options)
     routes: list[MulticastRoute] = []
     for offset in range(0, len(table), 16):

@@ -8,6 +8,7 @@ from pyspalloc.exceptions import SpinnmanInvalidParameterException
 from pyspalloc.transceiver.connections import Connection
 from pyspalloc.transceiver.engine import DEFAULT_OPTIONS, EngineOptions, make_request, scp_call
 from pyspalloc.transceiver.memory import read_memory
+from pyspalloc.wire.consts import SV_BASE, SV_CLOCK_DRIFT
 from pyspalloc.wire.scp import SCPCommand
 
 __all__ = ["free_sdram", "free_sdram_by_app_id", "get_clock_drift", "malloc_sdram"]
@@ -15,7 +16,6 @@ __all__ = ["free_sdram", "free_sdram_by_app_id", "get_clock_drift", "malloc_sdra
 _ALLOC_SDRAM, _FREE_SDRAM, _FREE_SDRAM_ID = 0, 1, 2
 #: Makes a retransmitted allocation with the same tag return the same block.
 _TAG_RETRY = 4
-SV_CLOCK_DRIFT = 0xF5007F38
 
 
 def malloc_sdram(
@@ -35,9 +35,7 @@ def malloc_sdram(
     reply = scp_call(
         connection,
         request,
-        timeout=options.timeout,
-        retries=options.retries,
-        min_timeout=options.timeout,
+        options.once(),
     )
     (address,) = reply.args(1)
     if address == 0:
@@ -56,7 +54,7 @@ def free_sdram(
 ) -> None:
     """Free the block at ``base_address`` on chip (x, y)."""
     request = make_request(connection, x, y, 0, SCPCommand.ALLOC, _FREE_SDRAM, base_address)
-    scp_call(connection, request, timeout=options.timeout, retries=options.retries)
+    scp_call(connection, request, options)
 
 
 def free_sdram_by_app_id(
@@ -64,7 +62,7 @@ def free_sdram_by_app_id(
 ) -> int:
     """Free every block of ``app_id`` on chip (x, y); return how many were freed."""
     request = make_request(connection, x, y, 0, SCPCommand.ALLOC, (app_id << 8) | _FREE_SDRAM_ID)
-    reply = scp_call(connection, request, timeout=options.timeout, retries=options.retries)
+    reply = scp_call(connection, request, options)
     return int(reply.args(1)[0])
 
 
@@ -72,6 +70,6 @@ def get_clock_drift(
     connection: Connection, x: int, y: int, options: EngineOptions = DEFAULT_OPTIONS
 ) -> float:
     """Chip (x, y)'s clock drift (SV ``clock_drift``, signed fixed point / 2**17)."""
-    data = read_memory(connection, x, y, SV_CLOCK_DRIFT, 4, options=options)
+    data = read_memory(connection, x, y, SV_BASE + SV_CLOCK_DRIFT, 4, options=options)
     raw: int = struct.unpack("<i", data)[0]
     return raw / (1 << 17)

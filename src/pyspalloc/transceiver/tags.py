@@ -16,6 +16,20 @@ from pyspalloc.transceiver.engine import (
     scp_call,
     scp_stream,
 )
+from pyspalloc.wire.consts import (
+    BOOT_PORT,
+    IPTAG_REVERSE,
+    IPTAG_SET_REVERSE,
+    IPTAG_SET_STRIP,
+    IPTAG_SET_USE_SENDER,
+    IPTAG_STRIP,
+    IPTAG_TRANSIENT,
+    IPTAG_USE_SENDER,
+    IPTAG_VALID,
+    N_IPTAGS,
+    SCP_PORT,
+    IPTagCommand,
+)
 from pyspalloc.wire.scp import SCPCommand, SCPRequest, SCPResponse
 
 __all__ = [
@@ -30,19 +44,8 @@ __all__ = [
     "update_tag_to_connection",
 ]
 
-_NEW, _SET, _GET, _CLEAR, _TTO = 0, 1, 2, 3, 4
-_STRIP = 1 << 28
-_REVERSE = 1 << 29
-_USE_SENDER = 1 << 30
-_FLAG_VALID = 0x8000
-_FLAG_TRANSIENT = 0x4000
-_FLAG_REVERSE = 0x0200
-_FLAG_STRIP = 0x0100
-_FLAG_USE_SENDER = 0x0400
 #: Ports a reverse IP tag may not use (SCP and boot).
-RESERVED_PORTS = frozenset({17893, 54321})
-#: Tags a board has (0..7 fixed, 8..15 transient).
-N_TAGS = 16
+RESERVED_PORTS = frozenset({SCP_PORT, BOOT_PORT})
 
 
 @dataclass(frozen=True)
@@ -79,15 +82,15 @@ def ip_to_word(ip: str) -> int:
 
 
 def _check_tag(tag: int) -> None:
-    if not 0 <= tag < N_TAGS:
-        raise SpinnmanInvalidParameterException("tag", tag, f"must be in 0..{N_TAGS - 1}")
+    if not 0 <= tag < N_IPTAGS:
+        raise SpinnmanInvalidParameterException("tag", tag, f"must be in 0..{N_IPTAGS - 1}")
 
 
 def _call(
     connection: Connection, x: int, y: int, arg1: int, arg2: int, arg3: int, options: EngineOptions
 ) -> SCPResponse:
     request = make_request(connection, x, y, 0, SCPCommand.IPTAG, arg1, arg2, arg3)
-    return scp_call(connection, request, timeout=options.timeout, retries=options.retries)
+    return scp_call(connection, request, options)
 
 
 def set_ip_tag(
@@ -108,11 +111,11 @@ def set_ip_tag(
     came from; with ``use_sender`` the sender's port too.
     """
     _check_tag(tag)
-    arg1 = (_SET << 16) | tag
+    arg1 = (IPTagCommand.SET << 16) | tag
     if strip_sdp:
-        arg1 |= _STRIP
+        arg1 |= IPTAG_SET_STRIP
     if use_sender:
-        arg1 |= _USE_SENDER
+        arg1 |= IPTAG_SET_USE_SENDER
     ip_word = 0 if ip_address is None or use_sender else ip_to_word(ip_address)
     _call(connection, x, y, arg1, 0 if use_sender else port & 0xFFFF, ip_word, options)
 
@@ -133,7 +136,14 @@ def set_reverse_ip_tag(
     _check_tag(tag)
     if port in RESERVED_PORTS or not 0 < port < 65536:
         raise SpinnmanInvalidParameterException("port", port, "cannot be used for a reverse tag")
-    arg1 = _REVERSE | _STRIP | (_SET << 16) | (sdp_port << 13) | (dest_p << 8) | tag
+    arg1 = (
+        IPTAG_SET_REVERSE
+        | IPTAG_SET_STRIP
+        | (IPTagCommand.SET << 16)
+        | (sdp_port << 13)
+        | (dest_p << 8)
+        | tag
+    )
     arg2 = (dest_x << 24) | (dest_y << 16) | port
     _call(connection, x, y, arg1, arg2, 0, options)
 
@@ -143,7 +153,7 @@ def clear_ip_tag(
 ) -> None:
     """Free ``tag`` on (x, y)'s Ethernet chip."""
     _check_tag(tag)
-    _call(connection, x, y, (_CLEAR << 16) | tag, 0, 0, options)
+    _call(connection, x, y, (IPTagCommand.CLEAR << 16) | tag, 0, 0, options)
 
 
 def set_ip_tag_timeout(
@@ -157,7 +167,7 @@ def set_ip_tag_timeout(
 
     A code of 16 or more only reads the current value.
     """
-    reply = _call(connection, x, y, _TTO << 16, timeout_code, 0, options)
+    reply = _call(connection, x, y, IPTagCommand.TTO << 16, timeout_code, 0, options)
     return reply.payload[0] if reply.payload else 0
 
 
@@ -185,9 +195,9 @@ def _parse_entry(x: int, y: int, tag: int, entry: bytes) -> IPTag | ReverseIPTag
     if len(entry) < 25:
         return None
     (flags,) = struct.unpack_from("<H", entry, 14)
-    if not flags & _FLAG_VALID or flags & _FLAG_TRANSIENT:
+    if not flags & IPTAG_VALID or flags & IPTAG_TRANSIENT:
         return None
-    if flags & _FLAG_REVERSE:
+    if flags & IPTAG_REVERSE:
         (rx_port,) = struct.unpack_from("<H", entry, 20)
         port_cpu = entry[24]
         return ReverseIPTag(
@@ -201,8 +211,8 @@ def _parse_entry(x: int, y: int, tag: int, entry: bytes) -> IPTag | ReverseIPTag
         tag,
         socket.inet_ntoa(bytes(entry[0:4])),
         tx_port,
-        strip_sdp=bool(flags & _FLAG_STRIP),
-        use_sender=bool(flags & _FLAG_USE_SENDER),
+        strip_sdp=bool(flags & IPTAG_STRIP),
+        use_sender=bool(flags & IPTAG_USE_SENDER),
         count=count,
     )
 
@@ -211,14 +221,16 @@ def get_tags(
     connection: Connection, x: int, y: int, options: EngineOptions = DEFAULT_OPTIONS
 ) -> list[IPTag | ReverseIPTag]:
     """The tags in use on (x, y)'s Ethernet chip (x, y of each from the reply source)."""
-    info = _call(connection, x, y, _TTO << 16, 255, 0, options)
+    info = _call(connection, x, y, IPTagCommand.TTO << 16, 255, 0, options)
     pool, fixed = (info.payload[2], info.payload[3]) if len(info.payload) >= 4 else (8, 8)
     count = pool + fixed
     entries: dict[int, tuple[int, int, bytes]] = {}
 
     def requests() -> Iterator[SCPRequest]:
         for tag in range(count):
-            yield make_request(connection, x, y, 0, SCPCommand.IPTAG, (_GET << 16) | tag, 1, 0)
+            yield make_request(
+                connection, x, y, 0, SCPCommand.IPTAG, (IPTagCommand.GET << 16) | tag, 1, 0
+            )
 
     def keep(index: int, reply: SCPResponse) -> None:
         entries[index] = (reply.header.src_x, reply.header.src_y, reply.payload)
@@ -227,10 +239,7 @@ def get_tags(
         connection,
         requests(),
         keep,
-        window=options.window,
-        timeout=options.timeout,
-        retries=options.retries,
-        min_timeout=options.min_timeout,
+        options,
     )
     tags: list[IPTag | ReverseIPTag] = []
     for tag in range(count):

@@ -27,16 +27,18 @@ from pyspalloc.transceiver.boot_image import (
     find_boot_image,
 )
 from pyspalloc.transceiver.connections import Connection, UDPConnection
-from pyspalloc.transceiver.cpu import CPUInfo, CPUState, Signal
-from pyspalloc.transceiver.engine import DEFAULT_WINDOW, MIN_TIMEOUT, EngineOptions
+from pyspalloc.transceiver.cpu import CPUInfo, Signal
+from pyspalloc.transceiver.engine import DEFAULT_OPTIONS, DEFAULT_WINDOW, EngineOptions
 from pyspalloc.transceiver.machine_info import MachineInfo, VersionInfo
 from pyspalloc.transceiver.router import MulticastRoute, RouterDiagnostics
 from pyspalloc.transceiver.tags import IPTag, ReverseIPTag
-from pyspalloc.wire.scp import SCP_PORT
+from pyspalloc.wire.consts import SCP_PORT, CPUState
 from pyspalloc.wire.sdp import SDPMessage
 
 __all__ = ["Transceiver"]
 
+#: Seconds to wait for a board to come up after booting it, by default.
+BOOT_TIMEOUT = 15.0
 #: Tries of CMD_VER before deciding a board needs booting.
 BOOT_RETRIES = 3
 #: Boots (flood-fill, then wait ``boot_timeout`` for SC&MP) before giving up on a board.
@@ -56,12 +58,14 @@ class Transceiver:
         Connections to boards' Ethernet chips (``chip_x``/``chip_y`` say which).
     boot_connection:
         A connection to the root board's boot port, used by :meth:`boot`.
-    window:
-        Most SCP requests in flight per connection. By default the smallest
-        ``preferred_window`` of the connections (32 over a Spalloc proxy), or
-        :data:`~pyspalloc.transceiver.engine.DEFAULT_WINDOW` (8) for plain UDP.
-    timeout, retries, min_timeout:
-        SCP engine settings (see :func:`~pyspalloc.transceiver.engine.scp_stream`).
+    options:
+        SCP engine settings (see :class:`~pyspalloc.transceiver.engine.EngineOptions`);
+        by default :data:`~pyspalloc.transceiver.engine.DEFAULT_OPTIONS` with the
+        window below.
+    window, timeout, retries, min_timeout:
+        Change one setting of ``options`` (``None`` keeps it). The window is by default
+        the smallest ``preferred_window`` of the connections (32 over a Spalloc proxy),
+        or :data:`~pyspalloc.transceiver.engine.DEFAULT_WINDOW` (8) for plain UDP.
     boot_timeout:
         Seconds to wait for a board to come up after booting it.
     boot_image:
@@ -76,11 +80,12 @@ class Transceiver:
         connections: Connection | Sequence[Connection],
         boot_connection: Connection | None = None,
         *,
+        options: EngineOptions | None = None,
         window: int | None = None,
-        timeout: float = 1.0,
-        retries: int = 10,
-        min_timeout: float = MIN_TIMEOUT,
-        boot_timeout: float = 15.0,
+        timeout: float | None = None,
+        retries: int | None = None,
+        min_timeout: float | None = None,
+        boot_timeout: float = BOOT_TIMEOUT,
         boot_image: BootImageSource | None = None,
     ) -> None:
         if isinstance(connections, Connection):
@@ -89,11 +94,12 @@ class Transceiver:
             raise SpinnmanInvalidParameterException("connections", connections, "none given")
         self.connections: list[Connection] = list(connections)
         self.boot_connection = boot_connection
-        if window is None:
-            window = min(
-                int(getattr(c, "preferred_window", DEFAULT_WINDOW)) for c in self.connections
-            )
-        self.options = EngineOptions(window, timeout, retries, min_timeout)
+        if options is None:
+            preferred = (getattr(c, "preferred_window", DEFAULT_WINDOW) for c in self.connections)
+            options = DEFAULT_OPTIONS.changed(window=min(int(w) for w in preferred))
+        self.options = options.changed(
+            window=window, timeout=timeout, retries=retries, min_timeout=min_timeout
+        )
         self.boot_timeout = boot_timeout
         self._boot_image = boot_image
         #: the image of the last boot this transceiver sent, if any
@@ -192,8 +198,7 @@ class Transceiver:
         SpinnmanIOException
             The board runs something other than SC&MP 4.
         """
-        timeout = self.options.timeout
-        options = EngineOptions(1, timeout, BOOT_RETRIES, min_timeout=timeout)
+        options = self.options.changed(window=1, retries=BOOT_RETRIES).once()
         try:
             with self._use(self.root_connection) as connection:
                 version = discovery.get_version(connection, 255, 255, 0, options)

@@ -6,7 +6,6 @@ on its own. Everything runs on one asyncio loop in a daemon thread.
 
 from pyspalloc.virtual.bmp import VirtualBMP
 from pyspalloc.virtual.board import VirtualBoard
-from pyspalloc.virtual.chip import CpuState
 from pyspalloc.virtual.machine import VirtualMachine
 
-__all__ = ["CpuState", "VirtualBMP", "VirtualBoard", "VirtualMachine"]
+__all__ = ["VirtualBMP", "VirtualBoard", "VirtualMachine"]

@@ -23,8 +23,9 @@ from pyspalloc.geometry import (
 )
 from pyspalloc.virtual.net import UdpEndpoint
 from pyspalloc.virtual.scamp import version_payload
+from pyspalloc.wire.consts import SCP_PORT
 from pyspalloc.wire.errors import WireFormatError
-from pyspalloc.wire.scp import SCP_PORT, SCPCommand, SCPRequest, SCPResponse, SCPResult
+from pyspalloc.wire.scp import SCPCommand, SCPRequest, SCPResponse, SCPResult
 
 if TYPE_CHECKING:
     from pyspalloc.virtual.board import VirtualBoard

@@ -21,11 +21,11 @@ from pyspalloc.virtual.net import UdpEndpoint
 from pyspalloc.virtual.scamp import Call, handle_sark, handle_scamp, needs_state, version_payload
 from pyspalloc.virtual.sdp_buffers import SdpBuffers
 from pyspalloc.virtual.tags import TagTable
-from pyspalloc.wire.boot import BOOT_PORT, BootMessage, BootOpCode
+from pyspalloc.wire.boot import BootMessage, BootOpCode
+from pyspalloc.wire.consts import BOOT_PORT, SCP_PORT
 from pyspalloc.wire.errors import WireFormatError
 from pyspalloc.wire.scp import (
     MAX_SCP_DATA,
-    SCP_PORT,
     SCPCommand,
     SCPRequest,
     SCPResponse,
@@ -254,7 +254,7 @@ class VirtualBoard:
         self.vm.call(self._access, x, y, address, len(data), bytes(data))
 
     def set_core_state(self, x: int, y: int, p: int, state: int, app_id: int | None = None) -> None:
-        """Set core ``p`` of chip (x, y) to a :class:`~pyspalloc.virtual.CpuState`.
+        """Set core ``p`` of chip (x, y) to a :class:`~pyspalloc.wire.consts.CPUState`.
 
         Stands in for an application changing state (e.g. finishing), since no real
         code runs on the virtual cores.

@@ -5,7 +5,6 @@ from __future__ import annotations
 import struct
 import time
 from dataclasses import dataclass
-from enum import IntEnum
 
 from pyspalloc.virtual.heap import RouterTable, SdramHeap
 from pyspalloc.virtual.memory import (
@@ -16,14 +15,22 @@ from pyspalloc.virtual.memory import (
     SparseMemory,
     locate,
 )
+from pyspalloc.wire.consts import (
+    SV_BOOT_SIG,
+    SV_IP_ADDR,
+    SV_OFFSET,
+    SV_P2V_MAP,
+    SV_UNIX_TIME,
+    VCPU_BASE,
+    VCPU_OFFSET,
+    VCPU_SIZE,
+    CPUState,
+)
 
-__all__ = ["CORES", "ChipInfo", "ChipState", "CpuState"]
+__all__ = ["CORES", "ChipInfo", "ChipState"]
 
 #: Cores per chip (virtual 0..17; 0 runs SC&MP).
 CORES = 18
-SV_OFFSET = 0x7F00
-VCPU_OFFSET = 0x7000
-VCPU_SIZE = 128
 SYSRAM_PAGE_BITS = 8
 #: Where the multicast-table copy (``sv->rtr_copy``) appears in system SDRAM.
 RTR_COPY = 0x67A00000
@@ -33,24 +40,6 @@ P2P_TABLE_OFFSET = 0x10000
 DIAG_CONTROL = 0x2C
 DIAG_COUNTERS = 0x300
 FIXED_ROUTE = 0x84
-
-
-class CpuState(IntEnum):
-    """The ``cpu_state`` byte of a VCPU block."""
-
-    DEAD = 0
-    POWERED_DOWN = 1
-    RUN_TIME_EXCEPTION = 2
-    WATCHDOG = 3
-    INITIALISING = 4
-    READY = 5
-    C_MAIN = 6
-    RUNNING = 7
-    SYNC0 = 8
-    SYNC1 = 9
-    PAUSED = 10
-    FINISHED = 11
-    IDLE = 15
 
 
 @dataclass(frozen=True)
@@ -83,22 +72,22 @@ def _sv(info: ChipInfo) -> bytearray:
     struct.pack_into("<H", sv, 0x08, (info.eth_x << 8) | info.eth_y)
     sv[0x0A] = 5
     sv[0x0B] = 1 if info.is_ethernet else 0
-    struct.pack_into("<I", sv, 0x1C, info.boot_time)
+    struct.pack_into("<I", sv, SV_UNIX_TIME, info.boot_time)
     struct.pack_into("<HH", sv, 0x24, 200, 130)
     struct.pack_into("<I", sv, 0x30, 1)
     sv[0x40] = 1 if info.root else 0
     struct.pack_into("<IIIIII", sv, 0x48, 0xE5000100, 0x60240000, 16384, 0x60000000, 32768, 0)
-    sv[0x5C:0x60] = struct.pack("<I", info.boot_time)
+    struct.pack_into("<I", sv, SV_BOOT_SIG, info.boot_time)
     sv[0x65] = info.links
     cores = bytes(range(info.cores)).ljust(20, b"\xff")
-    sv[0x94:0xA8] = cores
+    sv[SV_P2V_MAP : SV_P2V_MAP + len(cores)] = cores
     sv[0xA8:0xBC] = cores
     sv[0xBC] = info.cores
     struct.pack_into(
-        "<6I", sv, 0xC0, 0x60240000, 0xE5000100, SDRAM_SYS, 0xE5007000, 0x67840000, RTR_COPY
+        "<6I", sv, 0xC0, 0x60240000, 0xE5000100, SDRAM_SYS, VCPU_BASE, 0x67840000, RTR_COPY
     )
     struct.pack_into("<H", sv, 0xE0, 1023)
-    sv[0xF0:0xF4] = info.ip
+    sv[SV_IP_ADDR : SV_IP_ADDR + 4] = info.ip
     struct.pack_into("<I", sv, 0xFC, 0x00040000)
     return sv
 
@@ -113,11 +102,11 @@ def _vcpu_page(index: int, boot_time: int, cores: int) -> bytearray:
         base = half * VCPU_SIZE
         page[base + 45] = core
         if core == 0:
-            page[base + 46] = CpuState.RUNNING
+            page[base + 46] = CPUState.RUNNING
             struct.pack_into("<I", page, base + 68, boot_time)
             page[base + 72 : base + 79] = b"scamp-3"
         elif core < cores:
-            page[base + 46] = CpuState.IDLE
+            page[base + 46] = CPUState.IDLE
         struct.pack_into("<I", page, base + 92, 0x00040000)
     return page
 
@@ -260,7 +249,7 @@ class ChipState:
 
     def start_app(self, app_id: int, mask: int, wait: bool) -> None:
         """Start an application on the cores in ``mask`` (bit p = core p)."""
-        state = CpuState.READY if wait else CpuState.RUNNING
+        state = CPUState.READY if wait else CPUState.RUNNING
         now = int(time.time())
         for p in range(1, self.info.cores):
             if mask & (1 << p):

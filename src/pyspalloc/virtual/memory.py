@@ -31,7 +31,6 @@ __all__ = [
 
 SDRAM_BASE = 0x60000000
 SDRAM_SIZE = 128 * 1024 * 1024
-SYSRAM_BASE = 0xE5000000
 SYSRAM_SIZE = 32 * 1024
 ROUTER_BASE = 0xE1000000
 #: Router registers (64 KiB) then the P2P table (8192 words).

@@ -11,13 +11,18 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from pyspalloc.geometry import BOARD_CHIPS
-from pyspalloc.virtual.chip import SDRAM_SYS, ChipState, CpuState
-from pyspalloc.virtual.tags import (
-    FLAG_REVERSE,
-    FLAG_STRIP,
-    FLAG_USE_SENDER,
-    FLAG_VALID,
-    IPTag,
+from pyspalloc.virtual.chip import SDRAM_SYS, ChipState
+from pyspalloc.virtual.tags import IPTag
+from pyspalloc.wire.consts import (
+    CMD_COUNT,
+    IPTAG_REVERSE,
+    IPTAG_SET_FLAGS_SHIFT,
+    IPTAG_STRIP,
+    IPTAG_USE_SENDER,
+    IPTAG_VALID,
+    N_IPTAGS,
+    CPUState,
+    IPTagCommand,
 )
 from pyspalloc.wire.scp import MAX_SCP_DATA, SCPCommand, SCPRequest, SCPResult
 
@@ -31,8 +36,6 @@ Reply = tuple[SCPResult, bytes]
 OK: Reply = (SCPResult.RC_OK, b"")
 _ARG: Reply = (SCPResult.RC_ARG, b"")
 _U32 = struct.Struct("<I")
-#: CMD_COUNT (count cores in a state), not in :class:`SCPCommand`.
-CMD_COUNT = 15
 _BUILD_DATE = 1_700_000_000
 _SCAMP_VERSION = b"SC&MP/SpiNNaker\0" + b"4.0.0\0"
 _SARK_VERSION = b"SARK/SpiNNaker\0" + b"4.0.0\0"
@@ -114,23 +117,23 @@ def _iptag(call: Call) -> Reply:
     number = request.arg1 & 0xFF
     op = (request.arg1 >> 16) & 0xFF
     table = call.target.tags
-    if op > 4 or (number >= 16 and op != 0):
+    if op > IPTagCommand.TTO or (number >= N_IPTAGS and op != IPTagCommand.NEW):
         return _ARG
-    if op == 4:
+    if op == IPTagCommand.TTO:
         old = table.tto
         if request.arg2 < 16:
             table.tto = request.arg2
         return SCPResult.RC_OK, _U32.pack((8 << 24) | (8 << 16) | (32 << 8) | old)
-    if op == 2:
+    if op == IPTagCommand.GET:
         count = request.arg2
-        if count * 32 > MAX_SCP_DATA or number + count > 16:
+        if count * 32 > MAX_SCP_DATA or number + count > N_IPTAGS:
             return _ARG
         return SCPResult.RC_OK, table.entries(number, count)
-    if op == 3:
+    if op == IPTagCommand.CLEAR:
         call.target.close_reverse(number)
         table.tags[number] = IPTag()
         return OK
-    if op == 0:
+    if op == IPTagCommand.NEW:
         free = table.free_pool_tag()
         if free is None:
             return SCPResult.RC_OK, _U32.pack(255)
@@ -141,14 +144,16 @@ def _iptag(call: Call) -> Reply:
 def _set_tag(call: Call, number: int) -> Reply:
     request = call.request
     arg1 = request.arg1
-    flags = ((arg1 >> 20) & (FLAG_STRIP | FLAG_REVERSE | FLAG_USE_SENDER)) | FLAG_VALID
+    flags = (
+        (arg1 >> IPTAG_SET_FLAGS_SHIFT) & (IPTAG_STRIP | IPTAG_REVERSE | IPTAG_USE_SENDER)
+    ) | IPTAG_VALID
     timeout = (arg1 >> 24) & 0xF
     board = call.target
     board.close_reverse(number)
-    if flags & FLAG_REVERSE:
+    if flags & IPTAG_REVERSE:
         rx_port = request.arg2 & 0xFFFF
         tag = IPTag(
-            flags=FLAG_VALID | FLAG_REVERSE | FLAG_STRIP,
+            flags=IPTAG_VALID | IPTAG_REVERSE | IPTAG_STRIP,
             timeout=timeout,
             rx_port=rx_port,
             dest_x=(request.arg2 >> 24) & 0xFF,
@@ -159,7 +164,7 @@ def _set_tag(call: Call, number: int) -> Reply:
         board.open_reverse(number, rx_port)
     else:
         ip, port = call.sender
-        if not flags & FLAG_USE_SENDER:
+        if not flags & IPTAG_USE_SENDER:
             port = request.arg2 & 0xFFFF
             if request.arg3:
                 ip = ".".join(str(b) for b in _U32.pack(request.arg3))
@@ -237,7 +242,7 @@ def _count(call: Call) -> Reply:
         chip = board.chips.get(local)
         if chip is not None:
             total += chip.count(app_id, state)
-        elif cores and app_id == 0 and state == CpuState.IDLE:
+        elif cores and app_id == 0 and state == CPUState.IDLE:
             total += cores - 1
     return SCPResult.RC_OK, _U32.pack(total)
 
@@ -245,22 +250,22 @@ def _count(call: Call) -> Reply:
 def apply_signal(machine: BootedMachine, signal: int, app_id: int, mask: int) -> None:
     """Apply a signal to every matching core of the booted machine (scripted effects)."""
     moves: dict[int, tuple[set[int] | None, int]] = {
-        3: ({CpuState.READY, CpuState.SYNC0, CpuState.SYNC1, CpuState.C_MAIN}, CpuState.RUNNING),
-        4: ({CpuState.SYNC0}, CpuState.RUNNING),
-        5: ({CpuState.SYNC1}, CpuState.RUNNING),
-        6: ({CpuState.RUNNING}, CpuState.PAUSED),
-        7: ({CpuState.PAUSED}, CpuState.RUNNING),
-        8: (None, CpuState.FINISHED),
+        3: ({CPUState.READY, CPUState.SYNC0, CPUState.SYNC1, CPUState.C_MAIN}, CPUState.RUNNING),
+        4: ({CPUState.SYNC0}, CPUState.RUNNING),
+        5: ({CPUState.SYNC1}, CPUState.RUNNING),
+        6: ({CPUState.RUNNING}, CPUState.PAUSED),
+        7: ({CPUState.PAUSED}, CPUState.RUNNING),
+        8: (None, CPUState.FINISHED),
     }
     stop = signal in (0, 2)
     for chip in machine.live_states():
         touched = False
         for p in range(1, chip.info.cores):
             state, core_app = chip.core(p)
-            if state == CpuState.IDLE or (core_app & mask) != app_id:
+            if state == CPUState.IDLE or (core_app & mask) != app_id:
                 continue
             if stop:
-                chip.set_core(p, CpuState.IDLE, 0)
+                chip.set_core(p, CPUState.IDLE, 0)
                 touched = True
             elif signal in moves:
                 sources, target = moves[signal]

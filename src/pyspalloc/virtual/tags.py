@@ -6,22 +6,19 @@ import socket
 import struct
 from dataclasses import dataclass
 
+from pyspalloc.wire.consts import (
+    FIRST_TRANSIENT_IPTAG,
+    IPTAG_REVERSE,
+    IPTAG_STRIP,
+    IPTAG_VALID,
+    N_IPTAGS,
+)
+
 __all__ = [
-    "FLAG_REVERSE",
-    "FLAG_STRIP",
-    "FLAG_USE_SENDER",
-    "FLAG_VALID",
     "IPTag",
     "TagTable",
 ]
 
-TAG_COUNT = 16
-POOL_START = 8
-FLAG_VALID = 0x8000
-FLAG_TRANSIENT = 0x4000
-FLAG_USE_SENDER = 0x0400
-FLAG_REVERSE = 0x0200
-FLAG_STRIP = 0x0100
 _ENTRY = struct.Struct("<4s6xHHHIHBBB7x")
 
 
@@ -34,7 +31,7 @@ class IPTag:
     ip, tx_port:
         Where packets sent through the tag go (for a reverse tag: the last sender).
     flags:
-        ``FLAG_*`` bits.
+        ``IPTAG_*`` bits (:mod:`pyspalloc.wire.consts`).
     timeout:
         Timeout code (0 = never).
     count:
@@ -59,17 +56,17 @@ class IPTag:
     @property
     def valid(self) -> bool:
         """Whether the entry is in use."""
-        return bool(self.flags & FLAG_VALID)
+        return bool(self.flags & IPTAG_VALID)
 
     @property
     def strip(self) -> bool:
         """Whether the SDP header is stripped from outgoing packets."""
-        return bool(self.flags & FLAG_STRIP)
+        return bool(self.flags & IPTAG_STRIP)
 
     @property
     def reverse(self) -> bool:
         """Whether this is a reverse (host to core) tag."""
-        return bool(self.flags & FLAG_REVERSE)
+        return bool(self.flags & IPTAG_REVERSE)
 
     def to_bytes(self) -> bytes:
         """The 32-byte entry as CMD_IPTAG GET returns it."""
@@ -94,12 +91,12 @@ class TagTable:
     """Sixteen :class:`IPTag` entries plus the transient timeout code."""
 
     def __init__(self) -> None:
-        self.tags = [IPTag() for _ in range(TAG_COUNT)]
+        self.tags = [IPTag() for _ in range(N_IPTAGS)]
         self.tto = 0
 
     def free_pool_tag(self) -> int | None:
         """A free transient tag number, or None."""
-        for number in range(POOL_START, TAG_COUNT):
+        for number in range(FIRST_TRANSIENT_IPTAG, N_IPTAGS):
             if not self.tags[number].valid:
                 return number
         return None

@@ -12,8 +12,6 @@ from enum import IntEnum
 
 from pyspalloc.wire.errors import WireFormatError, check_range, unpack_from
 
-#: UDP port boards listen on for boot packets.
-BOOT_PORT = 54321
 #: Protocol version in every boot packet.
 BOOT_PROTOCOL_VERSION = 1
 #: Header bytes: version (2) + opcode, operands 1-3 (4 each).

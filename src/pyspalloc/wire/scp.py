@@ -25,8 +25,6 @@ MAX_SCP_DATA = 256
 #: Smallest request (pad + SDP + cmd/seq + three args) and response sizes.
 MIN_REQUEST_SIZE = 26
 MIN_RESPONSE_SIZE = 14
-#: UDP port of SC&MP on a board (and of a BMP).
-SCP_PORT = 17893
 
 
 class SCPCommand(IntEnum):

@@ -29,14 +29,10 @@ from pyspalloc.wire.scp import SCPRequest, SCPResponse, SCPResult
 from pyspalloc.wire.sdp import CPU_ETHERNET, PORT_ETHERNET, TAG_NONE, SDPMessage
 
 __all__ = [
-    "BOOT_PORT",
     "SpallocBootConnection",
     "SpallocEIEIOConnection",
     "SpallocSCPConnection",
 ]
-
-#: UDP port of a board's boot ROM.
-BOOT_PORT = 54321
 
 
 class _BoardConnection(SpallocProxiedConnection):

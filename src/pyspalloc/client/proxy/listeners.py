@@ -20,7 +20,7 @@ from pyspalloc.client.proxy.proxied import (
     update_tag_request,
 )
 from pyspalloc.exceptions import SpinnmanInvalidParameterException, SpinnmanIOException
-from pyspalloc.wire.scp import SCP_PORT
+from pyspalloc.wire.consts import SCP_PORT
 
 __all__ = ["SpallocEIEIOListener", "SpallocUDPListener"]
 

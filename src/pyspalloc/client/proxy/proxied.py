@@ -18,6 +18,7 @@ from pyspalloc.exceptions import (
     SpinnmanTimeoutException,
     SpinnmanUnexpectedResponseCodeException,
 )
+from pyspalloc.wire.consts import IPTAG_SET_STRIP, IPTAG_SET_USE_SENDER, IPTagCommand
 from pyspalloc.wire.eieio import EIEIOCommandMessage, EIEIODataMessage, decode_eieio
 from pyspalloc.wire.errors import WireFormatError
 from pyspalloc.wire.scp import (
@@ -58,7 +59,7 @@ def update_tag_request(x: int, y: int, tag: int) -> SCPRequest:
     Strip-SDP and use-sender set, IP and port 0, flags 0xA7, sequence 0
     (``spinnaker-wire.md`` §2.5): the board records the request's source address.
     """
-    arg1 = (1 << 30) | (1 << 28) | (1 << 16) | (tag & 0xFF)
+    arg1 = IPTAG_SET_USE_SENDER | IPTAG_SET_STRIP | (IPTagCommand.SET << 16) | (tag & 0xFF)
     return scp_request(x, y, 0, SCPCommand.IPTAG, arg1, 0, 0, flags=SDPFlag.REPLY_EXPECTED_NO_P2P)
 
 

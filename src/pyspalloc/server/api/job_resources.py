@@ -35,7 +35,6 @@ from pyspalloc.server.api.common import (
     srv_url,
 )
 from pyspalloc.server.api.jobview import (
-    JobBoards,
     connections,
     job_boards,
     job_url,
@@ -45,7 +44,7 @@ from pyspalloc.server.api.jobview import (
 )
 from pyspalloc.server.auth import Caller
 from pyspalloc.server.context import ServiceContext
-from pyspalloc.server.controller import JobOperations
+from pyspalloc.server.controller import JobBoards, JobOperations
 from pyspalloc.server.job_activity import JobEnded
 from pyspalloc.server.store import BoardInfo, JobInfo, JobState, TrustLevel
 

@@ -12,9 +12,8 @@ from pyspalloc.server.allocator import connections_for
 from pyspalloc.server.api.common import ApiError, base_url, iso, no_such_job, srv_url
 from pyspalloc.server.auth import Caller
 from pyspalloc.server.context import ServiceContext
+from pyspalloc.server.controller import JobBoards
 from pyspalloc.server.store import BoardInfo, JobInfo, JobState
-
-JobBoards = dict[tuple[int, int], str]
 
 
 def parse_job_id(text: str) -> int:

@@ -17,9 +17,10 @@ from fastapi import FastAPI, WebSocket
 from starlette.concurrency import run_in_threadpool
 
 from pyspalloc.server.api.common import ApiError
-from pyspalloc.server.api.jobview import JobBoards, job_boards, visible_job
+from pyspalloc.server.api.jobview import job_boards, visible_job
 from pyspalloc.server.auth import Caller, NotAuthenticated
 from pyspalloc.server.context import ServiceContext
+from pyspalloc.server.controller import JobBoards
 from pyspalloc.server.job_activity import JobEnded
 from pyspalloc.server.login_guard import Busy
 from pyspalloc.server.proxy import ProxyOptions, ProxyRegistry, serve_proxy

@@ -7,7 +7,6 @@ board map; the lifecycle calls :meth:`ProxyRegistry.close_job` when the job ends
 from pyspalloc.server.proxy.channels import CHANNEL_IDS, ChannelIds, local_address_towards
 from pyspalloc.server.proxy.registry import ProxyRegistry, channel_budget
 from pyspalloc.server.proxy.session import (
-    JobBoards,
     ProxyOptions,
     ProxySession,
     serve_proxy,
@@ -16,7 +15,6 @@ from pyspalloc.server.proxy.session import (
 __all__ = [
     "CHANNEL_IDS",
     "ChannelIds",
-    "JobBoards",
     "ProxyOptions",
     "ProxyRegistry",
     "channel_budget",

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import cast
 
 from pyspalloc.server.proxy.pacing import BoardPacer, pacer_for, release_pacer
+from pyspalloc.wire.consts import SCP_PORT
 
 log = logging.getLogger(__name__)
 
@@ -21,8 +22,6 @@ _MSG = 2
 _U32_MAX = 0xFFFFFFFF
 #: the largest UDP payload over IPv4
 MAX_DATAGRAM = 65507
-#: SC&MP's UDP port: channels to it are paced per board
-SCP_PORT = 17893
 
 
 class ChannelIds:
@@ -198,7 +197,7 @@ async def open_unbound(
     return Channel(channel_id, transport, bound=False), str(address), int(port)
 
 
-def local_address_towards(ip: str, port: int = 17893) -> str:
+def local_address_towards(ip: str, port: int = SCP_PORT) -> str:
     """Return the local IPv4 address the kernel would use to reach ``ip``.
 
     This is the address a board can send IP-tagged traffic back to (no packet is sent).

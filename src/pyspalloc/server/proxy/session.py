@@ -13,6 +13,7 @@ from typing import Any
 from starlette.concurrency import run_in_threadpool
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
+from pyspalloc.server.controller import JobBoards
 from pyspalloc.server.proxy.channels import (
     CHANNEL_IDS,
     MAX_DATAGRAM,
@@ -37,8 +38,6 @@ from pyspalloc.wire.proxy import (
 
 log = logging.getLogger(__name__)
 
-#: job-relative Ethernet chip (x, y) -> board IPv4 address
-JobBoards = dict[tuple[int, int], str]
 
 _HEADER = struct.Struct("<2I")
 _MSG = 2
