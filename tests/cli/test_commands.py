@@ -207,6 +207,19 @@ def test_alloc_refused(cli: Cli) -> None:
     assert result.exit_code == 2
 
 
+def test_alloc_group_of_a_member_of_several(cli: Cli, client_for: Callable[..., Any]) -> None:
+    admin = client_for("root").admin()
+    admin.create_group("physics", 100.0)
+    admin.add_member("physics", "alice")
+    result = cli("alloc", "--command", "true")
+    assert result.exit_code == 1
+    assert "the owner is in several groups" in one_line_error(result)
+    job = cli.json("alloc", "--group", "physics", "--command", "true")
+    state = _job_state(client_for("alice"), job["id"])
+    assert state["original-request"]["group"] == "physics"
+    assert state["reason"] == "command exited with 0"
+
+
 # ------------------------------------------------------------------ job
 
 

@@ -177,6 +177,12 @@ def _show(view: JobDescription, as_json: bool, hold: bool) -> None:
 )
 @click.option("--machine", "-m", default=None, help="Machine name (default: tagged 'default').")
 @click.option(
+    "--group",
+    "-g",
+    default=None,
+    help="Group the job is accounted to (needed by a member of several groups).",
+)
+@click.option(
     "--keepalive", type=int, default=60, show_default=True, help="Keepalive interval (s)."
 )
 @click.option(
@@ -198,6 +204,7 @@ def alloc(
     rect_at: tuple[int, int] | None,
     max_dead_boards: int | None,
     machine: str | None,
+    group: str | None,
     keepalive: int,
     command: str | None,
     no_destroy: bool,
@@ -219,8 +226,8 @@ def alloc(
     previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         code = _allocate(
-            request, url, username, password, token, machine, keepalive, command, no_destroy,
-            timeout, as_json,
+            request, url, username, password, token, machine, group, keepalive, command,
+            no_destroy, timeout, as_json,
         )  # fmt: skip
     finally:
         signal.signal(signal.SIGTERM, previous)
@@ -234,6 +241,7 @@ def _allocate(
     password: str | None,
     token: str | None,
     machine: str | None,
+    group: str | None,
     keepalive: int,
     command: str | None,
     no_destroy: bool,
@@ -241,7 +249,7 @@ def _allocate(
     as_json: bool,
 ) -> int:
     """Create the job, wait for it, use it, destroy it; return the exit code."""
-    client, settings = connect(url, username, password, token, machine)
+    client, settings = connect(url, username, password, token, machine, group)
     with client, client_errors(settings.url):
         job = _create(client, request, settings.machine, keepalive)
         code = 0

@@ -54,8 +54,11 @@ def connect(
     password: str | None,
     token: str | None,
     machine: str | None = None,
+    group: str | None = None,
 ) -> tuple[SpallocClient, ServiceSettings]:
     """Resolve the settings (options, environment, config file) and log in.
+
+    ``group`` is the accounting group of the jobs the client creates.
 
     Raises
     ------
@@ -76,5 +79,6 @@ def connect(
             settings.username,
             settings.password,
             bearer_token=None if settings.username else settings.token,
+            group=group,
         )
     return client, settings
