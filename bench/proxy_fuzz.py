@@ -499,9 +499,10 @@ def main() -> None:
     parser.add_argument("--max-seconds", type=float, default=900.0)
     args = parser.parse_args()
 
-    from tests.reliability.support import FAST_BMP, open_ws, udp_socket_count
+    from tests.reliability.support import open_ws, udp_socket_count
     from tests.support.addresses import free_virtual_base
     from tests.support.http_client import login
+    from tests.support.virtual_machines import FAST_BMP
     from tests.support.waiting import wait_for
 
     from pyspalloc.geometry import builtin_machine

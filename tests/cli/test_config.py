@@ -264,7 +264,7 @@ def test_serve_uses_the_file(tmp_path: Path) -> None:
     """A real ``pyspalloc serve --config`` process: the file's keepalive limits are
     enforced over REST, and --port on the command line wins over the file's port."""
     from tests.reliability.serve_process import ServeProcess, make_users
-    from tests.reliability.support import Http
+    from tests.support.http_client import Http
 
     database = f"sqlite:///{tmp_path / 'db.sqlite3'}"
     make_users(database)

@@ -160,7 +160,7 @@ def test_a_foreign_origin_is_refused(vservice: Any) -> None:
 
 def test_an_allowed_origin_is_accepted(make_service: Any, machine: Any) -> None:
     from pyspalloc.server.bmp_control import BMPMachineController
-    from tests.reliability.support import FAST_BMP
+    from tests.support.virtual_machines import FAST_BMP
 
     definition, _ = machine
     service = make_service(

@@ -30,7 +30,7 @@ result["after_loss"] = {
     "list_machines": attempt(lambda: sorted(client.list_machines())),
     "destroy": attempt(lambda: job.destroy() or "done"),
 }
-job_id = repr(job).rstrip("/)").rsplit("/", 1)[-1]
+job_id = job._url.rstrip("/").rsplit("/", 1)[-1]  # spinnman and pyspalloc both keep _url
 fresh = SpallocClient(url, bearer_token=token)  # a new session
 result["final_state_seen_by_new_client"] = fresh.get_job(job_id).get_state().name
 fresh.close()
