@@ -601,6 +601,28 @@ def describe_members(obj: Any, members: list[str]) -> dict[str, Any]:
     return out
 
 
+def describe_in_venv(python: Path, tmp_path: Path, body: str, wanted: dict[str, Any]) -> Any:
+    """Run ``body`` in the spinnman venv of ``python`` after spinnman's test set-up and
+    :func:`describe_members`, with ``wanted`` (JSON) in ``sys.argv[1]``; return the JSON
+    its last line prints."""
+    script = (
+        "from __future__ import annotations\nimport importlib, json, sys\n"
+        "from spinnman.config_setup import unittest_setup\n"
+        "unittest_setup()\n" + inspect.getsource(describe_members) + body
+    )
+    path = tmp_path / "describe.py"
+    path.write_text(script)
+    done = subprocess.run(
+        [str(python), str(path), json.dumps(wanted)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 #: spinnman version -> seed names and members documented in client-api.txt that it does
 #: not have (the documentation is of a later spinnman than 7.3.0; 7.3.0's
 #: create_transceiver() returns a plain Version5Transceiver)
@@ -639,12 +661,8 @@ def test_seed_stubs_match_spinnman(
             members = [m for m in members if m != "__init__"]
         wanted[seed_name] = members
         expected[seed_name] = describe_members(stub, members)
-    script = (
-        "from __future__ import annotations\nimport importlib, json, sys\n"
-        "from spinnman.config_setup import unittest_setup\n"
-        "unittest_setup()\n"
-        + inspect.getsource(describe_members)
-        + "wanted = json.loads(sys.argv[1])\n"
+    body = (
+        "wanted = json.loads(sys.argv[1])\n"
         "out = {}\n"
         "for seed, members in wanted.items():\n"
         "    module, _, name = seed.rpartition('.')\n"
@@ -656,17 +674,7 @@ def test_seed_stubs_match_spinnman(
         "        out[seed] = 'absent'\n"
         "print(json.dumps(out))\n"
     )
-    path = tmp_path / "describe.py"
-    path.write_text(script)
-    done = subprocess.run(
-        [str(python), str(path), json.dumps(wanted)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-4000:]
-    actual = json.loads(done.stdout.strip().splitlines()[-1])
+    actual = describe_in_venv(python, tmp_path, body, wanted)
     absent = {seed for seed, found in actual.items() if found == "absent"}
     assert absent == absent_names
     mismatches = {}
@@ -691,12 +699,8 @@ def test_741_stubs_match_spinnman(interop_python: Callable[..., Path], tmp_path:
     expected = {
         name: describe_members(stub, wanted[name]) for name, (stub, _) in ADDITIONS_741.items()
     }
-    script = (
-        "from __future__ import annotations\nimport importlib, json, sys\n"
-        "from spinnman.config_setup import unittest_setup\n"
-        "unittest_setup()\n"
-        + inspect.getsource(describe_members)
-        + "wanted = json.loads(sys.argv[1])\n"
+    body = (
+        "wanted = json.loads(sys.argv[1])\n"
         "out = {}\n"
         "for name, members in wanted.items():\n"
         "    module, _, attr = name.rpartition('.')\n"
@@ -705,17 +709,7 @@ def test_741_stubs_match_spinnman(interop_python: Callable[..., Path], tmp_path:
         "                 'bases': [c.__name__ for c in found.__mro__]}\n"
         "print(json.dumps(out))\n"
     )
-    path = tmp_path / "describe_741.py"
-    path.write_text(script)
-    done = subprocess.run(
-        [str(python), str(path), json.dumps(wanted)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-4000:]
-    actual = json.loads(done.stdout.strip().splitlines()[-1])
+    actual = describe_in_venv(python, tmp_path, body, wanted)
     mismatches = {
         name: {"stub": expected[name], "spinnman": actual[name]["members"]}
         for name in ADDITIONS_741
