@@ -78,6 +78,11 @@ class BoardIndex:
             self._rested = [self.by_id[i] for i in ids]
         return self._rested
 
+    def last_off(self, board_ids: Iterable[int]) -> float:
+        """Return when the last of these boards was powered off (0 if never)."""
+        since = self._rested_since
+        return max((since.get(b, 0.0) for b in board_ids), default=0.0)
+
     def take(self, triads: Iterable[Triad]) -> None:
         """Record that these boards were allocated."""
         self.free.difference_update(triads)

@@ -87,6 +87,9 @@ class ServiceConfig:
     expiry_period: float = 30.0
     #: allocator period (s)
     allocator_period: float = 5.0
+    #: how long the lifecycle worker waits, once woken, for more work to take in the
+    #: same pass and transaction (s)
+    batch_window: float = 0.005
     importance_span: float = 10000.0
     priority_size: float = 1.0
     priority_dimensions: float = 1.5

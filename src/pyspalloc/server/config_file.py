@@ -98,6 +98,7 @@ SETTINGS: tuple[Setting, ...] = (
     S("jobs", "wait_timeout", "wait_timeout", seconds, "Longest long-poll wait for a change (s)."),
     S("jobs", "max_jobs_per_user", "max_jobs_per_user", or_none(count(1), "unlimited"), "Live jobs a user may have at once (or \"unlimited\", the default)."),
     S("allocator", "period", "allocator_period", seconds, "How often the allocator runs when not woken (s)."),
+    S("allocator", "batch_window", "batch_window", seconds, "How long the allocator, once woken, waits for more work to do in the same pass and transaction (s)."),
     S("allocator", "importance_span", "importance_span", number, "Requests less important than the most important by more than this wait."),
     S("allocator", "priority_size", "priority_size", number, "Importance gained per board asked for."),
     S("allocator", "priority_dimensions", "priority_dimensions", number, "Importance scale of a request by dimensions."),

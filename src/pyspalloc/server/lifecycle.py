@@ -1,9 +1,13 @@
 """Job lifecycle: QUEUED -> POWER -> READY -> DESTROYED, allocation and keepalive expiry.
 
-One worker thread runs the allocator (at once when woken, and every
-``allocator_period``) and the keepalive expiry check (every ``expiry_period``). Power
-changes run on a small thread pool through a :class:`MachineController`; the changes of
-one job are serialised. Every state change is committed before anyone is told.
+One worker thread runs the allocator (when woken, and every ``allocator_period``) and
+the keepalive expiry check (every ``expiry_period``). Power changes run on a small
+thread pool through a :class:`MachineController`; the changes of one job are
+serialised. The pool hands each finished change back to the worker, which records
+all the changes finished since its last pass in one transaction, and makes all the
+allocations of a pass in one transaction too. Woken, the worker first waits
+``batch_window`` so that a pass takes whatever else arrives meanwhile. Every state
+change is committed before anyone is told.
 """
 
 from __future__ import annotations
@@ -11,9 +15,10 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import defaultdict
-from collections.abc import Callable
+from collections import defaultdict, deque
+from collections.abc import Callable, Hashable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from pyspalloc.geometry import MachineDefinition, Triad
@@ -30,6 +35,7 @@ from pyspalloc.server.controller import BoardsFailed, MachineController
 from pyspalloc.server.events import EventHub
 from pyspalloc.server.job_activity import JobActivity
 from pyspalloc.server.store import (
+    BoardGrant,
     BoardInfo,
     JobInfo,
     JobState,
@@ -46,6 +52,34 @@ __all__ = ["POWER_ERROR_REASON", "Lifecycle"]
 log = logging.getLogger(__name__)
 
 POWER_ERROR_REASON = "Error changing power state!  Please contact an administrator."
+
+
+@dataclass(frozen=True)
+class _PowerDone:
+    """A job's boards were powered on (or off) as it asked: to record as READY."""
+
+    job_id: int
+    on: bool
+    machine: str
+
+
+@dataclass(frozen=True)
+class _PoweredOff:
+    """A destroyed job's boards were powered off: to free."""
+
+    job_id: int
+    machine_id: int
+    board_ids: list[int]
+    machine: str
+
+
+@dataclass(frozen=True)
+class _PowerOn:
+    """What powering on a just-allocated job needs, known to the allocator pass."""
+
+    machine: MachineDefinition
+    triads: list[Triad]
+    last_off: float
 
 
 class Lifecycle:
@@ -90,10 +124,13 @@ class Lifecycle:
         self._job_locks: defaultdict[int, threading.Lock] = defaultdict(threading.Lock)
         self._locks_lock = threading.Lock()
         self._wake = threading.Event()
-        #: whether the last pass left requests in the queue, and whether a job may have
-        #: been queued since it read the queue
+        #: whether the last pass left requests in the queue, whether a job may have
+        #: been queued since it read the queue, and whether the worker should run a pass
         self._waiting = True
         self._queue_changed = True
+        self._pass_wanted = True
+        #: power changes finished on the pool, for the worker to record (in order)
+        self._finished: deque[_PowerDone | _PoweredOff] = deque()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._halted = False
@@ -137,10 +174,15 @@ class Lifecycle:
         if self._thread is not None:
             self._thread.join(timeout)
         self._executor.shutdown(wait=True, cancel_futures=True)
+        try:
+            self.record_finished()  # what finished after the worker's last pass
+        except Exception:  # resumed at the next start (jobs in POWER, boards held)
+            log.exception("recording the last power changes failed")
 
     def wake(self) -> None:
         """Ask for an allocator pass now (e.g. a job was queued)."""
         self._queue_changed = True
+        self._pass_wanted = True
         self._wake.set()
 
     def _wake_if_waiting(self) -> None:
@@ -150,6 +192,7 @@ class Lifecycle:
         freed boards cannot be used by anyone: no pass (no queue read) is needed.
         """
         if self._waiting or self._queue_changed:
+            self._pass_wanted = True
             self._wake.set()
 
     def add_machine(self, machine: MachineDefinition, machine_id: int, off_wait: float) -> None:
@@ -231,13 +274,16 @@ class Lifecycle:
         while not self._stop.is_set():
             now = time.monotonic()
             wait = max(0.0, min(next_alloc, next_expiry) - now)
-            woken = self._wake.wait(wait)
+            if self._wake.wait(wait) and self.config.batch_window > 0:
+                self._stop.wait(self.config.batch_window)  # gather what else arrives
             if self._stop.is_set():
                 return
             self._wake.clear()
             now = time.monotonic()
             try:
-                if woken or now >= next_alloc:
+                self.record_finished()
+                if self._pass_wanted or now >= next_alloc:
+                    self._pass_wanted = False
                     self.allocate_pass()
                     for listener in self.pass_listeners:
                         listener(time.monotonic() - now)
@@ -250,7 +296,39 @@ class Lifecycle:
                     next_purge = now + 600.0
             except Exception:  # keep the worker alive; the next pass retries
                 log.exception("lifecycle pass failed")
+                self._pass_wanted = True
                 time.sleep(min(1.0, self.config.allocator_period))
+
+    def record_finished(self) -> None:
+        """Record every power change finished on the pool, in one transaction.
+
+        On failure the changes stay queued (in order) for the next pass.
+        """
+        finished: list[_PowerDone | _PoweredOff] = []
+        while self._finished:
+            finished.append(self._finished.popleft())
+        if not finished:
+            return
+        done = [(f.job_id, f.on) for f in finished if isinstance(f, _PowerDone)]
+        off = [f for f in finished if isinstance(f, _PoweredOff)]
+        try:
+            ready, when = self.store.finish_power(done, [(f.job_id, f.board_ids) for f in off])
+        except Exception:
+            self._finished.extendleft(reversed(finished))
+            raise
+        keys: dict[Hashable, None] = {}
+        ready_set = set(ready)
+        for f in finished:
+            if isinstance(f, _PowerDone) and f.job_id not in ready_set:
+                continue
+            keys[("job", f.job_id)] = keys[("machine", f.machine)] = None
+        for f in off:
+            self._released(f.machine_id, f.board_ids, when)
+            self.activity.forget(f.job_id)
+        if keys:
+            self.events.notify(*keys)
+        if off:
+            self._wake_if_waiting()
 
     def expire_pass(self) -> list[int]:
         """Destroy jobs whose keepalive expired or whose usage passed their group's quota."""
@@ -292,7 +370,8 @@ class Lifecycle:
 
     def _allocate(self, requests: list[QueuedRequest]) -> list[int]:
         highest = requests[0].importance
-        allocated: list[int] = []
+        grants: list[BoardGrant] = []
+        plans: dict[int, _PowerOn] = {}
         waiting: list[int] = []
         for req in requests:
             name = self._names.get(req.machine_id)
@@ -322,23 +401,47 @@ class Lifecycle:
                 continue
             ids = index.by_triad
             board_ids = [ids[t] for t in allocation.boards]
-            if not self.store.allocate(
-                req.job_id,
-                board_ids,
-                ids[allocation.root],
-                allocation.width,
-                allocation.height,
-                allocation.depth,
-            ):
-                # the job left the queue, or the index was wrong: read the boards again
-                del self._indexes[req.machine_id]
-                continue
-            index.take(allocation.boards)
-            allocated.append(req.job_id)
-            self.events.notify(("job", req.job_id), ("machine", name))
-            self._submit(self._drive_power, req.job_id)
+            root = ids[allocation.root]
+            grants.append(
+                BoardGrant(
+                    req.job_id,
+                    board_ids,
+                    root,
+                    allocation.width,
+                    allocation.height,
+                    allocation.depth,
+                )
+            )
+            index.take(allocation.boards)  # undone by dropping the index if not committed
+            machine = self.machines[name]
+            triads = job_order(
+                list(allocation.boards), allocation.root, machine.width, machine.height
+            )
+            plans[req.job_id] = _PowerOn(machine, triads, index.last_off(board_ids))
+        allocated = self._grant(grants)
+        if allocated:
+            keys: dict[Hashable, None] = {}
+            for job_id in allocated:
+                keys[("job", job_id)] = keys[("machine", plans[job_id].machine.name)] = None
+            self.events.notify(*keys)
+            for job_id in allocated:
+                self._submit(self._drive_power, job_id, plans[job_id])
         self.store.age_requests(waiting)
         return allocated
+
+    def _grant(self, grants: list[BoardGrant]) -> list[int]:
+        """Commit a pass's grants; on any surprise, reload the board indexes next pass."""
+        if not grants:
+            return []
+        try:
+            allocated = self.store.allocate_many(grants)
+        except Exception:
+            self._indexes.clear()
+            raise
+        if allocated is None or len(allocated) != len(grants):
+            # a job left the queue, or the index was wrong: read the boards again
+            self._indexes.clear()
+        return allocated or []
 
     def _released(self, machine_id: int, board_ids: list[int], when: float) -> None:
         """Record in the board index that boards were freed (already committed)."""
@@ -348,9 +451,11 @@ class Lifecycle:
                 index.release(board_ids, when)
 
     # ---- power changes (thread pool) ---------------------------------------------
-    def _submit(self, fn: Callable[[int], None], job_id: int) -> None:
+    def _submit(
+        self, fn: Callable[[int, _PowerOn | None], None], job_id: int, plan: _PowerOn | None = None
+    ) -> None:
         try:
-            self._executor.submit(fn, job_id)
+            self._executor.submit(fn, job_id, plan)
         except RuntimeError:  # shutting down: the change resumes after restart
             pass
 
@@ -362,47 +467,77 @@ class Lifecycle:
         name = self._names.get(job.machine_id)
         return None if name is None else self.machines[name]
 
-    def _drive_power(self, job_id: int) -> None:
+    def _drive_power(self, job_id: int, plan: _PowerOn | None = None) -> None:
+        """Power a job's boards as it asks; ``plan``: the allocator's, for a new job."""
         with self._job_lock(job_id):
-            plan = self.store.power_plan(job_id)  # job, held boards and root: one read
-            if plan is None:
+            if plan is not None:
+                if self._rested(job_id, plan.machine.name, plan.last_off):
+                    self._power_on(job_id, plan.machine, plan.triads)
                 return
-            job, held, root = plan
-            if job.state != JobState.POWER:
+            found = self.store.power_plan(job_id)  # job, held boards and root: one read
+            if found is None:
                 return
+            job, held, root = found
             machine = self._machine_of(job)
-            if machine is None:
+            if job.state != JobState.POWER or machine is None:
                 return
-            if job.power_target and self._rest_first(job_id, machine.name, held):
+            last_off = max((b.power_off_time for b in held if not b.powered), default=0.0)
+            if job.power_target and not self._rested(job_id, machine.name, last_off):
                 return
             triads = [Triad(b.x, b.y, b.z) for b in held]
             if root is not None:  # the controller boots boards[0]: the root comes first
                 triads = job_order(triads, Triad(*root.triad), machine.width, machine.height)
-            try:
-                if job.power_target:
-                    self.controller.power_on_job(machine, triads, perimeter_for(machine, triads))
-                else:
-                    self.controller.power_off(machine, triads)
-            except Exception as error:
-                log.warning("power change of job %d failed: %s", job_id, error)
-                self._power_change_failed(machine.name, job.power_target)
-                if isinstance(error, BoardsFailed):
-                    self._out_of_service(job_id, machine.name, held, error)
-                self._power_failed(job, machine, [b.id for b in held], triads)
-                return
-            if self.store.power_done(job_id, job.power_target):
-                self.events.notify(("job", job_id), ("machine", machine.name))
+            if job.power_target:
+                self._power_on(job_id, machine, triads)
+            else:
+                self._power_off(job_id, machine, triads)
 
-    def _rest_first(self, job_id: int, name: str, held: list[BoardInfo]) -> bool:
-        """Defer a power-on until the job's boards rested ``off_wait`` since power-off.
+    def _power_on(self, job_id: int, machine: MachineDefinition, triads: list[Triad]) -> None:
+        try:
+            self.controller.power_on_job(machine, triads, perimeter_for(machine, triads))
+        except Exception as error:
+            self._power_change_error(job_id, machine, triads, True, error)
+            return
+        self._finished.append(_PowerDone(job_id, True, machine.name))
+        self._wake.set()
 
-        Returns whether it was deferred (a timer submits the power change again).
+    def _power_off(self, job_id: int, machine: MachineDefinition, triads: list[Triad]) -> None:
+        try:
+            self.controller.power_off(machine, triads)
+        except Exception as error:
+            self._power_change_error(job_id, machine, triads, False, error)
+            return
+        self._finished.append(_PowerDone(job_id, False, machine.name))
+        self._wake.set()
+
+    def _power_change_error(
+        self,
+        job_id: int,
+        machine: MachineDefinition,
+        triads: list[Triad],
+        on: bool,
+        error: Exception,
+    ) -> None:
+        """A power change failed: boards out of service, then the job re-queued or ended."""
+        log.warning("power change of job %d failed: %s", job_id, error)
+        self._power_change_failed(machine.name, on)
+        job = self.store.get_job(job_id)
+        if job is None:
+            return
+        held = self.store.held_boards(job_id)
+        if isinstance(error, BoardsFailed):
+            self._out_of_service(job_id, machine.name, held, error)
+        self._power_failed(job, machine, [b.id for b in held], triads)
+
+    def _rested(self, job_id: int, name: str, last_off: float) -> bool:
+        """Whether a job's boards, last powered off at ``last_off``, rested ``off_wait``.
+
+        If not, a timer submits the power change again once they have.
         """
         rest = self.off_wait.get(name, 0.0)
-        last_off = max((b.power_off_time for b in held if not b.powered), default=0.0)
         left = min(rest, last_off + rest - time.time())
         if left <= 0 or self._stop.is_set():
-            return False
+            return True
 
         def resume() -> None:
             with self._locks_lock:
@@ -411,13 +546,13 @@ class Lifecycle:
 
         with self._locks_lock:
             if job_id in self._resting:  # already waiting: that timer drives it
-                return True
+                return False
             timer = threading.Timer(left, resume)
             timer.daemon = True
             self._resting[job_id] = timer
         log.info("job %d: boards rest %.1f s more before power-on", job_id, left)
         timer.start()
-        return True
+        return False
 
     def _out_of_service(
         self, job_id: int, name: str, held: list[BoardInfo], error: BoardsFailed
@@ -471,7 +606,8 @@ class Lifecycle:
                 timeout,
             )
 
-    def _power_off_and_free(self, job_id: int) -> None:
+    def _power_off_and_free(self, job_id: int, _plan: _PowerOn | None = None) -> None:
+        handed_on = False
         try:
             with self._job_lock(job_id):
                 # read under the job's lock: a failed power-on may have freed them already
@@ -492,10 +628,10 @@ class Lifecycle:
                     self._power_change_failed(name, False)
                     if isinstance(error, BoardsFailed):
                         self._out_of_service(job_id, name, held, error)
-                board_ids = [b.id for b in held]
-                when = self.store.release_boards(job_id, board_ids)
-                self._released(machine_id, board_ids, when)
+                # the worker frees them, then forgets the job's activity
+                self._finished.append(_PoweredOff(job_id, machine_id, [b.id for b in held], name))
+                handed_on = True
+                self._wake.set()
         finally:
-            self.activity.forget(job_id)
-        self.events.notify(("job", job_id), ("machine", machine.name))
-        self._wake_if_waiting()
+            if not handed_on:
+                self.activity.forget(job_id)

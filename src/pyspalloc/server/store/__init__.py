@@ -11,6 +11,7 @@ from pyspalloc.server.store.accounts import (
 )
 from pyspalloc.server.store.history import HistoricJob, HistoryMixin
 from pyspalloc.server.store.jobs import (
+    BoardGrant,
     JobInfo,
     JobsMixin,
     QueuedRequest,
@@ -35,6 +36,7 @@ class Store(AccountsMixin, MachinesMixin, JobsMixin, QuotasMixin, HistoryMixin, 
 
 
 __all__ = [
+    "BoardGrant",
     "BoardInfo",
     "BoardReport",
     "GroupInUse",

@@ -74,6 +74,18 @@ class RequestSpec:
 
 
 @dataclass(frozen=True)
+class BoardGrant:
+    """Boards the allocator gives a queued job: which, its root, and the shape in triads."""
+
+    job_id: int
+    board_ids: list[int]
+    root_id: int
+    width: int
+    height: int
+    depth: int
+
+
+@dataclass(frozen=True)
 class QueuedRequest:
     """A waiting allocation request."""
 
@@ -288,29 +300,49 @@ class JobsMixin(StoreBase):
     def allocate(
         self, job_id: int, board_ids: list[int], root_id: int, width: int, height: int, depth: int
     ) -> bool:
-        """Give boards to a QUEUED job and move it to POWER.
+        """Give boards to a QUEUED job and move it to POWER (a batch of one).
 
         Returns
         -------
         bool
             False (and nothing changed) if the job is no longer queued or a board is taken.
         """
+        grant = BoardGrant(job_id, board_ids, root_id, width, height, depth)
+        return self.allocate_many([grant]) == [job_id]
+
+    def allocate_many(self, grants: list[BoardGrant]) -> list[int] | None:
+        """Give boards to QUEUED jobs and move them to POWER, in one transaction.
+
+        Returns
+        -------
+        list[int] | None
+            The jobs that got their boards (a job no longer queued is skipped), or None,
+            with nothing changed, if any board of any grant was taken meanwhile.
+        """
         now = time.time()
+        granted: list[BoardGrant] = []
         try:
             with self._wconn() as conn:
-                values = {"jid": job_id, "w": width, "h": height, "d": depth,
-                          "root": root_id, "now": now, "ids": board_ids}  # fmt: skip
-                if not conn.execute(q.ALLOCATE, values).rowcount:
-                    return False
-                if conn.execute(q.TAKE_BOARDS, values).rowcount != len(set(board_ids)):
-                    raise _Conflict()
-                conn.execute(
-                    q.INSERT_ALLOCATIONS,
-                    [{"job_id": job_id, "board_id": b, "time": now} for b in board_ids],
-                )
+                for g in grants:
+                    values = {"jid": g.job_id, "w": g.width, "h": g.height, "d": g.depth,
+                              "root": g.root_id, "now": now, "ids": g.board_ids}  # fmt: skip
+                    if not conn.execute(q.ALLOCATE, values).rowcount:
+                        continue
+                    if conn.execute(q.TAKE_BOARDS, values).rowcount != len(set(g.board_ids)):
+                        raise _Conflict()
+                    granted.append(g)
+                if granted:
+                    conn.execute(
+                        q.INSERT_ALLOCATIONS,
+                        [
+                            {"job_id": g.job_id, "board_id": b, "time": now}
+                            for g in granted
+                            for b in g.board_ids
+                        ],
+                    )
         except _Conflict:
-            return False
-        return True
+            return None
+        return [g.job_id for g in granted]
 
     def start_power(self, job_id: int, on: bool) -> bool:
         """Begin a user power change of an allocated live job (state -> POWER)."""
@@ -323,14 +355,37 @@ class JobsMixin(StoreBase):
             return True
 
     def power_done(self, job_id: int, on: bool) -> bool:
-        """Record that a job's boards are now on (or off); POWER -> READY."""
-        values = {"jid": job_id, "on": on, "now": time.time()}
+        """Record that a job's boards are now on (or off); POWER -> READY (a batch of one)."""
+        return self.finish_power([(job_id, on)], [])[0] == [job_id]
+
+    def finish_power(
+        self, done: list[tuple[int, bool]], released: list[tuple[int, list[int]]]
+    ) -> tuple[list[int], float]:
+        """Record finished power changes in one transaction.
+
+        Each ``(job, on)`` of ``done`` moves the job from POWER to READY and records its
+        boards on (or off) if the job still waits for that change (a later change of
+        the other way, or a destroy, makes it a no-op). Each ``(job, boards)`` of
+        ``released`` records those boards of the job powered off now, and frees them.
+
+        Returns
+        -------
+        tuple[list[int], float]
+            The jobs that became READY, and the power-off time written.
+        """
+        now = time.time()
+        ready: list[int] = []
         with self._wconn() as conn:
-            if not conn.execute(q.POWER_DONE, values).rowcount:
-                return False
-            conn.execute(q.SET_POWERED if on else q.SET_POWERED_OFF, values)
-            conn.execute(q.DROP_REQUEST, values)
-            return True
+            for job_id, on in done:
+                values = {"jid": job_id, "on": on, "now": now}
+                if not conn.execute(q.POWER_DONE, values).rowcount:
+                    continue
+                conn.execute(q.SET_POWERED if on else q.SET_POWERED_OFF, values)
+                conn.execute(q.DROP_REQUEST, values)
+                ready.append(job_id)
+            for job_id, board_ids in released:
+                conn.execute(q.RELEASE, {"jid": job_id, "ids": board_ids, "now": now})
+        return ready, now
 
     def requeue(self, job_id: int) -> bool:
         """Put a job whose power-on failed back in the queue (its boards must be freed)."""
@@ -361,10 +416,7 @@ class JobsMixin(StoreBase):
 
         Returns the power-off time written.
         """
-        now = time.time()
-        with self._wconn() as conn:
-            conn.execute(q.RELEASE, {"jid": job_id, "ids": board_ids, "now": now})
-        return now
+        return self.finish_power([], [(job_id, board_ids)])[1]
 
     def allocation_history(self, job_id: int) -> list[BoardInfo]:
         """Return every board ever allocated to the job."""

@@ -101,7 +101,7 @@ TAKE_BOARDS = (
 
 POWER_DONE = (
     update(JOBS)
-    .where(_J.id == _ID, _J.state == int(JobState.POWER))
+    .where(_J.id == _ID, _J.state == int(JobState.POWER), _J.power_target == bindparam("on"))
     .values(state=int(JobState.READY))
 )
 SET_POWERED = update(BOARDS).where(_B.job_id == _ID).values(powered=bindparam("on"))
