@@ -10,8 +10,11 @@ from typing import Any
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.engine.interfaces import DBAPICursor
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import PoolProxiedConnection
 
+from pyspalloc.server.store.hot import HotStatements
 from pyspalloc.server.store.models import Base
 
 
@@ -55,7 +58,11 @@ def make_engine(url: str) -> Engine:
             _create_private(url)
         except OSError:  # it exists, or SQLite will report why it cannot be opened
             pass
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30.0})
+        engine = create_engine(
+            url,
+            connect_args={"check_same_thread": False, "timeout": 30.0},
+            paramstyle="named",  # the hot path passes dictionaries to the driver
+        )
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20, pool_timeout=30)
@@ -84,6 +91,10 @@ class StoreBase:
         #: the lifecycle's in-memory board index reloads when it changes
         self.board_generation = 0
         Base.metadata.create_all(self.engine)
+        #: the job hot path's statements, compiled for this engine (after it connected)
+        self.hot = HotStatements(self.engine.dialect)
+        #: SQLite: the driver connection the hot path writes on, kept open
+        self._writer: PoolProxiedConnection | None = None
 
     @contextmanager
     def _read(self) -> Iterator[Session]:
@@ -123,10 +134,64 @@ class StoreBase:
             with self.engine.begin() as conn:
                 yield conn
 
+    @contextmanager
+    def _cursor(self) -> Iterator[DBAPICursor]:
+        """A driver cursor for a hot-path read (one pooled connection)."""
+        raw = self.engine.raw_connection()
+        try:
+            cursor = raw.cursor()
+            try:
+                yield cursor
+            finally:
+                cursor.close()
+        finally:
+            raw.close()
+
+    @contextmanager
+    def _write_cursor(self, *, single: bool = False) -> Iterator[DBAPICursor]:
+        """A driver cursor for a hot-path write, committed when the block ends.
+
+        Serialised like :meth:`_wconn`; with ``single`` (one self-contained statement)
+        PostgreSQL runs it without the process's write lock, as :meth:`_wconn_single`.
+        SQLite writes on one connection kept open for the purpose.
+        """
+        if self._sqlite:
+            with self._write_lock:
+                if self._writer is None:
+                    self._writer = self.engine.raw_connection()
+                yield from self._committed(self._writer, keep=True)
+        elif single:
+            yield from self._committed(self.engine.raw_connection(), keep=False)
+        else:
+            with self._write_lock:
+                yield from self._committed(self.engine.raw_connection(), keep=False)
+
+    def _committed(self, raw: PoolProxiedConnection, *, keep: bool) -> Iterator[DBAPICursor]:
+        cursor = raw.cursor()
+        try:
+            yield cursor
+            raw.commit()
+        except BaseException:
+            try:
+                raw.rollback()
+            except Exception:  # the connection broke: never use it again
+                raw.invalidate()
+                if keep:
+                    self._writer = None
+            raise
+        finally:
+            cursor.close()
+            if not keep:
+                raw.close()
+
     def boards_changed(self) -> None:
         """Record that board availability changed other than by allocation."""
         self.board_generation += 1
 
     def close(self) -> None:
         """Release all database connections."""
+        with self._write_lock:
+            if self._writer is not None:
+                self._writer.close()
+                self._writer = None
         self.engine.dispose()

@@ -6,11 +6,12 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import bindparam, func, select, union_all, update
+from sqlalchemy import select, union_all, update
 
 from pyspalloc.server.store import statements as q
 from pyspalloc.server.store.base import StoreBase
-from pyspalloc.server.store.machines import BoardInfo, _from_row, board_info
+from pyspalloc.server.store.hot import fetch, run, run_many
+from pyspalloc.server.store.machines import BoardInfo, board_info
 from pyspalloc.server.store.models import (
     BoardAllocationRow,
     BoardRow,
@@ -27,14 +28,6 @@ class TooManyJobs(Exception):
     def __init__(self, limit: int) -> None:
         super().__init__(f"too many live jobs (at most {limit} per user)")
         self.limit = limit
-
-
-_LIVE_JOBS_OF = (
-    select(func.count())
-    .select_from(q.JOBS)
-    .where(q.JOBS.c.owner_id == bindparam("owner"))
-    .where(q.JOBS.c.state != q.DESTROYED)
-)
 
 
 @dataclass(frozen=True)
@@ -96,6 +89,16 @@ class QueuedRequest:
     importance: float
 
 
+def _board_row(r: Any) -> BoardInfo:
+    """A board from a driver row (SQLite gives its booleans as integers)."""
+    (board_id, machine_id, x, y, z, cabinet, frame, board_num, address, functioning, job_id,
+     powered, power_off_time) = r  # fmt: skip
+    return BoardInfo(
+        board_id, machine_id, x, y, z, cabinet, frame, board_num, address, bool(functioning),
+        job_id, bool(powered), power_off_time,
+    )  # fmt: skip
+
+
 def _job_row(r: Any) -> JobInfo:
     (job_id, machine_id, machine, owner_id, owner, state, interval, kept, host, created,
      finished, reason, request, width, height, depth, root_id, target, queued) = r  # fmt: skip
@@ -140,13 +143,15 @@ class JobsMixin(StoreBase):
             (counted in the same serialised transaction as the insert).
         """
         now = time.time()
-        with self._wconn() as conn:
+        hot = self.hot
+        with self._write_cursor() as cursor:
             if max_live is not None:
-                live = conn.execute(_LIVE_JOBS_OF, {"owner": owner_id}).scalar()
+                live = fetch(cursor, hot.live_jobs_of, {"owner": owner_id})[0][0]
                 if int(live or 0) >= max_live:
                     raise TooManyJobs(max_live)
-            job_id = conn.execute(
-                q.INSERT_JOB,
+            job_id = fetch(
+                cursor,
+                hot.insert_job,
                 {
                     "machine_id": machine_id,
                     "owner_id": owner_id,
@@ -160,11 +165,10 @@ class JobsMixin(StoreBase):
                     "power_target": True,
                     "from_queue": True,
                 },
-            ).inserted_primary_key
-            assert job_id is not None
-            job_id = job_id[0]
-            conn.execute(
-                q.INSERT_REQUEST,
+            )[0][0]
+            run(
+                cursor,
+                hot.insert_request,
                 {
                     "job_id": job_id, "num_boards": spec.num_boards, "width": spec.width,
                     "height": spec.height, "board_id": spec.board_id,
@@ -184,9 +188,9 @@ class JobsMixin(StoreBase):
 
     def get_job(self, job_id: int) -> JobInfo | None:
         """Return a job by id."""
-        with self._rconn() as conn:
-            found = conn.execute(q.GET_JOB, {"jid": job_id}).first()
-            return None if found is None else _job_row(found)
+        with self._cursor() as cursor:
+            found = fetch(cursor, self.hot.get_job, {"jid": job_id})
+        return _job_row(found[0]) if found else None
 
     def list_jobs(
         self, *, deleted: bool, limit: int, start: int, owner_id: int | None = None
@@ -222,10 +226,12 @@ class JobsMixin(StoreBase):
 
         With ``owner_id`` only that user's job is touched.
         """
-        query = q.KEEPALIVE if owner_id is None else q.KEEPALIVE_OWNED
-        values = {"jid": job_id, "oid": owner_id, "now": time.time(), "host": host}
-        with self._wconn_single() as conn:
-            return bool(conn.execute(query, values).rowcount)
+        if owner_id is None:
+            statement, values = self.hot.keepalive, {"jid": job_id}
+        else:
+            statement, values = self.hot.keepalive_owned, {"jid": job_id, "oid": owner_id}
+        with self._write_cursor(single=True) as cursor:
+            return bool(run(cursor, statement, {**values, "now": time.time(), "host": host}))
 
     def expired_jobs(self, now: float) -> list[int]:
         """Return live jobs whose keepalive deadline has passed."""
@@ -244,37 +250,41 @@ class JobsMixin(StoreBase):
 
         With ``owner_id`` only that user's job is destroyed.
         """
-        query = q.DESTROY if owner_id is None else q.DESTROY_OWNED
-        values = {"jid": job_id, "oid": owner_id, "now": time.time(), "why": reason}
-        with self._wconn() as conn:
-            if not conn.execute(query, values).rowcount:
+        hot = self.hot
+        values: dict[str, Any] = {"jid": job_id, "now": time.time(), "why": reason}
+        statement = hot.destroy
+        if owner_id is not None:
+            statement, values["oid"] = hot.destroy_owned, owner_id
+        with self._write_cursor() as cursor:
+            if not run(cursor, statement, values):
                 return False
-            conn.execute(q.DROP_REQUEST, {"jid": job_id})
+            run(cursor, hot.drop_request, {"jid": job_id})
             return True
 
     def held_boards(self, job_id: int) -> list[BoardInfo]:
         """Return the boards a job holds now, by triad x, then y, then z."""
-        with self._rconn() as conn:
-            return [_from_row(r) for r in conn.execute(q.HELD, {"jid": job_id})]
+        with self._cursor() as cursor:
+            return [_board_row(r) for r in fetch(cursor, self.hot.held, {"jid": job_id})]
 
     def power_plan(self, job_id: int) -> tuple[JobInfo, list[BoardInfo], BoardInfo | None] | None:
         """Return a job, the boards it holds and its root board, in one read."""
-        with self._rconn() as conn:
-            found = conn.execute(q.GET_JOB, {"jid": job_id}).first()
-            if found is None:
+        hot = self.hot
+        with self._cursor() as cursor:
+            found = fetch(cursor, hot.get_job, {"jid": job_id})
+            if not found:
                 return None
-            job = _job_row(found)
-            held = [_from_row(r) for r in conn.execute(q.HELD, {"jid": job_id})]
+            job = _job_row(found[0])
+            held = [_board_row(r) for r in fetch(cursor, hot.held, {"jid": job_id})]
             root = next((b for b in held if b.id == job.root_id), None)
             if root is None and job.root_id is not None:
-                rows = conn.execute(q.BOARD, {"board_id": job.root_id})
-                root = next((_from_row(r) for r in rows), None)
+                rows = fetch(cursor, hot.board, {"board_id": job.root_id})
+                root = _board_row(rows[0]) if rows else None
         return job, held, root
 
     def queued_requests(self) -> list[QueuedRequest]:
         """Return waiting requests by decreasing importance, then age."""
-        with self._rconn() as conn:
-            rows = conn.execute(q.QUEUED)
+        with self._cursor() as cursor:
+            rows = fetch(cursor, self.hot.queued, {})
             return [
                 QueuedRequest(
                     job_id,
@@ -320,25 +330,31 @@ class JobsMixin(StoreBase):
             with nothing changed, if any board of any grant was taken meanwhile.
         """
         now = time.time()
+        hot = self.hot
         granted: list[BoardGrant] = []
         try:
-            with self._wconn() as conn:
+            with self._write_cursor() as cursor:
                 for g in grants:
                     values = {"jid": g.job_id, "w": g.width, "h": g.height, "d": g.depth,
-                              "root": g.root_id, "now": now, "ids": g.board_ids}  # fmt: skip
-                    if not conn.execute(q.ALLOCATE, values).rowcount:
+                              "root": g.root_id, "now": now}  # fmt: skip
+                    if not run(cursor, hot.allocate, values):
                         continue
-                    if conn.execute(q.TAKE_BOARDS, values).rowcount != len(set(g.board_ids)):
+                    boards = sorted(set(g.board_ids))
+                    taken = run_many(
+                        cursor, hot.take_board, ({"jid": g.job_id, "bid": b} for b in boards)
+                    )
+                    if taken != len(boards):
                         raise _Conflict()
                     granted.append(g)
                 if granted:
-                    conn.execute(
-                        q.INSERT_ALLOCATIONS,
-                        [
+                    run_many(
+                        cursor,
+                        hot.insert_allocation,
+                        (
                             {"job_id": g.job_id, "board_id": b, "time": now}
                             for g in granted
                             for b in g.board_ids
-                        ],
+                        ),
                     )
         except _Conflict:
             return None
@@ -374,17 +390,25 @@ class JobsMixin(StoreBase):
             The jobs that became READY, and the power-off time written.
         """
         now = time.time()
+        hot = self.hot
         ready: list[int] = []
-        with self._wconn() as conn:
+        with self._write_cursor() as cursor:
             for job_id, on in done:
-                values = {"jid": job_id, "on": on, "now": now}
-                if not conn.execute(q.POWER_DONE, values).rowcount:
+                if not run(cursor, hot.power_done, {"jid": job_id, "on": on}):
                     continue
-                conn.execute(q.SET_POWERED if on else q.SET_POWERED_OFF, values)
-                conn.execute(q.DROP_REQUEST, values)
+                if on:
+                    run(cursor, hot.set_powered, {"jid": job_id, "on": True})
+                else:
+                    run(cursor, hot.set_powered_off, {"jid": job_id, "now": now})
+                run(cursor, hot.drop_request, {"jid": job_id})
                 ready.append(job_id)
-            for job_id, board_ids in released:
-                conn.execute(q.RELEASE, {"jid": job_id, "ids": board_ids, "now": now})
+            rows = [
+                {"jid": job_id, "bid": b, "now": now}
+                for job_id, board_ids in released
+                for b in board_ids
+            ]
+            if rows:
+                run_many(cursor, hot.release_board, rows)
         return ready, now
 
     def requeue(self, job_id: int) -> bool:

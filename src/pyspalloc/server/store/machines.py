@@ -18,6 +18,7 @@ from pyspalloc.server.store.models import (
     MachineRow,
     UserRow,
 )
+from pyspalloc.server.store.statements import BOARD_COLUMNS
 
 if TYPE_CHECKING:
     from pyspalloc.geometry import MachineDefinition
@@ -97,13 +98,6 @@ def board_info(row: BoardRow) -> BoardInfo:
         row.powered,
         row.power_off_time,
     )
-
-
-_BOARD_COLUMNS = (
-    BoardRow.id, BoardRow.machine_id, BoardRow.x, BoardRow.y, BoardRow.z, BoardRow.cabinet,
-    BoardRow.frame, BoardRow.board_num, BoardRow.address, BoardRow.functioning, BoardRow.job_id,
-    BoardRow.powered, BoardRow.power_off_time,
-)  # fmt: skip
 
 
 def _from_row(row: Any) -> BoardInfo:
@@ -255,14 +249,14 @@ class MachinesMixin(StoreBase):
     def boards(self, machine_id: int) -> list[BoardInfo]:
         """Return every board of a machine (a plain column query: this is on hot paths)."""
         with self._read() as s:
-            rows = s.execute(select(*_BOARD_COLUMNS).where(BoardRow.machine_id == machine_id))
+            rows = s.execute(select(*BOARD_COLUMNS).where(BoardRow.machine_id == machine_id))
             return [_from_row(r) for r in rows]
 
     def board_at(self, machine_id: int, x: int, y: int, z: int) -> BoardInfo | None:
         """Return the board at triad (x, y, z) of a machine."""
         with self._read() as s:
             row = s.execute(
-                select(*_BOARD_COLUMNS).where(
+                select(*BOARD_COLUMNS).where(
                     BoardRow.machine_id == machine_id,
                     BoardRow.x == x,
                     BoardRow.y == y,

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 from typing import Any, cast
 
-from sqlalchemy import BindParameter, Table, bindparam, delete, insert, select, update
+from sqlalchemy import BindParameter, Table, bindparam, delete, func, insert, select, update
 
-from pyspalloc.server.store.machines import _BOARD_COLUMNS
 from pyspalloc.server.store.models import (
     BoardAllocationRow,
     BoardRow,
@@ -32,6 +31,13 @@ _J, _R, _B = JOBS.c, REQUESTS.c, BOARDS.c
 #: taken for a SET value
 _ID: BindParameter[int] = bindparam("jid")
 
+#: the columns of :class:`BoardInfo`, in order
+BOARD_COLUMNS = (
+    BoardRow.id, BoardRow.machine_id, BoardRow.x, BoardRow.y, BoardRow.z, BoardRow.cabinet,
+    BoardRow.frame, BoardRow.board_num, BoardRow.address, BoardRow.functioning, BoardRow.job_id,
+    BoardRow.powered, BoardRow.power_off_time,
+)  # fmt: skip
+
 #: the columns of :class:`JobInfo`, in order, for plain (Core) reads on hot paths
 JOB_COLUMNS = select(
     JobRow.id, JobRow.machine_id, MachineRow.name, JobRow.owner_id, UserRow.name,
@@ -46,17 +52,31 @@ JOB_COLUMNS = select(
 GET_JOB = JOB_COLUMNS.where(JobRow.id == _ID)
 
 HELD = (
-    select(*_BOARD_COLUMNS)
+    select(*BOARD_COLUMNS)
     .where(BoardRow.job_id == _ID)
     .order_by(BoardRow.x, BoardRow.y, BoardRow.z)
 )
 
-BOARD = select(*_BOARD_COLUMNS).where(BoardRow.id == bindparam("board_id"))
+BOARD = select(*BOARD_COLUMNS).where(BoardRow.id == bindparam("board_id"))
 
-#: executed with every column of the new row as a parameter
+#: executed with every column of the new row as a parameter (these)
 INSERT_JOB = insert(JOBS)
+JOB_INSERT_KEYS = (
+    "machine_id", "owner_id", "group_id", "state", "keepalive_interval", "keepalive_time",
+    "keepalive_host", "create_time", "original_request", "power_target", "from_queue",
+)  # fmt: skip
 INSERT_REQUEST = insert(REQUESTS)
+REQUEST_INSERT_KEYS = (
+    "job_id", "num_boards", "width", "height", "board_id", "max_dead_boards", "priority",
+    "importance",
+)  # fmt: skip
 INSERT_ALLOCATIONS = insert(ALLOCATIONS)
+
+LIVE_JOBS_OF = (
+    select(func.count())
+    .select_from(JOBS)
+    .where(_J.owner_id == bindparam("owner"), _J.state != DESTROYED)
+)
 
 QUEUED = (
     select(_R.job_id, _J.machine_id, _R.num_boards, _R.width, _R.height, _R.board_id,
@@ -99,6 +119,9 @@ TAKE_BOARDS = (
     .values(job_id=_ID)
 )
 
+#: one board of a grant (run once per board: the row count says whether all were free)
+TAKE_BOARD = update(BOARDS).where(_B.id == bindparam("bid"), _B.job_id.is_(None)).values(job_id=_ID)
+
 POWER_DONE = (
     update(JOBS)
     .where(_J.id == _ID, _J.state == int(JobState.POWER), _J.power_target == bindparam("on"))
@@ -110,8 +133,8 @@ SET_POWERED_OFF = (
     update(BOARDS).where(_B.job_id == _ID).values(powered=False, power_off_time=bindparam("now"))
 )
 
-RELEASE = (
+RELEASE_BOARD = (
     update(BOARDS)
-    .where(_B.job_id == _ID, _B.id.in_(bindparam("ids", expanding=True)))
+    .where(_B.job_id == _ID, _B.id == bindparam("bid"))
     .values(job_id=None, powered=False, power_off_time=bindparam("now"))
 )
