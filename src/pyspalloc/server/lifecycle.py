@@ -17,7 +17,6 @@ import threading
 import time
 from collections import defaultdict, deque
 from collections.abc import Callable, Hashable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -34,6 +33,7 @@ from pyspalloc.server.board_index import BoardIndex
 from pyspalloc.server.controller import BoardsFailed, MachineController
 from pyspalloc.server.events import EventHub
 from pyspalloc.server.job_activity import JobActivity
+from pyspalloc.server.power_pool import PowerPool
 from pyspalloc.server.store import (
     BoardGrant,
     BoardInfo,
@@ -118,9 +118,7 @@ class Lifecycle:
             info = store.machine(name)
             if info is not None:
                 self._names[info.id] = name
-        self._executor = ThreadPoolExecutor(
-            max(1, config.power_workers), thread_name_prefix="spalloc-power"
-        )
+        self._pool = PowerPool(config.power_workers, "spalloc-power")
         self._job_locks: defaultdict[int, threading.Lock] = defaultdict(threading.Lock)
         self._locks_lock = threading.Lock()
         self._wake = threading.Event()
@@ -173,7 +171,7 @@ class Lifecycle:
                 timer.cancel()
         if self._thread is not None:
             self._thread.join(timeout)
-        self._executor.shutdown(wait=True, cancel_futures=True)
+        self._pool.shutdown(timeout)
         try:
             self.record_finished()  # what finished after the worker's last pass
         except Exception:  # resumed at the next start (jobs in POWER, boards held)
@@ -454,10 +452,7 @@ class Lifecycle:
     def _submit(
         self, fn: Callable[[int, _PowerOn | None], None], job_id: int, plan: _PowerOn | None = None
     ) -> None:
-        try:
-            self._executor.submit(fn, job_id, plan)
-        except RuntimeError:  # shutting down: the change resumes after restart
-            pass
+        self._pool.submit(fn, job_id, plan)  # refused when stopping: resumed at restart
 
     def _job_lock(self, job_id: int) -> threading.Lock:
         with self._locks_lock:
