@@ -36,3 +36,22 @@ def test_unusable_boards_are_never_free() -> None:
     index.release([1, 2], 1.0)
     assert index.free == set()
     assert index.by_triad[Triad(0, 0, 1)] == 2 and index.by_id[1] == Triad(0, 0, 0)
+
+
+def test_rectangle_roots_pack_among_boards_that_rested_enough() -> None:
+    """With a rest time, rested boards come by position and resting ones after them."""
+    boards = [
+        BoardInfo(1, 1, 2, 0, 0, 0, 0, 0, "a", True, None, False, 0.0),
+        BoardInfo(2, 1, 0, 0, 0, 0, 0, 1, "b", True, None, False, 50.0),
+        BoardInfo(3, 1, 1, 0, 0, 0, 0, 2, "c", True, None, False, 95.0),
+        BoardInfo(4, 1, 3, 0, 0, 0, 0, 3, "d", True, None, False, 90.0),
+    ]
+    index = BoardIndex(boards, {Triad(x, 0, 0) for x in range(4)}, 0)
+    # rested 30 s at 100: (0,0,0) off at 50 and (2,0,0) never; (3,0,0) and (1,0,0) not yet
+    assert index.rested(30.0, now=100.0) == [
+        Triad(0, 0, 0), Triad(2, 0, 0), Triad(3, 0, 0), Triad(1, 0, 0)
+    ]  # fmt: skip
+    # later every board rested: all by position
+    assert index.rested(30.0, now=200.0) == [Triad(x, 0, 0) for x in range(4)]
+    # without a rest time: longest rested first, as before
+    assert index.rested() == [Triad(2, 0, 0), Triad(0, 0, 0), Triad(3, 0, 0), Triad(1, 0, 0)]

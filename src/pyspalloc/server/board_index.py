@@ -10,6 +10,8 @@ other changes to board availability (``Store.board_generation``) or after a fail
 from __future__ import annotations
 
 import heapq
+import math
+import time
 from collections.abc import Collection, Iterable
 
 from pyspalloc.geometry import Triad
@@ -43,6 +45,8 @@ class BoardIndex:
         self._rested_since: dict[int, float] = {}
         self._heap: list[tuple[float, int, Triad]] = []
         self._rested: list[Triad] | None = None
+        #: the packing order: for which rest, valid until when, and the boards
+        self._packed: tuple[float, float, list[Triad]] | None = None
         for b in boards:
             triad = Triad(b.x, b.y, b.z)
             self.by_triad[triad] = b.id
@@ -70,13 +74,31 @@ class BoardIndex:
             heapq.heappop(heap)  # taken, or released again since (a newer entry exists)
         return None
 
-    def rested(self) -> list[Triad]:
-        """Return every board, longest rested first (ties: lowest board id)."""
-        if self._rested is None:
-            since = self._rested_since
-            ids = sorted(self.by_id, key=lambda i: (since[i], i))
-            self._rested = [self.by_id[i] for i in ids]
-        return self._rested
+    def rested(self, rest: float | None = None, now: float | None = None) -> list[Triad]:
+        """Return every board in the order to prefer as a rectangle's root.
+
+        Without ``rest``: longest rested first (ties: lowest board id). With ``rest``
+        (seconds), boards powered off at least that long before ``now`` come first, by
+        position, so that jobs pack together and leave room for large ones; then the
+        others, longest rested first.
+        """
+        since = self._rested_since
+        if rest is None:
+            if self._rested is None:
+                ids = sorted(self.by_id, key=lambda i: (since[i], i))
+                self._rested = [self.by_id[i] for i in ids]
+            return self._rested
+        at = time.time() if now is None else now
+        cached = self._packed
+        if cached is not None and cached[0] == rest and at < cached[1]:
+            return cached[2]
+        ready = sorted(t for i, t in self.by_id.items() if at - since[i] >= rest)
+        resting = sorted((i for i in self.by_id if at - since[i] < rest),
+                         key=lambda i: (since[i], i))  # fmt: skip
+        until = min((since[i] + rest for i in resting), default=math.inf)
+        order = ready + [self.by_id[i] for i in resting]
+        self._packed = (rest, until, order)
+        return order
 
     def last_off(self, board_ids: Iterable[int]) -> float:
         """Return when the last of these boards was powered off (0 if never)."""
@@ -94,7 +116,7 @@ class BoardIndex:
             if triad is None:
                 continue
             self._rested_since[board_id] = when
-            self._rested = None
+            self._rested = self._packed = None
             if board_id in self._working:
                 self.free.add(triad)
                 heapq.heappush(self._heap, (when, board_id, triad))

@@ -392,7 +392,7 @@ class Lifecycle:
                 best = index.longest_rested()
                 preference = [] if best is None else [best]
             elif kind is not RequestKind.BOARD:
-                preference = index.rested()
+                preference = index.rested(self.off_wait.get(name, 0.0))
             allocation = self._allocators[name].allocate(request, index.free, preference)
             if allocation is None:
                 waiting.append(req.job_id)
