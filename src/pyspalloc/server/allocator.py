@@ -239,6 +239,8 @@ class Allocator:
                 ends.append(other if ok else None)
             self._links[t] = tuple(ends)
         self._possible: dict[AllocationRequest, bool] = {}
+        #: the last preference seen and each board's place in it (callers reuse one list)
+        self._ranked: tuple[Sequence[Triad], dict[Triad, int]] | None = None
 
     # ---- queries -----------------------------------------------------------------
     def is_possible(self, request: AllocationRequest) -> bool:
@@ -328,35 +330,46 @@ class Allocator:
         free = {t for t in available if t in self.functioning}
         if len(free) < need:
             return None
-        # Free boards per triad, and a 2-D prefix sum over the doubled (wrapped) grid.
+        # Free boards per triad, then per w x h window (wrapping on the torus): sliding
+        # sums along each row, then down each column.
         counts = [[0] * width for _ in range(height)]
         for x, y, _ in free:
             counts[y][x] += 1
-        prefix = [[0] * (2 * width + 1) for _ in range(2 * height + 1)]
-        for y in range(2 * height):
-            row, above, below = counts[y % height], prefix[y], prefix[y + 1]
-            running = 0
-            for x in range(2 * width):
-                running += row[x % width]
-                below[x + 1] = above[x + 1] + running
+        across: list[list[int]] = []
+        for row in counts:
+            wrapped = row + row[: w - 1]
+            total = sum(wrapped[:w])
+            sums = [total]
+            for x in range(1, width):
+                total += wrapped[x + w - 1] - wrapped[x - 1]
+                sums.append(total)
+            across.append(sums)
+        wrapped_rows = across + across[: h - 1]
+        window = [sum(wrapped_rows[j][x] for j in range(h)) for x in range(width)]
         roots = []
         for gy in range(height):
-            top, bottom = prefix[gy], prefix[gy + h]
-            for gx in range(width):
-                root = Triad(gx, gy, 0)
-                if root not in free:
-                    continue
-                total = bottom[gx + w] - bottom[gx] - top[gx + w] + top[gx]
+            if gy:
+                enter, leave = wrapped_rows[gy + h - 1], wrapped_rows[gy - 1]
+                window = [t + a - b for t, a, b in zip(window, enter, leave, strict=True)]
+            for gx, total in enumerate(window):
                 if total >= need:
-                    roots.append(root)
+                    root = Triad(gx, gy, 0)
+                    if root in free:
+                        roots.append(root)
         if preference is not None and len(roots) > 1:
-            rank = {Triad(*t): i for i, t in enumerate(preference)}
+            rank = self._rank(preference)
             roots.sort(key=lambda t: rank.get(t, len(rank)))
         for root in roots:
             allocation = self._connected(root, w, h, need, free)
             if allocation is not None:
                 return allocation
         return None
+
+    def _rank(self, preference: Sequence[Triad]) -> dict[Triad, int]:
+        """Each board's place in ``preference`` (kept while the same list is passed)."""
+        if self._ranked is None or self._ranked[0] is not preference:
+            self._ranked = (preference, {t: i for i, t in enumerate(preference)})
+        return self._ranked[1]
 
     def _connected(
         self, root: Triad, w: int, h: int, need: int, free: Collection[Triad]

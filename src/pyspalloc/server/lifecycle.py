@@ -5,9 +5,9 @@ the keepalive expiry check (every ``expiry_period``). Power changes run on a sma
 thread pool through a :class:`MachineController`; the changes of one job are
 serialised. The pool hands each finished change back to the worker, which records
 all the changes finished since its last pass in one transaction, and makes all the
-allocations of a pass in one transaction too. Woken, the worker first waits
-``batch_window`` so that a pass takes whatever else arrives meanwhile. Every state
-change is committed before anyone is told.
+allocations of a pass in one transaction too. Woken, the worker first waits while
+more work keeps arriving (at most ``batch_window``), so that a pass takes it all.
+Every state change is committed before anyone is told.
 """
 
 from __future__ import annotations
@@ -272,8 +272,8 @@ class Lifecycle:
         while not self._stop.is_set():
             now = time.monotonic()
             wait = max(0.0, min(next_alloc, next_expiry) - now)
-            if self._wake.wait(wait) and self.config.batch_window > 0:
-                self._stop.wait(self.config.batch_window)  # gather what else arrives
+            if self._wake.wait(wait):
+                self._gather()
             if self._stop.is_set():
                 return
             self._wake.clear()
@@ -296,6 +296,17 @@ class Lifecycle:
                 log.exception("lifecycle pass failed")
                 self._pass_wanted = True
                 time.sleep(min(1.0, self.config.allocator_period))
+
+    def _gather(self) -> None:
+        """Wait, once woken, while more work keeps arriving: until none came for a fifth
+        of ``batch_window``, or for the whole window."""
+        window = self.config.batch_window
+        deadline = time.monotonic() + window
+        while window > 0:
+            self._wake.clear()
+            self._stop.wait(window / 5)
+            if not self._wake.is_set() or time.monotonic() >= deadline or self._stop.is_set():
+                return
 
     def record_finished(self) -> None:
         """Record every power change finished on the pool, in one transaction.

@@ -14,7 +14,7 @@ no SQLAlchemy type processing happens on this path.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -76,27 +76,37 @@ class HotStatements:
         self.drop_request = c(q.DROP_REQUEST)
         self.held = c(q.HELD)
         self.board = c(q.BOARD)
+        self.board_at = c(q.BOARD_AT)
         self.queued = c(q.QUEUED)
         self.allocate = c(q.ALLOCATE)
-        self.take_board = c(q.TAKE_BOARD)
-        self.insert_allocation = c(q.INSERT_ALLOCATIONS, ("job_id", "board_id", "time"))
+        self.record_allocation = c(q.RECORD_ALLOCATION)
         self.power_done = c(q.POWER_DONE)
         self.set_powered = c(q.SET_POWERED)
         self.set_powered_off = c(q.SET_POWERED_OFF)
-        self.release_board = c(q.RELEASE_BOARD)
+        self._dialect = dialect
+        self._by_count: dict[tuple[str, int], HotStatement] = {}
+
+    def take_boards(self, n: int) -> HotStatement:
+        """:func:`~pyspalloc.server.store.statements.take_boards` for ``n`` boards."""
+        return self._counted("take", n, q.take_boards)
+
+    def release_boards(self, n: int) -> HotStatement:
+        """:func:`~pyspalloc.server.store.statements.release_boards` for ``n`` boards."""
+        return self._counted("release", n, q.release_boards)
+
+    def _counted(self, name: str, n: int, build: Callable[[int], ClauseElement]) -> HotStatement:
+        """A statement over ``n`` boards, compiled once per count (at most 256 counts kept)."""
+        found = self._by_count.get((name, n))
+        if found is None:
+            if len(self._by_count) >= 256:
+                self._by_count.clear()
+            found = self._by_count[(name, n)] = compile_for(self._dialect, build(n))
+        return found
 
 
 def run(cursor: DBAPICursor, statement: HotStatement, values: Mapping[str, Any]) -> int:
     """Execute ``statement`` with ``values``; return the driver's row count."""
     cursor.execute(statement.sql, statement.params(values))
-    return int(cursor.rowcount)
-
-
-def run_many(
-    cursor: DBAPICursor, statement: HotStatement, rows: Iterable[Mapping[str, Any]]
-) -> int:
-    """Execute ``statement`` once per parameter set; return the total row count."""
-    cursor.executemany(statement.sql, [statement.params(r) for r in rows])
     return int(cursor.rowcount)
 
 

@@ -10,8 +10,8 @@ from sqlalchemy import select, union_all, update
 
 from pyspalloc.server.store import statements as q
 from pyspalloc.server.store.base import StoreBase
-from pyspalloc.server.store.hot import fetch, run, run_many
-from pyspalloc.server.store.machines import BoardInfo, board_info
+from pyspalloc.server.store.hot import fetch, run
+from pyspalloc.server.store.machines import BoardInfo, board_from_row, board_info
 from pyspalloc.server.store.models import (
     BoardAllocationRow,
     BoardRow,
@@ -87,16 +87,6 @@ class QueuedRequest:
     spec: RequestSpec
     priority: float
     importance: float
-
-
-def _board_row(r: Any) -> BoardInfo:
-    """A board from a driver row (SQLite gives its booleans as integers)."""
-    (board_id, machine_id, x, y, z, cabinet, frame, board_num, address, functioning, job_id,
-     powered, power_off_time) = r  # fmt: skip
-    return BoardInfo(
-        board_id, machine_id, x, y, z, cabinet, frame, board_num, address, bool(functioning),
-        job_id, bool(powered), power_off_time,
-    )  # fmt: skip
 
 
 def _job_row(r: Any) -> JobInfo:
@@ -264,7 +254,7 @@ class JobsMixin(StoreBase):
     def held_boards(self, job_id: int) -> list[BoardInfo]:
         """Return the boards a job holds now, by triad x, then y, then z."""
         with self._cursor() as cursor:
-            return [_board_row(r) for r in fetch(cursor, self.hot.held, {"jid": job_id})]
+            return [board_from_row(r) for r in fetch(cursor, self.hot.held, {"jid": job_id})]
 
     def power_plan(self, job_id: int) -> tuple[JobInfo, list[BoardInfo], BoardInfo | None] | None:
         """Return a job, the boards it holds and its root board, in one read."""
@@ -274,11 +264,11 @@ class JobsMixin(StoreBase):
             if not found:
                 return None
             job = _job_row(found[0])
-            held = [_board_row(r) for r in fetch(cursor, hot.held, {"jid": job_id})]
+            held = [board_from_row(r) for r in fetch(cursor, hot.held, {"jid": job_id})]
             root = next((b for b in held if b.id == job.root_id), None)
             if root is None and job.root_id is not None:
                 rows = fetch(cursor, hot.board, {"board_id": job.root_id})
-                root = _board_row(rows[0]) if rows else None
+                root = board_from_row(rows[0]) if rows else None
         return job, held, root
 
     def queued_requests(self) -> list[QueuedRequest]:
@@ -340,22 +330,11 @@ class JobsMixin(StoreBase):
                     if not run(cursor, hot.allocate, values):
                         continue
                     boards = sorted(set(g.board_ids))
-                    taken = run_many(
-                        cursor, hot.take_board, ({"jid": g.job_id, "bid": b} for b in boards)
-                    )
-                    if taken != len(boards):
+                    taking = {"jid": g.job_id, **q.board_params(boards)}
+                    if run(cursor, hot.take_boards(len(boards)), taking) != len(boards):
                         raise _Conflict()
+                    run(cursor, hot.record_allocation, {"jid": g.job_id, "now": now})
                     granted.append(g)
-                if granted:
-                    run_many(
-                        cursor,
-                        hot.insert_allocation,
-                        (
-                            {"job_id": g.job_id, "board_id": b, "time": now}
-                            for g in granted
-                            for b in g.board_ids
-                        ),
-                    )
         except _Conflict:
             return None
         return [g.job_id for g in granted]
@@ -402,13 +381,9 @@ class JobsMixin(StoreBase):
                     run(cursor, hot.set_powered_off, {"jid": job_id, "now": now})
                 run(cursor, hot.drop_request, {"jid": job_id})
                 ready.append(job_id)
-            rows = [
-                {"jid": job_id, "bid": b, "now": now}
-                for job_id, board_ids in released
-                for b in board_ids
-            ]
-            if rows:
-                run_many(cursor, hot.release_board, rows)
+            for job_id, boards in released:
+                values = {"jid": job_id, "now": now, **q.board_params(boards)}
+                run(cursor, hot.release_boards(len(boards)), values)
         return ready, now
 
     def requeue(self, job_id: int) -> bool:

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import delete, func, select
 
 from pyspalloc.server.store.base import StoreBase
+from pyspalloc.server.store.hot import fetch
 from pyspalloc.server.store.models import (
     BmpRow,
     BoardReportRow,
@@ -100,8 +101,14 @@ def board_info(row: BoardRow) -> BoardInfo:
     )
 
 
-def _from_row(row: Any) -> BoardInfo:
-    return BoardInfo(*row)
+def board_from_row(r: Any) -> BoardInfo:
+    """A board from a row of :data:`BOARD_COLUMNS` (SQLite's driver gives booleans as 0/1)."""
+    (board_id, machine_id, x, y, z, cabinet, frame, board_num, address, functioning, job_id,
+     powered, power_off_time) = r  # fmt: skip
+    return BoardInfo(
+        board_id, machine_id, x, y, z, cabinet, frame, board_num, address, bool(functioning),
+        job_id, bool(powered), power_off_time,
+    )  # fmt: skip
 
 
 class MachinesMixin(StoreBase):
@@ -250,20 +257,13 @@ class MachinesMixin(StoreBase):
         """Return every board of a machine (a plain column query: this is on hot paths)."""
         with self._read() as s:
             rows = s.execute(select(*BOARD_COLUMNS).where(BoardRow.machine_id == machine_id))
-            return [_from_row(r) for r in rows]
+            return [board_from_row(r) for r in rows]
 
     def board_at(self, machine_id: int, x: int, y: int, z: int) -> BoardInfo | None:
         """Return the board at triad (x, y, z) of a machine."""
-        with self._read() as s:
-            row = s.execute(
-                select(*BOARD_COLUMNS).where(
-                    BoardRow.machine_id == machine_id,
-                    BoardRow.x == x,
-                    BoardRow.y == y,
-                    BoardRow.z == z,
-                )
-            ).first()
-            return None if row is None else _from_row(row)
+        with self._cursor() as cursor:
+            rows = fetch(cursor, self.hot.board_at, {"mid": machine_id, "x": x, "y": y, "z": z})
+        return board_from_row(rows[0]) if rows else None
 
     def board(self, board_id: int) -> BoardInfo | None:
         """Return one board by id."""

@@ -9,7 +9,18 @@ from __future__ import annotations
 
 from typing import Any, cast
 
-from sqlalchemy import BindParameter, Table, bindparam, delete, func, insert, select, update
+from sqlalchemy import (
+    BindParameter,
+    Float,
+    Table,
+    Update,
+    bindparam,
+    delete,
+    func,
+    insert,
+    select,
+    update,
+)
 
 from pyspalloc.server.store.models import (
     BoardAllocationRow,
@@ -58,6 +69,12 @@ HELD = (
 )
 
 BOARD = select(*BOARD_COLUMNS).where(BoardRow.id == bindparam("board_id"))
+BOARD_AT = select(*BOARD_COLUMNS).where(
+    BoardRow.machine_id == bindparam("mid"),
+    BoardRow.x == bindparam("x"),
+    BoardRow.y == bindparam("y"),
+    BoardRow.z == bindparam("z"),
+)
 
 #: executed with every column of the new row as a parameter (these)
 INSERT_JOB = insert(JOBS)
@@ -119,8 +136,36 @@ TAKE_BOARDS = (
     .values(job_id=_ID)
 )
 
-#: one board of a grant (run once per board: the row count says whether all were free)
-TAKE_BOARD = update(BOARDS).where(_B.id == bindparam("bid"), _B.job_id.is_(None)).values(job_id=_ID)
+
+def board_ids(n: int) -> list[BindParameter[int]]:
+    """``n`` board id parameters ``b0`` ... (values: :func:`board_params`)."""
+    return [bindparam(f"b{i}") for i in range(n)]
+
+
+def board_params(ids: list[int]) -> dict[str, int]:
+    """The values of :func:`board_ids` parameters."""
+    return {f"b{i}": b for i, b in enumerate(ids)}
+
+
+def take_boards(n: int) -> Update:
+    """Give ``n`` free boards to a job (the row count says whether all were free)."""
+    return update(BOARDS).where(_B.id.in_(board_ids(n)), _B.job_id.is_(None)).values(job_id=_ID)
+
+
+def release_boards(n: int) -> Update:
+    """Free ``n`` boards of a job, powered off at ``now``."""
+    return (
+        update(BOARDS)
+        .where(_B.job_id == _ID, _B.id.in_(board_ids(n)))
+        .values(job_id=None, powered=False, power_off_time=bindparam("now"))
+    )
+
+
+#: record in the history every board a job holds now (run right after a grant)
+RECORD_ALLOCATION = insert(ALLOCATIONS).from_select(
+    ["job_id", "board_id", "time"],
+    select(_B.job_id, _B.id, bindparam("now", type_=Float)).where(_B.job_id == _ID),
+)
 
 POWER_DONE = (
     update(JOBS)
@@ -131,10 +176,4 @@ SET_POWERED = update(BOARDS).where(_B.job_id == _ID).values(powered=bindparam("o
 #: a user's power-off: the boards start resting (``off-wait-time``) now
 SET_POWERED_OFF = (
     update(BOARDS).where(_B.job_id == _ID).values(powered=False, power_off_time=bindparam("now"))
-)
-
-RELEASE_BOARD = (
-    update(BOARDS)
-    .where(_B.job_id == _ID, _B.id == bindparam("bid"))
-    .values(job_id=None, powered=False, power_off_time=bindparam("now"))
 )
