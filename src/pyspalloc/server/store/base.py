@@ -136,7 +136,19 @@ class StoreBase:
 
     @contextmanager
     def _cursor(self) -> Iterator[DBAPICursor]:
-        """A driver cursor for a hot-path read (one pooled connection)."""
+        """A driver cursor for a hot-path read.
+
+        SQLite reads on the writer's connection, between writes (a pool checkout costs
+        more than such a read); PostgreSQL on a pooled connection.
+        """
+        if self._sqlite:
+            with self._write_lock:
+                cursor = self._writer_connection().cursor()
+                try:
+                    yield cursor
+                finally:
+                    cursor.close()
+            return
         raw = self.engine.raw_connection()
         try:
             cursor = raw.cursor()
@@ -145,7 +157,13 @@ class StoreBase:
             finally:
                 cursor.close()
         finally:
-            raw.close()
+            raw.close()  # the pool ends the read's transaction
+
+    def _writer_connection(self) -> PoolProxiedConnection:
+        """SQLite's writer connection, opened on first use (call under the write lock)."""
+        if self._writer is None:
+            self._writer = self.engine.raw_connection()
+        return self._writer
 
     @contextmanager
     def _write_cursor(self, *, single: bool = False) -> Iterator[DBAPICursor]:
@@ -157,9 +175,7 @@ class StoreBase:
         """
         if self._sqlite:
             with self._write_lock:
-                if self._writer is None:
-                    self._writer = self.engine.raw_connection()
-                yield from self._committed(self._writer, keep=True)
+                yield from self._committed(self._writer_connection(), keep=True)
         elif single:
             yield from self._committed(self.engine.raw_connection(), keep=False)
         else:
