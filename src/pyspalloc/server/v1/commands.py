@@ -7,8 +7,9 @@ Commands that touch the database run on the listener's worker threads; ``version
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from concurrent.futures import Executor
+from dataclasses import dataclass
 from typing import Any
 
 from pyspalloc.server.v1.arguments import (
@@ -44,6 +45,13 @@ _POSITION: Params = (("machine_name", REQUIRED), ("x", REQUIRED), ("y", REQUIRED
                      ("z", REQUIRED))  # fmt: skip
 _REPORT: Params = (("address", REQUIRED), ("x", None), ("y", None), ("p", None),
                    ("description", "It's broken."))  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Pending:
+    """A command running on a worker thread: await :attr:`result` for its value."""
+
+    result: Coroutine[Any, Any, Any]
 
 
 def _job_id(bound: dict[str, Any]) -> int:
@@ -107,8 +115,9 @@ class Commands:
             ),
         }
 
-    async def run(self, request: Request, subscriber: Subscriber, host: str) -> Any:
-        """Answer one request; raises :class:`V1Error` for the client to see."""
+    def start(self, request: Request, subscriber: Subscriber, host: str) -> Any:
+        """Answer one request: its result, or a :class:`Pending` for one that runs on a
+        worker thread. Raises :class:`V1Error` for the client to see."""
         name, args, kwargs = request.command, request.args, request.kwargs
         if name == "version":
             bind(name, (), args, kwargs)
@@ -134,11 +143,11 @@ class Commands:
             call = parse_create(args, kwargs, config.keepalive_min, config.keepalive_max)
             if self.inline:
                 return self.jobs.create_job(call, host)
-            return await self._off_loop(self.jobs.create_job, call, host)
+            return self._off_loop(self.jobs.create_job, call, host)
         if name == "where_is":
             if args:
                 raise V1Error("where_is() takes keyword arguments only")
-            return await self._off_loop(self.machines.where_is, kwargs)
+            return self._off_loop(self.machines.where_is, kwargs)
         found = self._blocking.get(name)
         if found is None:
             raise V1Error(f"unknown command: {name[:64]!r}")
@@ -146,7 +155,7 @@ class Commands:
         bound = bind(name, params, args, kwargs)
         if self.inline and name in SHORT:
             return handler(bound, host)
-        return await self._off_loop(handler, bound, host)
+        return self._off_loop(handler, bound, host)
 
     def _watches(self, subscriber: Subscriber, adding_one: bool) -> Watches:
         watches = self.notifier.watches(subscriber)
@@ -154,8 +163,11 @@ class Commands:
             raise V1Error(f"at most {MAX_WATCHES} single watches: watch everything instead")
         return watches
 
-    async def _off_loop(self, fn: Callable[..., Any], *args: Any) -> Any:
+    def _off_loop(self, fn: Callable[..., Any], *args: Any) -> Pending:
         """Run ``fn(*args)`` on a worker thread, within the command timeout."""
+        return Pending(self._bounded(fn, *args))
+
+    async def _bounded(self, fn: Callable[..., Any], *args: Any) -> Any:
         future = asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
         try:
             return await asyncio.wait_for(future, self.timeout)

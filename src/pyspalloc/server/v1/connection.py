@@ -6,6 +6,10 @@
 * Replies and notifications the client does not read stay in the transport's buffer:
   over ``max_unread`` bytes the requests wait (up to ``write_timeout``), and a
   notification that finds the buffer full drops the connection.
+
+Lines are answered in order as they arrive: a command answered on the event loop is
+answered within :meth:`V1Connection.data_received`; one that runs on a worker thread
+holds the lines behind it until its reply is written.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from pyspalloc.server.v1 import codec
 from pyspalloc.server.v1.codec import V1Error
+from pyspalloc.server.v1.commands import Pending
 
 if TYPE_CHECKING:
     from pyspalloc.server.v1.listener import V1Listener
@@ -35,11 +40,11 @@ class V1Connection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self._buffer = bytearray()
         self._lines: deque[bytes] = deque()
-        self._wake = asyncio.Event()
-        self._writable = asyncio.Event()
-        self._writable.set()
+        self._writable = True
         self._reading_paused = False
         self._line_timer: asyncio.TimerHandle | None = None
+        self._write_timer: asyncio.TimerHandle | None = None
+        #: the command running on a worker thread (the lines behind it wait)
         self._task: asyncio.Task[None] | None = None
         self.closed = False
 
@@ -57,7 +62,6 @@ class V1Connection(asyncio.Protocol):
         sock = transport.get_extra_info("socket")
         if sock is not None:  # what the kernel holds for a client that does not read
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.options.socket_buffer)
-        self._task = asyncio.get_running_loop().create_task(self._serve())
 
     def data_received(self, data: bytes) -> None:
         if self.closed:
@@ -83,26 +87,26 @@ class V1Connection(asyncio.Protocol):
             assert self.transport is not None
             self.transport.pause_reading()
         self._arm_line_timer()
-        if self._lines:
-            self._wake.set()
+        self._pump()
 
     def eof_received(self) -> bool | None:
         self._lines.append(b"")  # marks the end: answer what was sent, then close
-        self._wake.set()
+        self._pump()
         return True
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         self._cancel_line_timer()
-        self._writable.set()
-        self._wake.set()
+        self._cancel_write_timer()
         self.listener.forget(self)
 
     def pause_writing(self) -> None:
-        self._writable.clear()
+        self._writable = False
 
     def resume_writing(self) -> None:
-        self._writable.set()
+        self._writable = True
+        self._cancel_write_timer()
+        self._pump()
 
     # ---- notifications -----------------------------------------------------------
     def send_notifications(self, jobs: list[int], machines: list[str]) -> None:
@@ -110,7 +114,7 @@ class V1Connection(asyncio.Protocol):
         has left too much unread."""
         if self.closed or self.transport is None:
             return
-        if not self._writable.is_set():
+        if not self._writable:
             log.info("v1 client %s does not read its notifications: disconnected", self.host)
             self.abort()
             return
@@ -135,7 +139,7 @@ class V1Connection(asyncio.Protocol):
         self._buffer.clear()
         self._lines.clear()
         self._cancel_line_timer()
-        self._wake.set()
+        self._cancel_write_timer()
 
     def _arm_line_timer(self) -> None:
         if not self._buffer:
@@ -155,44 +159,71 @@ class V1Connection(asyncio.Protocol):
             self._fatal(f"request line not finished within {self.options.line_timeout:g} s")
 
     # ---- requests ----------------------------------------------------------------
-    async def _serve(self) -> None:
+    def _pump(self) -> None:
+        """Answer the waiting lines, in order, for as long as the client reads replies."""
+        while self._lines and self._task is None and not self.closed:
+            if not self._writable:
+                self._arm_write_timer()
+                return
+            line = self._lines.popleft()
+            if self._reading_paused and len(self._lines) < self.options.max_pending_lines:
+                self._reading_paused = False
+                assert self.transport is not None
+                self.transport.resume_reading()
+            if not line:  # end of input
+                assert self.transport is not None
+                self.transport.close()
+                return
+            answer = self._answer(line)
+            if isinstance(answer, Pending):
+                self._task = asyncio.get_running_loop().create_task(self._finish(answer))
+                return
+            self._reply(answer)
+
+    def _answer(self, line: bytes) -> bytes | Pending:
+        """The reply line to ``line``, or the command still running for it."""
         try:
-            while not self.closed:
-                if not self._lines:
-                    self._wake.clear()
-                    await self._wake.wait()
-                    continue
-                line = self._lines.popleft()
-                if self._reading_paused and len(self._lines) < self.options.max_pending_lines:
-                    self._reading_paused = False
-                    assert self.transport is not None
-                    self.transport.resume_reading()
-                if not line:  # end of input
-                    assert self.transport is not None
-                    self.transport.close()
-                    return
-                answer = await self._answer(line)
-                if self.closed or self.transport is None:
-                    return
-                self.transport.write(answer)
-                if not self._writable.is_set():
-                    try:
-                        await asyncio.wait_for(self._writable.wait(), self.options.write_timeout)
-                    except TimeoutError:
-                        log.info("v1 client %s does not read its replies: disconnected", self.host)
-                        self.abort()
-                        return
+            request = codec.decode_request(line, self.options.max_args)
+            result: Any = self.listener.commands.start(request, self, self.host)
+        except Exception as error:
+            return self._failure(error)
+        return result if isinstance(result, Pending) else codec.reply(result)
+
+    async def _finish(self, pending: Pending) -> None:
+        """Reply once a command running on a worker thread is done; then go on."""
+        try:
+            answer = codec.reply(await pending.result)
         except asyncio.CancelledError:
             self.abort()
             raise
-
-    async def _answer(self, line: bytes) -> bytes:
-        try:
-            request = codec.decode_request(line, self.options.max_args)
-            result: Any = await self.listener.commands.run(request, self, self.host)
-            return codec.reply(result)
-        except V1Error as error:
-            return codec.exception(str(error))
         except Exception as error:
-            log.exception("v1 command failed")
-            return codec.exception(f"unexpected server problem: {type(error).__name__}")
+            answer = self._failure(error)
+        self._task = None
+        self._reply(answer)
+        self._pump()
+
+    def _failure(self, error: Exception) -> bytes:
+        if isinstance(error, V1Error):
+            return codec.exception(str(error))
+        log.error("v1 command failed", exc_info=error)
+        return codec.exception(f"unexpected server problem: {type(error).__name__}")
+
+    def _reply(self, answer: bytes) -> None:
+        if not self.closed and self.transport is not None:
+            self.transport.write(answer)
+
+    def _arm_write_timer(self) -> None:
+        if self._write_timer is None:
+            loop = asyncio.get_running_loop()
+            self._write_timer = loop.call_later(self.options.write_timeout, self._write_expired)
+
+    def _cancel_write_timer(self) -> None:
+        if self._write_timer is not None:
+            self._write_timer.cancel()
+            self._write_timer = None
+
+    def _write_expired(self) -> None:
+        self._write_timer = None
+        if not self._writable and not self.closed:
+            log.info("v1 client %s does not read its replies: disconnected", self.host)
+            self.abort()
