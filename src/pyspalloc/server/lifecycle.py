@@ -17,6 +17,7 @@ import threading
 import time
 from collections import defaultdict, deque
 from collections.abc import Callable, Hashable
+from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -129,6 +130,8 @@ class Lifecycle:
         self._pass_wanted = True
         #: power changes finished on the pool, for the worker to record (in order)
         self._finished: deque[_PowerDone | _PoweredOff] = deque()
+        #: destroyed jobs whose boards the worker is to have powered off, all together
+        self._ending: deque[int] = deque()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._halted = False
@@ -156,8 +159,7 @@ class Lifecycle:
         """Resume unfinished power changes and start the worker thread."""
         for job in self.store.jobs_in_states(JobState.POWER):
             self._submit(self._drive_power, job.id)
-        for job_id in self.store.destroyed_jobs_holding_boards():
-            self._submit(self._power_off_and_free, job_id)
+        self._ending.extend(self.store.destroyed_jobs_holding_boards())
         self._thread = threading.Thread(target=self._run, name="spalloc-lifecycle", daemon=True)
         self._thread.start()
         self.wake()
@@ -231,7 +233,8 @@ class Lifecycle:
             return False
         self.events.notify(("job", job_id), "jobs")
         self._job_ended(job_id)
-        self._submit(self._power_off_and_free, job_id)
+        self._ending.append(job_id)  # the worker has its boards powered off and freed
+        self._wake.set()
         self._wake_if_waiting()  # a waiting request may have queued behind this job
         return True
 
@@ -280,6 +283,7 @@ class Lifecycle:
             now = time.monotonic()
             try:
                 self.record_finished()
+                self._power_off_ended()
                 if self._pass_wanted or now >= next_alloc:
                     self._pass_wanted = False
                     self.allocate_pass()
@@ -307,6 +311,14 @@ class Lifecycle:
             self._stop.wait(window / 5)
             if not self._wake.is_set() or time.monotonic() >= deadline or self._stop.is_set():
                 return
+
+    def _power_off_ended(self) -> None:
+        """Hand the boards of every job destroyed since the last pass to one power-off."""
+        ending: list[int] = []
+        while self._ending:
+            ending.append(self._ending.popleft())
+        if ending:
+            self._pool.submit(self._power_off_and_free, ending)
 
     def record_finished(self) -> None:
         """Record every power change finished on the pool, in one transaction.
@@ -612,32 +624,40 @@ class Lifecycle:
                 timeout,
             )
 
-    def _power_off_and_free(self, job_id: int, _plan: _PowerOn | None = None) -> None:
-        handed_on = False
+    def _power_off_and_free(self, job_ids: list[int]) -> None:
+        """Power off and free the boards of destroyed jobs: one controller call per machine
+        (one BMP command per frame), then the worker frees them and forgets the jobs'
+        activity."""
+        handed_on: set[int] = set()
         try:
-            with self._job_lock(job_id):
-                # read under the job's lock: a failed power-on may have freed them already
-                held = self.store.held_boards(job_id)
-                if not held:
-                    return
-                machine_id = held[0].machine_id
-                name = self._names.get(machine_id)
-                if name is None:
-                    return
-                machine = self.machines[name]
-                self._quiesce(job_id)
-                try:
-                    self.controller.power_off(machine, [Triad(b.x, b.y, b.z) for b in held])
-                except Exception as error:
-                    # the boards are freed anyway: a later power-on resets them
-                    log.warning("power off of job %d failed: %s", job_id, error)
-                    self._power_change_failed(name, False)
-                    if isinstance(error, BoardsFailed):
-                        self._out_of_service(job_id, name, held, error)
-                # the worker frees them, then forgets the job's activity
-                self._finished.append(_PoweredOff(job_id, machine_id, [b.id for b in held], name))
-                handed_on = True
-                self._wake.set()
+            with ExitStack() as locks:
+                for job_id in sorted(set(job_ids)):
+                    locks.enter_context(self._job_lock(job_id))
+                # read under the jobs' locks: a failed power-on may have freed them already
+                held = self.store.held_boards_of(job_ids)
+                jobs_on: defaultdict[int, list[int]] = defaultdict(list)  # by machine id
+                for job_id, boards in held.items():
+                    if self._names.get(boards[0].machine_id) is not None:
+                        self._quiesce(job_id)
+                        jobs_on[boards[0].machine_id].append(job_id)
+                for machine_id, jobs in jobs_on.items():
+                    name = self._names[machine_id]
+                    triads = [Triad(b.x, b.y, b.z) for j in jobs for b in held[j]]
+                    try:
+                        self.controller.power_off(self.machines[name], triads)
+                    except Exception as error:
+                        # the boards are freed anyway: a later power-on resets them
+                        log.warning("power off of jobs %s failed: %s", jobs, error)
+                        self._power_change_failed(name, False)
+                        if isinstance(error, BoardsFailed):
+                            for job_id in jobs:
+                                self._out_of_service(job_id, name, held[job_id], error)
+                    for job_id in jobs:
+                        board_ids = [b.id for b in held[job_id]]
+                        self._finished.append(_PoweredOff(job_id, machine_id, board_ids, name))
+                        handed_on.add(job_id)
+                if handed_on:
+                    self._wake.set()
         finally:
-            if not handed_on:
+            for job_id in set(job_ids) - handed_on:
                 self.activity.forget(job_id)

@@ -90,6 +90,10 @@ class HotStatements:
         """:func:`~pyspalloc.server.store.statements.take_boards` for ``n`` boards."""
         return self._counted("take", n, q.take_boards)
 
+    def held_by(self, n: int) -> HotStatement:
+        """:func:`~pyspalloc.server.store.statements.held_by` for ``n`` jobs."""
+        return self._counted("held", n, q.held_by)
+
     def release_boards(self, n: int) -> HotStatement:
         """:func:`~pyspalloc.server.store.statements.release_boards` for ``n`` boards."""
         return self._counted("release", n, q.release_boards)

@@ -256,6 +256,16 @@ class JobsMixin(StoreBase):
         with self._cursor() as cursor:
             return [board_from_row(r) for r in fetch(cursor, self.hot.held, {"jid": job_id})]
 
+    def held_boards_of(self, job_ids: list[int]) -> dict[int, list[BoardInfo]]:
+        """Return the boards each of these jobs holds now (jobs holding none are left out)."""
+        ids = sorted(set(job_ids))
+        held: dict[int, list[BoardInfo]] = {}
+        with self._cursor() as cursor:
+            for r in fetch(cursor, self.hot.held_by(len(ids)), q.board_params(ids)):
+                board = board_from_row(r)
+                held.setdefault(int(board.job_id or 0), []).append(board)
+        return held
+
     def power_plan(self, job_id: int) -> tuple[JobInfo, list[BoardInfo], BoardInfo | None] | None:
         """Return a job, the boards it holds and its root board, in one read."""
         hot = self.hot

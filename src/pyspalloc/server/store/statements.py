@@ -21,6 +21,7 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.sql import ClauseElement
 
 from pyspalloc.server.store.models import (
     BoardAllocationRow,
@@ -145,6 +146,11 @@ def board_ids(n: int) -> list[BindParameter[int]]:
 def board_params(ids: list[int]) -> dict[str, int]:
     """The values of :func:`board_ids` parameters."""
     return {f"b{i}": b for i, b in enumerate(ids)}
+
+
+def held_by(n: int) -> ClauseElement:
+    """The boards ``n`` jobs hold (parameters ``b0`` ... are the job ids)."""
+    return select(*BOARD_COLUMNS).where(_B.job_id.in_(board_ids(n)))
 
 
 def take_boards(n: int) -> Update:
