@@ -91,3 +91,25 @@ def test_emergency_stop(make_service: Any) -> None:
     assert refused.status_code == 500
     assert refused.text.endswith("The Server has been stopped due to an emergency.")
     wait_for(lambda: not service.controller.powered)
+
+
+def test_jobs_destroyed_together_are_powered_off_in_one_call(make_service: Any) -> None:
+    """Destroys within one batch window: one power-off of all their boards, then every
+    board is free again and the jobs are DESTROYED."""
+    service = make_service(batch_window=2.0)  # a gap under 0.4 s keeps the batch open
+    alice = login(service, "alice")
+    urls = [alice.create().headers["location"] for _ in range(3)]
+    for url in urls:
+        wait_for(lambda url=url: state(alice, url) == "READY")
+    calls_before = len(service.controller.calls)
+    for url in urls:
+        assert alice.delete(url + "?reason=done").status_code == 204
+    wait_for(lambda: len(service.controller.calls) > calls_before)
+    time.sleep(0.5)  # a second call, if any, would be made by now
+    assert service.controller.calls[calls_before:] == [("off", "spin24", 3)]
+    assert not service.controller.powered
+    for url in urls:
+        assert alice.get(url).json()["state"] == "DESTROYED"
+    again = [alice.create().headers["location"] for _ in range(3)]
+    for url in again:  # the freed boards are allocated again
+        wait_for(lambda url=url: state(alice, url) == "READY")
