@@ -255,7 +255,7 @@ def create_app(
     events = EventHub()
     controller = controller or make_controller(config.controller, config.read_boot_image())
     lifecycle = Lifecycle(store, machines, controller, events, config)
-    lifecycle.off_wait = off_wait_times(config)
+    lifecycle.allocation.off_wait = off_wait_times(config)
     registry = ProxyRegistry(
         channel_budget(config.proxy_max_channels_total), config.proxy_max_channels_per_user
     )

@@ -1,6 +1,7 @@
 """Job lifecycle: QUEUED -> POWER -> READY -> DESTROYED, allocation and keepalive expiry.
 
-One worker thread runs the allocator (when woken, and every ``allocator_period``) and
+One worker thread runs the allocator pass (:mod:`~pyspalloc.server.board_allocation`;
+when woken, and every ``allocator_period``) and
 the keepalive expiry check (every ``expiry_period``). Power changes run on a small
 thread pool through a :class:`MachineController`; the changes of one job are
 serialised. The pool hands each finished change back to the worker, which records
@@ -22,28 +23,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from pyspalloc.geometry import MachineDefinition, Triad
-from pyspalloc.server.allocator import (
-    AllocationRequest,
-    Allocator,
-    RequestKind,
-    classify,
-    job_order,
-    perimeter_for,
-)
-from pyspalloc.server.board_index import BoardIndex
+from pyspalloc.server.allocator import Allocator, job_order, perimeter_for
+from pyspalloc.server.board_allocation import BoardAllocation, PowerOnPlan
 from pyspalloc.server.controller import BoardsFailed, MachineController
 from pyspalloc.server.events import EventHub
 from pyspalloc.server.job_activity import JobActivity
 from pyspalloc.server.power_pool import PowerPool
-from pyspalloc.server.store import (
-    BoardGrant,
-    BoardInfo,
-    JobInfo,
-    JobState,
-    QueuedRequest,
-    RequestSpec,
-    Store,
-)
+from pyspalloc.server.store import BoardInfo, JobInfo, JobState, RequestSpec, Store
 
 if TYPE_CHECKING:
     from pyspalloc.server.config import ServiceConfig
@@ -72,15 +58,6 @@ class _PoweredOff:
     machine_id: int
     board_ids: list[int]
     machine: str
-
-
-@dataclass(frozen=True)
-class _PowerOn:
-    """What powering on a just-allocated job needs, known to the allocator pass."""
-
-    machine: MachineDefinition
-    triads: list[Triad]
-    last_off: float
 
 
 class Lifecycle:
@@ -113,12 +90,8 @@ class Lifecycle:
         self.controller = controller
         self.events = events
         self.config = config
-        self._allocators = {name: Allocator(m) for name, m in machines.items()}
-        self._names: dict[int, str] = {}
-        for name in machines:
-            info = store.machine(name)
-            if info is not None:
-                self._names[info.id] = name
+        #: which queued jobs get which boards
+        self.allocation = BoardAllocation(store, machines, config)
         self._pool = PowerPool(config.power_workers, "spalloc-power")
         self._job_locks: defaultdict[int, threading.Lock] = defaultdict(threading.Lock)
         self._locks_lock = threading.Lock()
@@ -135,18 +108,12 @@ class Lifecycle:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._halted = False
-        #: per machine id: which boards are free (only the worker allocates; releases on
-        #: the power threads update it too, hence the lock)
-        self._indexes: dict[int, BoardIndex] = {}
-        self._index_lock = threading.Lock()
         #: called with a job id when the job is destroyed or loses its boards
         self.job_end_listeners: list[Callable[[int], object]] = []
         #: told how long (s) each allocator pass took, and of each failed power change
         #: (machine name, "on"/"off"): the metrics' seams
         self.pass_listeners: list[Callable[[float], object]] = []
         self.power_failure_listeners: list[Callable[[str, str], object]] = []
-        #: seconds each machine's boards rest between power-off and power-on (by name)
-        self.off_wait: dict[str, float] = {}
         #: per job, the timer of a power-on waiting for its boards to rest (at most one
         #: per job, however often its user asks; cancelled at stop)
         self._resting: dict[int, threading.Timer] = {}
@@ -158,7 +125,7 @@ class Lifecycle:
     def start(self) -> None:
         """Resume unfinished power changes and start the worker thread."""
         for job in self.store.jobs_in_states(JobState.POWER):
-            self._submit(self._drive_power, job.id)
+            self._drive(job.id)
         self._ending.extend(self.store.destroyed_jobs_holding_boards())
         self._thread = threading.Thread(target=self._run, name="spalloc-lifecycle", daemon=True)
         self._thread.start()
@@ -198,21 +165,16 @@ class Lifecycle:
     def add_machine(self, machine: MachineDefinition, machine_id: int, off_wait: float) -> None:
         """Serve a machine defined while running (an import): its allocator, its id, and
         its boards' rest time; a machine of the same name is replaced."""
-        with self._index_lock:
-            self.machines[machine.name] = machine
-            self._allocators[machine.name] = Allocator(machine)
-            self._names[machine_id] = machine.name
-            self.off_wait[machine.name] = off_wait
-            self._indexes.pop(machine_id, None)
+        self.allocation.add_machine(machine, machine_id, off_wait)
         self.wake()
 
     def allocator(self, name: str) -> Allocator:
         """Return the allocator of the machine called ``name``."""
-        return self._allocators[name]
+        return self.allocation.allocator(name)
 
     def machine_name(self, machine_id: int) -> str | None:
         """Return the configured machine name of a machine id."""
-        return self._names.get(machine_id)
+        return self.allocation.machine_name(machine_id)
 
     def priority(self, spec: RequestSpec) -> float:
         """Return the priority of a request (how fast its importance grows)."""
@@ -264,7 +226,7 @@ class Lifecycle:
         if not self.store.start_power(job_id, on):
             return False
         self.events.notify(("job", job_id))
-        self._submit(self._drive_power, job_id)
+        self._drive(job_id)
         return True
 
     # ---- worker ------------------------------------------------------------------
@@ -344,7 +306,7 @@ class Lifecycle:
                 continue
             keys[("job", f.job_id)] = keys[("machine", f.machine)] = None
         for f in off:
-            self._released(f.machine_id, f.board_ids, when)
+            self.allocation.released(f.machine_id, f.board_ids, when)
             self.activity.forget(f.job_id)
         if keys:
             self.events.notify(*keys)
@@ -370,122 +332,33 @@ class Lifecycle:
         if not requests:
             self._waiting = False
             return []
-        with self._index_lock:
-            try:
-                allocated = self._allocate(requests)
-            except Exception:
-                self._indexes.clear()  # the next pass starts from what the store says
-                raise
-        self._waiting = len(allocated) < len(requests)
-        return allocated
-
-    def _board_index(self, machine_id: int, name: str) -> BoardIndex:
-        """Return the machine's board index, (re)loading it if the store says so."""
-        index = self._indexes.get(machine_id)
-        generation = self.store.board_generation
-        if index is None or index.generation != generation:
-            allocatable = self._allocators[name].functioning
-            index = BoardIndex(self.store.boards(machine_id), allocatable, generation)
-            self._indexes[machine_id] = index
-        return index
-
-    def _allocate(self, requests: list[QueuedRequest]) -> list[int]:
-        highest = requests[0].importance
-        grants: list[BoardGrant] = []
-        plans: dict[int, _PowerOn] = {}
-        waiting: list[int] = []
-        for req in requests:
-            name = self._names.get(req.machine_id)
-            if name is None or req.importance < highest - self.config.importance_span:
-                waiting.append(req.job_id)
-                continue
-            index = self._board_index(req.machine_id, name)
-            spec = req.spec
-            board = None if spec.board_id is None else index.by_id.get(spec.board_id)
-            request = AllocationRequest(
-                num_boards=spec.num_boards,
-                width=spec.width,
-                height=spec.height,
-                board=board,
-                max_dead_boards=spec.max_dead_boards,
-            )
-            kind = classify(request)
-            preference: list[Triad] | None = None
-            if kind is RequestKind.SINGLE:
-                best = index.longest_rested()
-                preference = [] if best is None else [best]
-            elif kind is not RequestKind.BOARD:
-                preference = index.rested(self.off_wait.get(name, 0.0))
-            allocation = self._allocators[name].allocate(request, index.free, preference)
-            if allocation is None:
-                waiting.append(req.job_id)
-                continue
-            ids = index.by_triad
-            board_ids = [ids[t] for t in allocation.boards]
-            root = ids[allocation.root]
-            grants.append(
-                BoardGrant(
-                    req.job_id,
-                    board_ids,
-                    root,
-                    allocation.width,
-                    allocation.height,
-                    allocation.depth,
-                )
-            )
-            index.take(allocation.boards)  # undone by dropping the index if not committed
-            machine = self.machines[name]
-            triads = job_order(
-                list(allocation.boards), allocation.root, machine.width, machine.height
-            )
-            plans[req.job_id] = _PowerOn(machine, triads, index.last_off(board_ids))
-        allocated = self._grant(grants)
-        if allocated:
+        plans, waiting = self.allocation.allocate(requests)
+        if plans:
             keys: dict[Hashable, None] = {}
-            for job_id in allocated:
-                keys[("job", job_id)] = keys[("machine", plans[job_id].machine.name)] = None
+            for job_id, plan in plans.items():
+                keys[("job", job_id)] = keys[("machine", plan.machine.name)] = None
             self.events.notify(*keys)
-            for job_id in allocated:
-                self._submit(self._drive_power, job_id, plans[job_id])
+            for job_id, plan in plans.items():
+                self._drive(job_id, plan)
         self.store.age_requests(waiting)
-        return allocated
-
-    def _grant(self, grants: list[BoardGrant]) -> list[int]:
-        """Commit a pass's grants; on any surprise, reload the board indexes next pass."""
-        if not grants:
-            return []
-        try:
-            allocated = self.store.allocate_many(grants)
-        except Exception:
-            self._indexes.clear()
-            raise
-        if allocated is None or len(allocated) != len(grants):
-            # a job left the queue, or the index was wrong: read the boards again
-            self._indexes.clear()
-        return allocated or []
-
-    def _released(self, machine_id: int, board_ids: list[int], when: float) -> None:
-        """Record in the board index that boards were freed (already committed)."""
-        with self._index_lock:
-            index = self._indexes.get(machine_id)
-            if index is not None:
-                index.release(board_ids, when)
+        self._waiting = len(plans) < len(requests)
+        return list(plans)
 
     # ---- power changes (thread pool) ---------------------------------------------
-    def _submit(
-        self, fn: Callable[[int, _PowerOn | None], None], job_id: int, plan: _PowerOn | None = None
-    ) -> None:
-        self._pool.submit(fn, job_id, plan)  # refused when stopping: resumed at restart
+    def _drive(self, job_id: int, plan: PowerOnPlan | None = None) -> None:
+        """Have a job's power change made on the pool (refused when stopping: resumed at
+        the next start)."""
+        self._pool.submit(self._drive_power, job_id, plan)
 
     def _job_lock(self, job_id: int) -> threading.Lock:
         with self._locks_lock:
             return self._job_locks[job_id]
 
     def _machine_of(self, job: JobInfo) -> MachineDefinition | None:
-        name = self._names.get(job.machine_id)
+        name = self.allocation.machine_name(job.machine_id)
         return None if name is None else self.machines[name]
 
-    def _drive_power(self, job_id: int, plan: _PowerOn | None = None) -> None:
+    def _drive_power(self, job_id: int, plan: PowerOnPlan | None = None) -> None:
         """Power a job's boards as it asks; ``plan``: the allocator's, for a new job."""
         with self._job_lock(job_id):
             if plan is not None:
@@ -552,7 +425,7 @@ class Lifecycle:
 
         If not, a timer submits the power change again once they have.
         """
-        rest = self.off_wait.get(name, 0.0)
+        rest = self.allocation.off_wait.get(name, 0.0)
         left = min(rest, last_off + rest - time.time())
         if left <= 0 or self._stop.is_set():
             return True
@@ -560,7 +433,7 @@ class Lifecycle:
         def resume() -> None:
             with self._locks_lock:
                 self._resting.pop(job_id, None)
-            self._submit(self._drive_power, job_id)
+            self._drive(job_id)
 
         with self._locks_lock:
             if job_id in self._resting:  # already waiting: that timer drives it
@@ -604,7 +477,7 @@ class Lifecycle:
                 log.warning("power off after failure of job %d failed: %s", job.id, error)
                 self._power_change_failed(machine.name, False)
             when = self.store.release_boards(job.id, board_ids)
-            self._released(job.machine_id, board_ids, when)
+            self.allocation.released(job.machine_id, board_ids, when)
             self.store.requeue(job.id)
         finally:
             self.activity.forget(job.id)
@@ -635,13 +508,14 @@ class Lifecycle:
                     locks.enter_context(self._job_lock(job_id))
                 # read under the jobs' locks: a failed power-on may have freed them already
                 held = self.store.held_boards_of(job_ids)
-                jobs_on: defaultdict[int, list[int]] = defaultdict(list)  # by machine id
+                jobs_on: defaultdict[tuple[int, str], list[int]] = defaultdict(list)
                 for job_id, boards in held.items():
-                    if self._names.get(boards[0].machine_id) is not None:
+                    machine_id = boards[0].machine_id
+                    name = self.allocation.machine_name(machine_id)
+                    if name is not None:
                         self._quiesce(job_id)
-                        jobs_on[boards[0].machine_id].append(job_id)
-                for machine_id, jobs in jobs_on.items():
-                    name = self._names[machine_id]
+                        jobs_on[machine_id, name].append(job_id)
+                for (machine_id, name), jobs in jobs_on.items():
                     triads = [Triad(b.x, b.y, b.z) for j in jobs for b in held[j]]
                     try:
                         self.controller.power_off(self.machines[name], triads)
