@@ -138,3 +138,37 @@ def test_unconfigured_machines_leave_service(store: Store) -> None:
     assert store.machine("spin24") is None
     store.sync_machine(builtin_machine("spin24"))  # configured again: back in service
     assert [m.name for m in store.machines()] == ["spin24", "spin5"]
+
+
+def test_grants_and_releases_in_batches(store: Store) -> None:
+    """One transaction grants several jobs (id lists padded to a power of two), a taken
+    board undoes the whole batch, and finish_power records READY and frees boards."""
+    from pyspalloc.server.store import BoardGrant
+
+    info = store.sync_machine(builtin_machine("spin24"))
+    ids = [b.id for b in store.boards(info.id)]
+    user = store.create_user("ann", None)
+    a, b, c, d = (_job(store, user.id, info.id, num_boards=n) for n in (3, 5, 1, 1))
+    granted = store.allocate_many(
+        [BoardGrant(a, ids[0:3], ids[0], 1, 1, 3), BoardGrant(b, ids[3:8], ids[3], 2, 1, 3)]
+    )
+    assert granted == [a, b]
+    assert [x.id for x in store.held_boards(a)] == ids[0:3]
+    assert sorted(x.id for x in store.held_boards(b)) == ids[3:8]
+    assert {j: [x.id for x in h] for j, h in store.held_boards_of([a, b, c, d]).items()} == {
+        a: ids[0:3], b: ids[3:8]
+    }  # fmt: skip
+    assert sorted(x.id for x in store.allocation_history(b)) == ids[3:8]
+    # d's grant overlaps a's boards: the batch (with c's valid grant first) changes nothing
+    assert store.allocate_many([BoardGrant(c, [ids[9]], ids[9], 1, 1, 1),
+                                BoardGrant(d, [ids[2]], ids[2], 1, 1, 1)]) is None  # fmt: skip
+    for job in (c, d):
+        assert store.held_boards(job) == []
+        assert store.get_job(job).state == JobState.QUEUED  # type: ignore[union-attr]
+    ready, when = store.finish_power([(a, True), (b, False)], [])
+    assert ready == [a]  # b waits for power on, not off
+    assert store.destroy_job(b, "done")
+    ready, when = store.finish_power([(b, True)], [(b, ids[3:8])])
+    assert ready == []  # destroyed meanwhile
+    assert store.held_boards(b) == []
+    assert all(x.power_off_time == when for x in store.boards(info.id) if x.id in ids[3:8])

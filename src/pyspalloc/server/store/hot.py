@@ -84,28 +84,34 @@ class HotStatements:
         self.set_powered = c(q.SET_POWERED)
         self.set_powered_off = c(q.SET_POWERED_OFF)
         self._dialect = dialect
-        self._by_count: dict[tuple[str, int], HotStatement] = {}
+        self._by_size: dict[tuple[str, int], HotStatement] = {}
 
-    def take_boards(self, n: int) -> HotStatement:
-        """:func:`~pyspalloc.server.store.statements.take_boards` for ``n`` boards."""
-        return self._counted("take", n, q.take_boards)
+    def take_boards(self, ids: list[int]) -> tuple[HotStatement, dict[str, int]]:
+        """:func:`~pyspalloc.server.store.statements.take_boards` for these boards, and
+        their parameters."""
+        return self._over("take", q.take_boards, ids)
 
-    def held_by(self, n: int) -> HotStatement:
-        """:func:`~pyspalloc.server.store.statements.held_by` for ``n`` jobs."""
-        return self._counted("held", n, q.held_by)
+    def held_by(self, job_ids: list[int]) -> tuple[HotStatement, dict[str, int]]:
+        """:func:`~pyspalloc.server.store.statements.held_by` for these jobs, and their
+        parameters."""
+        return self._over("held", q.held_by, job_ids)
 
-    def release_boards(self, n: int) -> HotStatement:
-        """:func:`~pyspalloc.server.store.statements.release_boards` for ``n`` boards."""
-        return self._counted("release", n, q.release_boards)
+    def release_boards(self, ids: list[int]) -> tuple[HotStatement, dict[str, int]]:
+        """:func:`~pyspalloc.server.store.statements.release_boards` for these boards, and
+        their parameters."""
+        return self._over("release", q.release_boards, ids)
 
-    def _counted(self, name: str, n: int, build: Callable[[int], ClauseElement]) -> HotStatement:
-        """A statement over ``n`` boards, compiled once per count (at most 256 counts kept)."""
-        found = self._by_count.get((name, n))
+    def _over(
+        self, name: str, build: Callable[[int], ClauseElement], ids: list[int]
+    ) -> tuple[HotStatement, dict[str, int]]:
+        """A statement over an id list, compiled once per power of two of its length:
+        the list is padded by repeating its last id, which changes no result."""
+        size = 1 << (len(ids) - 1).bit_length() if ids else 1
+        found = self._by_size.get((name, size))
         if found is None:
-            if len(self._by_count) >= 256:
-                self._by_count.clear()
-            found = self._by_count[(name, n)] = compile_for(self._dialect, build(n))
-        return found
+            found = self._by_size[(name, size)] = compile_for(self._dialect, build(size))
+        padded = ids + [ids[-1] if ids else 0] * (size - len(ids))
+        return found, q.id_params(padded)
 
 
 def run(cursor: DBAPICursor, statement: HotStatement, values: Mapping[str, Any]) -> int:

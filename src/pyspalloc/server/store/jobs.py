@@ -261,7 +261,8 @@ class JobsMixin(StoreBase):
         ids = sorted(set(job_ids))
         held: dict[int, list[BoardInfo]] = {}
         with self._cursor() as cursor:
-            for r in fetch(cursor, self.hot.held_by(len(ids)), q.board_params(ids)):
+            statement, params = self.hot.held_by(ids)
+            for r in fetch(cursor, statement, params):
                 board = board_from_row(r)
                 held.setdefault(int(board.job_id or 0), []).append(board)
         return held
@@ -340,8 +341,8 @@ class JobsMixin(StoreBase):
                     if not run(cursor, hot.allocate, values):
                         continue
                     boards = sorted(set(g.board_ids))
-                    taking = {"jid": g.job_id, **q.board_params(boards)}
-                    if run(cursor, hot.take_boards(len(boards)), taking) != len(boards):
+                    take, taking = hot.take_boards(boards)
+                    if run(cursor, take, {"jid": g.job_id, **taking}) != len(boards):
                         raise _Conflict()
                     run(cursor, hot.record_allocation, {"jid": g.job_id, "now": now})
                     granted.append(g)
@@ -392,8 +393,8 @@ class JobsMixin(StoreBase):
                 run(cursor, hot.drop_request, {"jid": job_id})
                 ready.append(job_id)
             for job_id, boards in released:
-                values = {"jid": job_id, "now": now, **q.board_params(boards)}
-                run(cursor, hot.release_boards(len(boards)), values)
+                release, releasing = hot.release_boards(boards)
+                run(cursor, release, {"jid": job_id, "now": now, **releasing})
         return ready, now
 
     def requeue(self, job_id: int) -> bool:

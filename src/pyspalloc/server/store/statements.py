@@ -138,31 +138,31 @@ TAKE_BOARDS = (
 )
 
 
-def board_ids(n: int) -> list[BindParameter[int]]:
-    """``n`` board id parameters ``b0`` ... (values: :func:`board_params`)."""
+def id_list(n: int) -> list[BindParameter[int]]:
+    """``n`` id parameters ``b0`` ... (values: :func:`id_params`)."""
     return [bindparam(f"b{i}") for i in range(n)]
 
 
-def board_params(ids: list[int]) -> dict[str, int]:
-    """The values of :func:`board_ids` parameters."""
+def id_params(ids: list[int]) -> dict[str, int]:
+    """The values of :func:`id_list` parameters."""
     return {f"b{i}": b for i, b in enumerate(ids)}
 
 
 def held_by(n: int) -> ClauseElement:
-    """The boards ``n`` jobs hold (parameters ``b0`` ... are the job ids)."""
-    return select(*BOARD_COLUMNS).where(_B.job_id.in_(board_ids(n)))
+    """The boards ``n`` jobs hold (parameters ``b0`` ... : the job ids)."""
+    return select(*BOARD_COLUMNS).where(_B.job_id.in_(id_list(n)))
 
 
 def take_boards(n: int) -> Update:
     """Give ``n`` free boards to a job (the row count says whether all were free)."""
-    return update(BOARDS).where(_B.id.in_(board_ids(n)), _B.job_id.is_(None)).values(job_id=_ID)
+    return update(BOARDS).where(_B.id.in_(id_list(n)), _B.job_id.is_(None)).values(job_id=_ID)
 
 
 def release_boards(n: int) -> Update:
     """Free ``n`` boards of a job, powered off at ``now``."""
     return (
         update(BOARDS)
-        .where(_B.job_id == _ID, _B.id.in_(board_ids(n)))
+        .where(_B.job_id == _ID, _B.id.in_(id_list(n)))
         .values(job_id=None, powered=False, power_off_time=bindparam("now"))
     )
 
