@@ -260,3 +260,21 @@ def test_any_dead_boards_never_means_busy_boards(client: LineClient) -> None:
     client.call("destroy_job", one)
     client.wait_ready(whole)
     assert len(client.call("get_job_machine_info", whole)["boards"]) == 24
+
+
+def test_polled_state_follows_changes_made_over_rest(client: LineClient, v1_service: Any) -> None:
+    """A job polled over v1 (remembered between changes) shows a REST power change and a
+    REST destroy at once."""
+    job = client.call("create_job", owner="a")
+    client.wait_ready(job)
+    for _ in range(3):
+        assert client.call("get_job_state", job)["power"] is True
+    root = login(v1_service, "root")
+    url = f"jobs/{job}"
+    assert root.post(url + "/machine/power", json={"power": "OFF"}).status_code == 202
+    assert client.call("get_job_state", job)["power"] is False  # at once: the target
+    wait_for(lambda: client.call("get_job_state", job)["state"] == 3, 20)  # done
+    assert client.call("get_job_state", job)["power"] is False
+    assert root.delete(url, params={"reason": "gone"}).status_code == 204
+    state = client.call("get_job_state", job)
+    assert (state["state"], state["reason"]) == (4, "gone")

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import threading
 import time
+from collections.abc import Hashable
 from typing import Any
 
 from pyspalloc.geometry import allocation_chip_size
@@ -31,6 +33,9 @@ KEEPALIVE_RESOLUTION = 1.0
 #: how long the v1 user's group and its quota are remembered (s)
 GROUP_TTL = 1.0
 
+#: live v1 jobs remembered as last read, at most
+MAX_REMEMBERED = 4096
+
 
 def wire_request(job: JobInfo) -> dict[str, Any]:
     """The v1 part of a job's stored request (``owner``, ``args``, ``kwargs``), if any."""
@@ -50,11 +55,43 @@ class V1Jobs:
         self.user = user
         self.group = group
         self._group: tuple[float, int | None, float | None] | None = None
+        #: the v1 user's live jobs as last read from the store, each forgotten when the
+        #: service announces a change of it (:meth:`changed`), so that polling a job
+        #: reads the store only after it changed; ``_generation`` counts the
+        #: announcements, so that a read overtaken by one is not remembered
+        self._remembered: dict[int, JobInfo] = {}
+        self._generation = 0
+        self._lock = threading.Lock()
+
+    def changed(self, keys: tuple[Hashable, ...]) -> None:
+        """Forget the jobs named in a change announcement (an event hub listener)."""
+        with self._lock:
+            self._generation += 1
+            for key in keys:
+                if isinstance(key, tuple) and len(key) == 2 and key[0] == "job":
+                    self._remembered.pop(key[1], None)
 
     # ---- helpers -----------------------------------------------------------------
     def _own(self, job_id: int) -> JobInfo | None:
+        job = self._remembered.get(job_id)
+        if job is not None:
+            return job
+        generation = self._generation
         job = self.ctx.store.get_job(job_id)
-        return job if job is not None and job.owner_id == self.user.id else None
+        if job is None or job.owner_id != self.user.id:
+            return None
+        if job.state != JobState.DESTROYED:
+            self._remember(job, generation)
+        return job
+
+    def _remember(self, job: JobInfo, generation: int) -> None:
+        """Remember ``job`` as read when the announcements counted ``generation``."""
+        with self._lock:
+            if self._generation != generation:
+                return  # a change was announced since the read: it may be stale
+            if len(self._remembered) >= MAX_REMEMBERED:
+                self._remembered.clear()
+            self._remembered[job.id] = job
 
     def _touch(self, job_id: int, host: str) -> None:
         self.ctx.store.keepalive(job_id, host, owner_id=self.user.id)
@@ -67,8 +104,11 @@ class V1Jobs:
         now = time.time()
         if now - job.keepalive_time < KEEPALIVE_RESOLUTION and job.keepalive_host == host:
             return job
+        generation = self._generation
         if self.ctx.store.keepalive(job_id, host, owner_id=self.user.id):
-            return dataclasses.replace(job, keepalive_time=now, keepalive_host=host)
+            kept = dataclasses.replace(job, keepalive_time=now, keepalive_host=host)
+            self._remember(kept, generation)
+            return kept
         return self._own(job_id)  # destroyed meanwhile
 
     def _group_and_quota(self) -> tuple[int | None, float | None]:

@@ -77,11 +77,13 @@ class V1Listener:
         )
         self.port = int(self._server.sockets[0].getsockname()[1])
         self.ctx.events.add_listener(self.notifier.changed)
+        self.ctx.events.add_listener(self.commands.jobs.changed)
         log.info("v1 listener on %s:%d for user %s", self.options.host, self.port, self.user.name)
 
     async def stop(self) -> None:
         """Stop listening, drop every client and finish the running commands."""
         self.ctx.events.remove_listener(self.notifier.changed)
+        self.ctx.events.remove_listener(self.commands.jobs.changed)
         if self._server is not None:
             self._server.close()
         for conn in list(self._connections):
