@@ -117,6 +117,9 @@ class Lifecycle:
         #: per job, the timer of a power-on waiting for its boards to rest (at most one
         #: per job, however often its user asks; cancelled at stop)
         self._resting: dict[int, threading.Timer] = {}
+        #: jobs just allocated whose first power-on (with the allocator's plan) has not
+        #: started yet; powering a job off takes it out, and the power-on is then skipped
+        self._first_power_on: set[int] = set()
         #: the service's running operations on job boards; a job's boards are powered off
         #: and released only when its operations have stopped
         self.activity = JobActivity()
@@ -338,6 +341,8 @@ class Lifecycle:
             for job_id, plan in plans.items():
                 keys[("job", job_id)] = keys[("machine", plan.machine.name)] = None
             self.events.notify(*keys)
+            with self._locks_lock:
+                self._first_power_on.update(plans)
             for job_id, plan in plans.items():
                 self._drive(job_id, plan)
         self.store.age_requests(waiting)
@@ -362,6 +367,10 @@ class Lifecycle:
         """Power a job's boards as it asks; ``plan``: the allocator's, for a new job."""
         with self._job_lock(job_id):
             if plan is not None:
+                with self._locks_lock:
+                    if job_id not in self._first_power_on:
+                        return  # destroyed, and its boards powered off, before this began
+                    self._first_power_on.discard(job_id)
                 if self._rested(job_id, plan.machine.name, plan.last_off):
                     self._power_on(job_id, plan.machine, plan.triads)
                 return
@@ -506,6 +515,8 @@ class Lifecycle:
             with ExitStack() as locks:
                 for job_id in sorted(set(job_ids)):
                     locks.enter_context(self._job_lock(job_id))
+                with self._locks_lock:  # a first power-on not begun must not follow this
+                    self._first_power_on.difference_update(job_ids)
                 # read under the jobs' locks: a failed power-on may have freed them already
                 held = self.store.held_boards_of(job_ids)
                 jobs_on: defaultdict[tuple[int, str], list[int]] = defaultdict(list)

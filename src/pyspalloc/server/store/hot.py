@@ -4,7 +4,7 @@ Every job passes through the same dozen one-row statements (create, state read,
 keepalive, allocate, power done, destroy, release). SQLAlchemy builds and compiles
 them (:mod:`~pyspalloc.server.store.statements`), but running them through
 ``Connection.execute`` costs several times the database's own work for such small
-statements (docs/performance.md §3.3). So each is compiled here once, for the engine's
+statements (docs/performance.md §3.1). So each is compiled here once, for the engine's
 own dialect and parameter style, and the store runs the SQL text on the driver's cursor
 with a plain dictionary of parameters, merged with the statement's own constants.
 
