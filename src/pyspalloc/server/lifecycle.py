@@ -310,7 +310,7 @@ class Lifecycle:
             keys[("job", f.job_id)] = keys[("machine", f.machine)] = None
         for f in off:
             self.allocation.released(f.machine_id, f.board_ids, when)
-            self.activity.forget(f.job_id)
+            self._forget(f.job_id)
         if keys:
             self.events.notify(*keys)
         if off:
@@ -354,6 +354,13 @@ class Lifecycle:
         """Have a job's power change made on the pool (refused when stopping: resumed at
         the next start)."""
         self._pool.submit(self._drive_power, job_id, plan)
+
+    def _forget(self, job_id: int) -> None:
+        """Drop what is kept of a destroyed job whose boards are free again: its activity
+        record and its lock (a late taker of a new lock finds the job destroyed)."""
+        self.activity.forget(job_id)
+        with self._locks_lock:
+            self._job_locks.pop(job_id, None)
 
     def _job_lock(self, job_id: int) -> threading.Lock:
         with self._locks_lock:
@@ -545,4 +552,4 @@ class Lifecycle:
                     self._wake.set()
         finally:
             for job_id in set(job_ids) - handed_on:
-                self.activity.forget(job_id)
+                self._forget(job_id)
