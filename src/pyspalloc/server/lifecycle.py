@@ -20,7 +20,7 @@ from collections import defaultdict, deque
 from collections.abc import Callable, Hashable
 from contextlib import ExitStack
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from pyspalloc.geometry import MachineDefinition, Triad
 from pyspalloc.server.allocator import Allocator, job_order, perimeter_for
@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 __all__ = ["POWER_ERROR_REASON", "Lifecycle"]
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 POWER_ERROR_REASON = "Error changing power state!  Please contact an administrator."
 
@@ -58,6 +59,14 @@ class _PoweredOff:
     machine_id: int
     board_ids: list[int]
     machine: str
+
+
+def _take_all(queue: deque[T]) -> list[T]:
+    """Empty a queue other threads append to; return what it held, oldest first."""
+    taken: list[T] = []
+    while queue:
+        taken.append(queue.popleft())
+    return taken
 
 
 class Lifecycle:
@@ -279,9 +288,7 @@ class Lifecycle:
 
     def _power_off_ended(self) -> None:
         """Hand the boards of every job destroyed since the last pass to one power-off."""
-        ending: list[int] = []
-        while self._ending:
-            ending.append(self._ending.popleft())
+        ending = _take_all(self._ending)
         if ending:
             self._pool.submit(self._power_off_and_free, ending)
 
@@ -290,9 +297,7 @@ class Lifecycle:
 
         On failure the changes stay queued (in order) for the next pass.
         """
-        finished: list[_PowerDone | _PoweredOff] = []
-        while self._finished:
-            finished.append(self._finished.popleft())
+        finished = _take_all(self._finished)
         if not finished:
             return
         done = [(f.job_id, f.on) for f in finished if isinstance(f, _PowerDone)]
@@ -379,7 +384,7 @@ class Lifecycle:
                         return  # destroyed, and its boards powered off, before this began
                     self._first_power_on.discard(job_id)
                 if self._rested(job_id, plan.machine.name, plan.last_off):
-                    self._power_on(job_id, plan.machine, plan.triads)
+                    self._switch(job_id, plan.machine, plan.triads, True)
                 return
             found = self.store.power_plan(job_id)  # job, held boards and root: one read
             if found is None:
@@ -394,27 +399,21 @@ class Lifecycle:
             triads = [Triad(b.x, b.y, b.z) for b in held]
             if root is not None:  # the controller boots boards[0]: the root comes first
                 triads = job_order(triads, Triad(*root.triad), machine.width, machine.height)
-            if job.power_target:
-                self._power_on(job_id, machine, triads)
+            self._switch(job_id, machine, triads, job.power_target)
+
+    def _switch(
+        self, job_id: int, machine: MachineDefinition, triads: list[Triad], on: bool
+    ) -> None:
+        """Power a job's boards on (with its links) or off; hand the result to the worker."""
+        try:
+            if on:
+                self.controller.power_on_job(machine, triads, perimeter_for(machine, triads))
             else:
-                self._power_off(job_id, machine, triads)
-
-    def _power_on(self, job_id: int, machine: MachineDefinition, triads: list[Triad]) -> None:
-        try:
-            self.controller.power_on_job(machine, triads, perimeter_for(machine, triads))
+                self.controller.power_off(machine, triads)
         except Exception as error:
-            self._power_change_error(job_id, machine, triads, True, error)
+            self._power_change_error(job_id, machine, triads, on, error)
             return
-        self._finished.append(_PowerDone(job_id, True, machine.name))
-        self._wake.set()
-
-    def _power_off(self, job_id: int, machine: MachineDefinition, triads: list[Triad]) -> None:
-        try:
-            self.controller.power_off(machine, triads)
-        except Exception as error:
-            self._power_change_error(job_id, machine, triads, False, error)
-            return
-        self._finished.append(_PowerDone(job_id, False, machine.name))
+        self._finished.append(_PowerDone(job_id, on, machine.name))
         self._wake.set()
 
     def _power_change_error(
