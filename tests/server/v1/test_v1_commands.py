@@ -278,3 +278,34 @@ def test_polled_state_follows_changes_made_over_rest(client: LineClient, v1_serv
     assert root.delete(url, params={"reason": "gone"}).status_code == 204
     state = client.call("get_job_state", job)
     assert (state["state"], state["reason"]) == (4, "gone")
+
+
+def test_jobs_changed_together_are_read_together(
+    client: LineClient, v1_service: Any, monkeypatch: Any
+) -> None:
+    """The first poll after a change reads every job announced with it in one store read;
+    the other polls and the repeated ones read nothing; a later change is seen at once."""
+    ctx = v1_service.app.state.ctx
+    jobs = [client.call("create_job", owner="a") for _ in range(6)]
+    for job in jobs:
+        client.wait_ready(job)
+    reads: list[list[int]] = []
+    real = ctx.store.jobs_owned_by
+
+    def counted(owner_id: int, job_ids: list[int]) -> Any:
+        reads.append(sorted(job_ids))
+        return real(owner_id, job_ids)
+
+    monkeypatch.setattr(ctx.store, "jobs_owned_by", counted)
+    assert [client.call("get_job_state", j)["state"] for j in jobs] == [3] * 6
+    assert reads == []  # all remembered since their last change
+    ctx.events.notify(*[("job", j) for j in jobs[1:]], "jobs")  # as a power-on pass does
+    for _ in range(2):
+        assert [client.call("get_job_state", j)["state"] for j in jobs] == [3] * 6
+    assert reads == [sorted(jobs[1:])]
+    root = login(v1_service, "root")
+    assert root.delete(f"jobs/{jobs[2]}", params={"reason": "over"}).status_code == 204
+    state = client.call("get_job_state", jobs[2])
+    assert (state["state"], state["reason"]) == (4, "over")
+    assert client.call("get_job_state", jobs[3])["state"] == 3
+    assert reads[1:] == [[jobs[2]]]

@@ -96,6 +96,11 @@ class HotStatements:
         parameters."""
         return self._over("held", q.held_by, job_ids)
 
+    def owned_jobs(self, ids: list[int]) -> tuple[HotStatement, dict[str, int]]:
+        """:func:`~pyspalloc.server.store.statements.owned_jobs` for these jobs, and their
+        parameters (less ``owner``)."""
+        return self._over("owned", q.owned_jobs, ids)
+
     def release_boards(self, ids: list[int]) -> tuple[HotStatement, dict[str, int]]:
         """:func:`~pyspalloc.server.store.statements.release_boards` for these boards, and
         their parameters."""

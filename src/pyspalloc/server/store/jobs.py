@@ -182,6 +182,16 @@ class JobsMixin(StoreBase):
             found = fetch(cursor, self.hot.get_job, {"jid": job_id})
         return _job_row(found[0]) if found else None
 
+    def jobs_owned_by(self, owner_id: int, job_ids: list[int]) -> list[JobInfo]:
+        """Return those of ``job_ids`` that exist and ``owner_id`` owns, in one read."""
+        ids = sorted(set(job_ids))
+        if not ids:
+            return []
+        statement, params = self.hot.owned_jobs(ids)
+        with self._cursor() as cursor:
+            rows = fetch(cursor, statement, {**params, "owner": owner_id})
+        return [_job_row(r) for r in rows]
+
     def list_jobs(
         self, *, deleted: bool, limit: int, start: int, owner_id: int | None = None
     ) -> list[int]:

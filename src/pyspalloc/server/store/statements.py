@@ -153,6 +153,11 @@ def held_by(n: int) -> ClauseElement:
     return select(*BOARD_COLUMNS).where(_B.job_id.in_(id_list(n)))
 
 
+def owned_jobs(n: int) -> ClauseElement:
+    """Those of ``n`` jobs that ``owner`` owns (parameters ``owner``, ``b0`` ...)."""
+    return JOB_COLUMNS.where(JobRow.owner_id == bindparam("owner"), JobRow.id.in_(id_list(n)))
+
+
 def take_boards(n: int) -> Update:
     """Give ``n`` free boards to a job (the row count says whether all were free)."""
     return update(BOARDS).where(_B.id.in_(id_list(n)), _B.job_id.is_(None)).values(job_id=_ID)

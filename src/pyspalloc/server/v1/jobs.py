@@ -11,6 +11,7 @@ import dataclasses
 import json
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Hashable
 from typing import Any
 
@@ -33,8 +34,11 @@ KEEPALIVE_RESOLUTION = 1.0
 #: how long the v1 user's group and its quota are remembered (s)
 GROUP_TTL = 1.0
 
-#: live v1 jobs remembered as last read, at most
+#: live v1 jobs remembered as last read, and jobs announced as changed, at most
 MAX_REMEMBERED = 4096
+
+#: jobs read together when one announced as changed is polled, at most
+READ_AHEAD = 256
 
 
 def wire_request(job: JobInfo) -> dict[str, Any]:
@@ -55,43 +59,74 @@ class V1Jobs:
         self.user = user
         self.group = group
         self._group: tuple[float, int | None, float | None] | None = None
-        #: the v1 user's live jobs as last read from the store, each forgotten when the
-        #: service announces a change of it (:meth:`changed`), so that polling a job
-        #: reads the store only after it changed; ``_generation`` counts the
-        #: announcements, so that a read overtaken by one is not remembered
+        #: the v1 user's live jobs as last read from the store; a job is forgotten when
+        #: the service announces a change of it (:meth:`changed`), so that polling a job
+        #: reads the store only after it changed
         self._remembered: dict[int, JobInfo] = {}
-        self._generation = 0
+        #: jobs announced as changed and not read since (oldest first), each with the
+        #: jobs announced with it: the first poll of one reads those of them still
+        #: unread in the same go, as the service changes jobs in batches (a power-on
+        #: pass) and clients poll every job they made
+        self._stale: OrderedDict[int, tuple[int, ...]] = OrderedDict()
+        #: how many jobs were dropped from ``_stale`` to keep it bounded
+        self._dropped = 0
         self._lock = threading.Lock()
 
     def changed(self, keys: tuple[Hashable, ...]) -> None:
         """Forget the jobs named in a change announcement (an event hub listener)."""
+        together = tuple(
+            key[1] for key in keys if isinstance(key, tuple) and len(key) == 2 and key[0] == "job"
+        )
         with self._lock:
-            self._generation += 1
-            for key in keys:
-                if isinstance(key, tuple) and len(key) == 2 and key[0] == "job":
-                    self._remembered.pop(key[1], None)
+            for job_id in together:
+                self._remembered.pop(job_id, None)
+                self._stale[job_id] = together
+                self._stale.move_to_end(job_id)
+            while len(self._stale) > MAX_REMEMBERED:
+                self._stale.popitem(last=False)
+                self._dropped += 1
 
     # ---- helpers -----------------------------------------------------------------
     def _own(self, job_id: int) -> JobInfo | None:
+        """The v1 user's job ``job_id`` (None if it is unknown or another user's)."""
         job = self._remembered.get(job_id)
         if job is not None:
             return job
-        generation = self._generation
-        job = self.ctx.store.get_job(job_id)
-        if job is None or job.owner_id != self.user.id:
-            return None
-        if job.state != JobState.DESTROYED:
-            self._remember(job, generation)
-        return job
-
-    def _remember(self, job: JobInfo, generation: int) -> None:
-        """Remember ``job`` as read when the announcements counted ``generation``."""
         with self._lock:
-            if self._generation != generation:
-                return  # a change was announced since the read: it may be stale
-            if len(self._remembered) >= MAX_REMEMBERED:
+            together = self._stale.pop(job_id, ())
+            batch = [job_id]
+            for other in together:
+                if len(batch) >= READ_AHEAD:
+                    break
+                if self._stale.get(other) is together:  # not read nor changed since
+                    del self._stale[other]
+                    batch.append(other)
+            dropped = self._dropped
+        jobs = self.ctx.store.jobs_owned_by(self.user.id, batch)
+        self._remember(jobs, dropped)
+        return next((j for j in jobs if j.id == job_id), None)
+
+    def _remember(self, jobs: list[JobInfo], dropped: int) -> None:
+        """Remember the live ones of ``jobs``, read when ``_dropped`` was ``dropped``.
+
+        A job announced as changed since it was read is stale again, and is not
+        remembered; nor is any job if announcements were dropped meanwhile. A job
+        remembered meanwhile by another thread's read is kept: that read began later.
+        """
+        with self._lock:
+            if self._dropped != dropped:
+                return
+            if len(self._remembered) + len(jobs) > MAX_REMEMBERED:
                 self._remembered.clear()
-            self._remembered[job.id] = job
+            for job in jobs:
+                if job.state != JobState.DESTROYED and job.id not in self._stale:
+                    self._remembered.setdefault(job.id, job)
+
+    def _replace(self, job: JobInfo, updated: JobInfo) -> None:
+        """Remember ``updated`` instead of ``job``, if ``job`` is still remembered."""
+        with self._lock:
+            if self._remembered.get(job.id) is job:
+                self._remembered[job.id] = updated
 
     def _touch(self, job_id: int, host: str) -> None:
         self.ctx.store.keepalive(job_id, host, owner_id=self.user.id)
@@ -104,10 +139,9 @@ class V1Jobs:
         now = time.time()
         if now - job.keepalive_time < KEEPALIVE_RESOLUTION and job.keepalive_host == host:
             return job
-        generation = self._generation
         if self.ctx.store.keepalive(job_id, host, owner_id=self.user.id):
             kept = dataclasses.replace(job, keepalive_time=now, keepalive_host=host)
-            self._remember(kept, generation)
+            self._replace(job, kept)
             return kept
         return self._own(job_id)  # destroyed meanwhile
 
