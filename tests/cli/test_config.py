@@ -216,6 +216,14 @@ def test_command_line_overrides_the_file(tmp_path: Path) -> None:
     assert set(rows) == {(s.table, s.key) for s in SETTINGS}
 
 
+def test_config_show_gives_each_v1_key_its_own_source(tmp_path: Path) -> None:
+    path = write(tmp_path, '[v1]\nport = 22244\nuser = "oldtools"\n')
+    rows = show_json("--config", str(path))
+    assert rows[("v1", "port")]["value"] == 22244
+    assert rows[("v1", "port")]["source"] == rows[("v1", "user")]["source"] == "file"
+    assert rows[("v1", "group")]["source"] == rows[("v1", "allow")]["source"] == "default"
+
+
 def test_config_show_hides_secrets(tmp_path: Path) -> None:
     path = write(tmp_path, '[database]\nurl = "postgresql+psycopg://spalloc:s3cret@db/spalloc"\n'
                  '[server]\nemergency_code = "big-red-button"\n')  # fmt: skip

@@ -235,17 +235,20 @@ def overlay(
     Returns
     -------
     dict
-        Every ServiceConfig field -> where its value came from.
+        Every ServiceConfig field -> where its value came from (for a nested options
+        field, each attribute the file sets as ``FIELD.ATTRIBUTE``).
     """
     sources = {f.name: given.get(f.name, DEFAULT) for f in dataclasses.fields(ServiceConfig)}
     for field, value in file_values.items():
         if field in given:
             continue
-        if field in NESTED:
+        if field in NESTED:  # the source of each attribute the file sets
             assert isinstance(value, dict)
+            sources.update({f"{field}.{attribute}": FILE for attribute in value})
             value = NESTED[field](config, value)
+        else:
+            sources[field] = FILE
         setattr(config, field, value)
-        sources[field] = FILE
     return sources
 
 
@@ -289,5 +292,6 @@ def effective(
         if setting.redact is not None:
             value = None if value is None else setting.redact(value)
             default = None if default is None else setting.redact(default)
-        rows.append(Shown(setting, value, default, sources.get(field, DEFAULT)))
+        source = sources.get(setting.field, sources.get(field, DEFAULT))
+        rows.append(Shown(setting, value, default, source))
     return rows
