@@ -151,7 +151,7 @@ def install_metrics(
     allocator passes and power failures in."""
     metrics = ServiceMetrics(store, proxies)
     lifecycle.pass_listeners.append(metrics.allocator_seconds.observe)
-    lifecycle.power_failure_listeners.append(metrics.power_failed)
+    lifecycle.power.failure_listeners.append(metrics.power_failed)
     # a bad network is refused (ValueError) at start, not at a scrape
     allowed = parse_networks(config.metrics_allow)
 
