@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from pyspalloc.geometry import Triad
 from pyspalloc.server.board_index import BoardIndex
 from pyspalloc.server.store import BoardInfo
@@ -16,7 +18,7 @@ def test_longest_rested_follows_power_off_time_then_id() -> None:
     index = BoardIndex(boards, {Triad(0, 0, z) for z in range(3)}, generation=0)
     assert index.free == {Triad(0, 0, 0), Triad(0, 0, 1)}
     assert index.longest_rested() == Triad(0, 0, 1)
-    assert index.rested() == [Triad(0, 0, 2), Triad(0, 0, 1), Triad(0, 0, 0)]
+    assert index.rested(math.inf) == [Triad(0, 0, 2), Triad(0, 0, 1), Triad(0, 0, 0)]
     index.take([Triad(0, 0, 1)])
     assert index.longest_rested() == Triad(0, 0, 0)
     index.release([3], 2.0)
@@ -24,7 +26,7 @@ def test_longest_rested_follows_power_off_time_then_id() -> None:
     index.release([2], 3.0)
     index.take([Triad(0, 0, 2)])
     assert index.longest_rested() == Triad(0, 0, 1)
-    assert index.rested() == [Triad(0, 0, 2), Triad(0, 0, 1), Triad(0, 0, 0)]
+    assert index.rested(math.inf) == [Triad(0, 0, 2), Triad(0, 0, 1), Triad(0, 0, 0)]
     index.take(list(index.free))
     assert index.longest_rested() is None
 
@@ -53,5 +55,7 @@ def test_rectangle_roots_pack_among_boards_that_rested_enough() -> None:
     ]  # fmt: skip
     # later every board rested: all by position
     assert index.rested(30.0, now=200.0) == [Triad(x, 0, 0) for x in range(4)]
-    # without a rest time: longest rested first, as before
-    assert index.rested() == [Triad(2, 0, 0), Triad(0, 0, 0), Triad(3, 0, 0), Triad(1, 0, 0)]
+    # none rested long enough: longest rested first
+    assert index.rested(1000.0, now=200.0) == [
+        Triad(2, 0, 0), Triad(0, 0, 0), Triad(3, 0, 0), Triad(1, 0, 0)
+    ]  # fmt: skip

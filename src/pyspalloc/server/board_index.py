@@ -44,7 +44,6 @@ class BoardIndex:
         self._working: set[int] = set()
         self._rested_since: dict[int, float] = {}
         self._heap: list[tuple[float, int, Triad]] = []
-        self._rested: list[Triad] | None = None
         #: the packing order: for which rest, valid until when, and the boards
         self._packed: tuple[float, float, list[Triad]] | None = None
         for b in boards:
@@ -74,20 +73,14 @@ class BoardIndex:
             heapq.heappop(heap)  # taken, or released again since (a newer entry exists)
         return None
 
-    def rested(self, rest: float | None = None, now: float | None = None) -> list[Triad]:
+    def rested(self, rest: float, now: float | None = None) -> list[Triad]:
         """Return every board in the order to prefer as a rectangle's root.
 
-        Without ``rest``: longest rested first (ties: lowest board id). With ``rest``
-        (seconds), boards powered off at least that long before ``now`` come first, by
+        Boards powered off at least ``rest`` seconds before ``now`` come first, by
         position, so that jobs pack together and leave room for large ones; then the
-        others, longest rested first.
+        others, longest rested first (ties: lowest board id).
         """
         since = self._rested_since
-        if rest is None:
-            if self._rested is None:
-                ids = sorted(self.by_id, key=lambda i: (since[i], i))
-                self._rested = [self.by_id[i] for i in ids]
-            return self._rested
         at = time.time() if now is None else now
         cached = self._packed
         if cached is not None and cached[0] == rest and at < cached[1]:
@@ -116,7 +109,7 @@ class BoardIndex:
             if triad is None:
                 continue
             self._rested_since[board_id] = when
-            self._rested = self._packed = None
+            self._packed = None
             if board_id in self._working:
                 self.free.add(triad)
                 heapq.heappush(self._heap, (when, board_id, triad))
