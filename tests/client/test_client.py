@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from pyspalloc import SpallocClient, SpallocState
-from pyspalloc.client.job import _SpallocJob
+from pyspalloc.client.rest_job import _SpallocJob
 from pyspalloc.client.session import SpallocHTTPError
 from pyspalloc.exceptions import SpallocException, SpinnmanInvalidParameterException
 from tests.conftest import USERS

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from pyspalloc import AllocationSettings, SpallocClient, SpallocState, allocate_job
-from pyspalloc.client.job import QUEUE_TIME
+from pyspalloc.client.rest_job import QUEUE_TIME
 from pyspalloc.exceptions import (
     SpallocBoardUnavailableException,
     SpallocException,

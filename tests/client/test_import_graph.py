@@ -22,7 +22,7 @@ def test_the_graph_sees_the_proxy_package() -> None:
     assert "pyspalloc.client.proxy.link" in graph["pyspalloc.client.proxy.connection"]
     assert "pyspalloc.client.proxy.calls" in graph["pyspalloc.client.proxy.connection"]
     # lazy imports count: the job opens its proxy on first use
-    assert "pyspalloc.client.proxy.connection" in graph["pyspalloc.client.job"]
+    assert "pyspalloc.client.proxy.connection" in graph["pyspalloc.client.rest_job"]
 
 
 def test_the_cycle_finder_finds_a_cycle() -> None:

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from pyspalloc import SpallocClient, SpallocState
-from pyspalloc.client.job import _SpallocJob
+from pyspalloc.client.rest_job import _SpallocJob
 from pyspalloc.exceptions import SpallocException, SpinnmanTimeoutException
 from pyspalloc.server.store import Store
 from tests.conftest import USERS

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from pyspalloc import SpallocBoardUnavailableException, SpallocClient, SpallocState
-from pyspalloc.client import job as job_module
+from pyspalloc.client import rest_job as job_module
 from pyspalloc.client.session import Session
 from pyspalloc.exceptions import SpallocException, SpinnmanTimeoutException
 from tests.client.test_job import fill_machine

@@ -10,8 +10,9 @@ from typing import Any
 
 from pyspalloc.client.admin import AdminClient
 from pyspalloc.client.description import GroupQuota
-from pyspalloc.client.job import QUEUE_TIME, SpallocJob, _SpallocJob
+from pyspalloc.client.job import SpallocJob
 from pyspalloc.client.machine import SpallocMachine, _SpallocMachine
+from pyspalloc.client.rest_job import QUEUE_TIME, _SpallocJob
 from pyspalloc.client.session import Session
 from pyspalloc.client.utils import (
     ServiceVersion,

@@ -50,7 +50,8 @@ from typing import Any
 import requests
 
 from pyspalloc.client.client import SpallocClient
-from pyspalloc.client.job import QUEUE_TIME, SpallocJob
+from pyspalloc.client.job import SpallocJob
+from pyspalloc.client.rest_job import QUEUE_TIME
 from pyspalloc.exceptions import SpallocException, SpinnmanInvalidParameterException
 
 #: seconds the JupyterHub access-token service has to answer
