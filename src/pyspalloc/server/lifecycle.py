@@ -16,7 +16,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Hashable
 from typing import TYPE_CHECKING
 
@@ -81,8 +80,6 @@ class Lifecycle:
         self._waiting = True
         self._queue_changed = True
         self._pass_wanted = True
-        #: destroyed jobs whose boards the worker is to have powered off, all together
-        self._ending: deque[int] = deque()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._halted = False
@@ -109,7 +106,7 @@ class Lifecycle:
         """Resume unfinished power changes and start the worker thread."""
         for job in self.store.jobs_in_states(JobState.POWER):
             self.power.drive(job.id)
-        self._ending.extend(self.store.destroyed_jobs_holding_boards())
+        self.power.ended(self.store.destroyed_jobs_holding_boards())
         self._thread = threading.Thread(target=self._run, name="spalloc-lifecycle", daemon=True)
         self._thread.start()
         self.wake()
@@ -176,7 +173,7 @@ class Lifecycle:
             return False
         self.events.notify(("job", job_id), "jobs")
         self._job_ended(job_id)
-        self._ending.append(job_id)  # the worker has its boards powered off and freed
+        self.power.ended([job_id])  # the worker has its boards powered off and freed
         self._wake.set()
         self._wake_if_waiting()  # a waiting request may have queued behind this job
         return True
@@ -226,7 +223,7 @@ class Lifecycle:
             now = time.monotonic()
             try:
                 self.record_finished()
-                self._power_off_ended()
+                self.power.power_off_ended()
                 if self._pass_wanted or now >= next_alloc:
                     self._pass_wanted = False
                     self.allocate_pass()
@@ -254,14 +251,6 @@ class Lifecycle:
             self._stop.wait(window / 5)
             if not self._wake.is_set() or time.monotonic() >= deadline or self._stop.is_set():
                 return
-
-    def _power_off_ended(self) -> None:
-        """Hand the boards of every job destroyed since the last pass to one power-off."""
-        ending = []
-        while self._ending:
-            ending.append(self._ending.popleft())
-        if ending:
-            self.power.power_off_destroyed(ending)
 
     def record_finished(self) -> None:
         """Record every power change finished on the pool, in one transaction.

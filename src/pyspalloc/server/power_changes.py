@@ -19,7 +19,7 @@ from collections import defaultdict, deque
 from collections.abc import Callable, Iterable
 from contextlib import ExitStack
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from pyspalloc.geometry import MachineDefinition, Triad
 from pyspalloc.server.allocator import job_order, perimeter_for
@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 __all__ = ["POWER_ERROR_REASON", "PowerChanges", "PowerDone", "PoweredOff"]
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 POWER_ERROR_REASON = "Error changing power state!  Please contact an administrator."
 
@@ -77,6 +78,14 @@ class LifecycleHooks:
     finished: Callable[[], object]
 
 
+def _take_all(queue: deque[T]) -> list[T]:
+    """Empty a queue other threads append to; return what it held, oldest first."""
+    taken: list[T] = []
+    while queue:
+        taken.append(queue.popleft())
+    return taken
+
+
 class PowerChanges:
     """The power changes of every job, on ``config.power_workers`` threads."""
 
@@ -107,6 +116,8 @@ class PowerChanges:
         self._stopping = threading.Event()
         #: finished changes, for the worker to record (in order)
         self._finished: deque[Finished] = deque()
+        #: destroyed jobs whose boards are to be powered off, all together
+        self._ending: deque[int] = deque()
         #: per job, the timer of a power-on waiting for its boards to rest (at most one
         #: per job, however often its user asks; cancelled at stop)
         self._resting: dict[int, threading.Timer] = {}
@@ -127,16 +138,21 @@ class PowerChanges:
         for job_id, plan in plans.items():
             self._pool.submit(self._drive_power, job_id, plan)
 
-    def power_off_destroyed(self, job_ids: list[int]) -> None:
-        """Power off and free the boards of destroyed jobs, all together."""
-        self._pool.submit(self._power_off_and_free, job_ids)
+    def ended(self, job_ids: Iterable[int]) -> None:
+        """Note destroyed jobs whose boards are to be powered off and freed (by the next
+        :meth:`power_off_ended`)."""
+        self._ending.extend(job_ids)
+
+    def power_off_ended(self) -> None:
+        """Power off and free the boards of every job noted since the last call, all
+        together."""
+        ending = _take_all(self._ending)
+        if ending:
+            self._pool.submit(self._power_off_and_free, ending)
 
     def take_finished(self) -> list[Finished]:
         """The changes finished since the last call, oldest first."""
-        taken: list[Finished] = []
-        while self._finished:
-            taken.append(self._finished.popleft())
-        return taken
+        return _take_all(self._finished)
 
     def put_back(self, finished: list[Finished]) -> None:
         """Return changes :meth:`take_finished` gave, when recording them failed."""

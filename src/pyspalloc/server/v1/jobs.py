@@ -77,6 +77,8 @@ class V1Jobs:
         together = tuple(
             key[1] for key in keys if isinstance(key, tuple) and len(key) == 2 and key[0] == "job"
         )
+        if not together:
+            return
         with self._lock:
             for job_id in together:
                 self._remembered.pop(job_id, None)
@@ -128,8 +130,9 @@ class V1Jobs:
             if self._remembered.get(job.id) is job:
                 self._remembered[job.id] = updated
 
-    def _touch(self, job_id: int, host: str) -> None:
-        self.ctx.store.keepalive(job_id, host, owner_id=self.user.id)
+    def _touch(self, job_id: int, host: str) -> bool:
+        """Refresh a v1 job's keepalive; False if it is not a live job of the v1 user."""
+        return self.ctx.store.keepalive(job_id, host, owner_id=self.user.id)
 
     def _touched(self, job_id: int, host: str) -> JobInfo | None:
         """Read a v1 job, refreshing its keepalive first unless that was just done."""
@@ -139,7 +142,7 @@ class V1Jobs:
         now = time.time()
         if now - job.keepalive_time < KEEPALIVE_RESOLUTION and job.keepalive_host == host:
             return job
-        if self.ctx.store.keepalive(job_id, host, owner_id=self.user.id):
+        if self._touch(job_id, host):
             kept = dataclasses.replace(job, keepalive_time=now, keepalive_host=host)
             self._replace(job, kept)
             return kept
